@@ -1,0 +1,136 @@
+//! API tokens: `POST /api/v1/tokens`, `GET /api/v1/tokens`, `DELETE /api/v1/tokens/{token_id}`.
+//!
+//! The bootstrap admin manages tokens of any org (naming it); an org's admin tokens manage
+//! that org's tokens. The plaintext token is in the creation response only; we keep its digest.
+
+use http::{Method, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::domain::token::{format_token, token_digest};
+use crate::domain::{OrgId, Role, check_text, ids::parse_uuid};
+use crate::env::Env;
+use crate::error::Error;
+use crate::store::tokens::{self as store, ApiToken};
+
+use super::{
+    ApiRequest, BASE_PATH, PageBody, created, json_response, method_not_allowed, no_content,
+    no_route,
+};
+
+/// The longest token name we keep.
+const MAX_NAME_CHARS: usize = 200;
+
+pub fn routes(
+    request: &ApiRequest<'_>,
+    rest: &[&str],
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    match rest {
+        [] => match *request.method {
+            Method::POST => create(request, caller, env),
+            Method::GET => list(request, caller, env),
+            _ => method_not_allowed("GET, POST"),
+        },
+        [token_id] => match *request.method {
+            Method::DELETE => revoke(request, token_id, caller, env),
+            _ => method_not_allowed("DELETE"),
+        },
+        _ => no_route(request),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTokenBody {
+    #[serde(default)]
+    org_id: Option<String>,
+    role: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct TokenBody {
+    token_id: String,
+    org_id: String,
+    role: &'static str,
+    name: String,
+    created_at: String,
+    /// Only in the creation response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+impl From<ApiToken> for TokenBody {
+    fn from(token: ApiToken) -> Self {
+        TokenBody {
+            token_id: token.token_id.hyphenated().to_string(),
+            org_id: token.org_id.to_string(),
+            role: token.role.as_str(),
+            name: token.name,
+            created_at: token.created_at.to_stored(),
+            token: None,
+        }
+    }
+}
+
+fn create(
+    request: &ApiRequest<'_>,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let body: CreateTokenBody = request.json()?;
+    let named = body
+        .org_id
+        .as_deref()
+        .map(|o| OrgId::parse("org_id", o))
+        .transpose()?;
+    let org_id = caller.act_for(named, Role::Admin)?;
+    let role = Role::parse("role", &body.role)?;
+    check_text("name", &body.name, MAX_NAME_CHARS)?;
+    let token = ApiToken {
+        token_id: env.ids.new_id(),
+        org_id,
+        role,
+        name: body.name,
+        created_at: env.clock.now(),
+    };
+    let secret = format_token(env.ids.secret());
+    store::insert(env.db, &token, &token_digest(&secret))?;
+    let location = format!("{BASE_PATH}/tokens/{}", token.token_id.hyphenated());
+    created(
+        location,
+        &TokenBody {
+            token: Some(secret),
+            ..TokenBody::from(token)
+        },
+    )
+}
+
+fn list(
+    request: &ApiRequest<'_>,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let org_id = caller.act_for(request.named_org()?, Role::Admin)?;
+    let (limit, cursor) = request.page_request()?;
+    let after = cursor.map(|c| parse_uuid("cursor", c)).transpose()?;
+    let page = store::list(env.db, &org_id, after, limit)?;
+    json_response(StatusCode::OK, &PageBody::from_page(page, TokenBody::from))
+}
+
+fn revoke(
+    request: &ApiRequest<'_>,
+    token_id: &str,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let org_id = caller.act_for(request.named_org()?, Role::Admin)?;
+    let token_id = parse_uuid("token_id", token_id)?;
+    if store::revoke(env.db, token_id, &org_id, env.clock.now())? {
+        Ok(no_content())
+    } else {
+        Err(Error::not_found(format!("token {token_id} does not exist")))
+    }
+}

@@ -1,0 +1,239 @@
+//! Channels and their versions: `/api/v1/registries/{registry_id}/channels[/{channel}[/bump|/version]]`.
+//!
+//! - `GET  …/channels` and `GET …/channels/{channel}`: read (public registries: no token).
+//! - `PUT  …/channels/{channel}`: GetVersionForChannel — get-or-create (201 created, 200 existed),
+//!   starting at 0.0.0, `initial_version` or the version in `original_image_tag`.
+//! - `POST …/channels/{channel}/bump`: UpdateVersion — `{"update_type": "major"|"minor"|"patch"}`.
+//! - `PUT  …/channels/{channel}/version`: UpdateSemVersion — `{"version": "1.2.3"|"v1.2.3"|"{channel}-1.2.3"}`.
+
+use http::{Method, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::db::transaction;
+use crate::domain::{Channel, ImageVersion, RegistryId, Role, SemVersion, UpdateType};
+use crate::env::Env;
+use crate::error::Error;
+use crate::store::versions as store;
+
+use super::registries::{find_readable, find_writable};
+use super::{
+    ApiRequest, BASE_PATH, PageBody, created, json_response, method_not_allowed, no_route,
+};
+
+pub fn routes(
+    request: &ApiRequest<'_>,
+    registry_id: RegistryId,
+    rest: &[&str],
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let method = request.method;
+    match rest {
+        [] => match *method {
+            Method::GET => list(request, registry_id, caller, env),
+            _ => method_not_allowed("GET"),
+        },
+        [channel] => {
+            let channel = Channel::parse(channel)?;
+            match *method {
+                Method::GET => get(request, registry_id, &channel, caller, env),
+                Method::PUT => get_or_create(request, registry_id, &channel, caller, env),
+                _ => method_not_allowed("GET, PUT"),
+            }
+        }
+        [channel, "bump"] => {
+            let channel = Channel::parse(channel)?;
+            match *method {
+                Method::POST => bump(request, registry_id, &channel, caller, env),
+                _ => method_not_allowed("POST"),
+            }
+        }
+        [channel, "version"] => {
+            let channel = Channel::parse(channel)?;
+            match *method {
+                Method::PUT => set_version(request, registry_id, &channel, caller, env),
+                _ => method_not_allowed("PUT"),
+            }
+        }
+        _ => no_route(request),
+    }
+}
+
+/// The JSON form of a channel's version.
+#[derive(Serialize)]
+pub struct VersionBody {
+    registry_id: String,
+    channel: String,
+    major: u64,
+    minor: u64,
+    patch: u64,
+    /// `"{channel}-{major}.{minor}.{patch}"`
+    version: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<ImageVersion> for VersionBody {
+    fn from(version: ImageVersion) -> Self {
+        VersionBody {
+            registry_id: version.registry_id.to_text(),
+            channel: version.channel.to_string(),
+            major: version.version.major(),
+            minor: version.version.minor(),
+            patch: version.version.patch(),
+            version: version.version_string(),
+            created_at: version.created_at.to_stored(),
+            updated_at: version.updated_at.to_stored(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GetOrCreateBody {
+    #[serde(default)]
+    initial_version: Option<String>,
+    #[serde(default)]
+    original_image_tag: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BumpBody {
+    update_type: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetVersionBody {
+    version: String,
+}
+
+fn location(registry_id: RegistryId, channel: &Channel) -> String {
+    format!("{BASE_PATH}/registries/{registry_id}/channels/{channel}")
+}
+
+fn list(
+    request: &ApiRequest<'_>,
+    registry_id: RegistryId,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let registry = find_readable(request, registry_id, caller, env)?;
+    let (limit, cursor) = request.page_request()?;
+    let after = cursor
+        .map(|c| {
+            Channel::parse(c).map_err(|_| Error::Malformed {
+                detail: "cursor is not a channel name".into(),
+                field: Some("cursor".into()),
+            })
+        })
+        .transpose()?;
+    let page = store::list(env.db, registry.registry_id, after.as_ref(), limit)?;
+    json_response(
+        StatusCode::OK,
+        &PageBody::from_page(page, VersionBody::from),
+    )
+}
+
+fn get(
+    request: &ApiRequest<'_>,
+    registry_id: RegistryId,
+    channel: &Channel,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let registry = find_readable(request, registry_id, caller, env)?;
+    let version = store::find(env.db, registry.registry_id, channel)?.ok_or_else(|| {
+        Error::not_found(format!(
+            "channel {channel} does not exist in registry {registry_id}"
+        ))
+    })?;
+    json_response(StatusCode::OK, &VersionBody::from(version))
+}
+
+fn get_or_create(
+    request: &ApiRequest<'_>,
+    registry_id: RegistryId,
+    channel: &Channel,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let body: GetOrCreateBody = request.optional_json()?;
+    let initial = match (&body.initial_version, &body.original_image_tag) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "initial_version",
+                "give initial_version or original_image_tag, not both",
+            ));
+        }
+        (Some(version), None) => {
+            SemVersion::parse_for_channel("initial_version", channel, version)?
+        }
+        (None, Some(tag)) => SemVersion::parse_for_channel("original_image_tag", channel, tag)?,
+        (None, None) => SemVersion::default(),
+    };
+    let (version, was_created) = transaction(env.db, || {
+        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
+        store::get_or_create(env.db, &registry, channel, initial, env.clock.now())
+    })?;
+    if was_created {
+        created(location(registry_id, channel), &VersionBody::from(version))
+    } else {
+        json_response(StatusCode::OK, &VersionBody::from(version))
+    }
+}
+
+fn bump(
+    request: &ApiRequest<'_>,
+    registry_id: RegistryId,
+    channel: &Channel,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let body: BumpBody = request.json()?;
+    let update_type = UpdateType::parse("update_type", &body.update_type)?;
+    let bumped = transaction(env.db, || {
+        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
+        let now = env.clock.now();
+        let (current, _) =
+            store::get_or_create(env.db, &registry, channel, SemVersion::default(), now)?;
+        let next = current.version.bump(update_type)?;
+        store::set(env.db, &current, next, now)
+    })?;
+    json_response(StatusCode::OK, &VersionBody::from(bumped))
+}
+
+/// UpdateSemVersion. A version lower than the current one is refused (409): images are tagged
+/// with these strings, and going back would hand out a tag that was already used.
+fn set_version(
+    request: &ApiRequest<'_>,
+    registry_id: RegistryId,
+    channel: &Channel,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let body: SetVersionBody = request.json()?;
+    let requested = SemVersion::parse_for_channel("version", channel, &body.version)?;
+    let stored = transaction(env.db, || {
+        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
+        let now = env.clock.now();
+        let (current, _) = store::get_or_create(env.db, &registry, channel, requested, now)?;
+        if requested < current.version {
+            return Err(Error::Conflict {
+                detail: format!(
+                    "{} is lower than the channel's current version {}; versions never move backwards",
+                    requested.for_channel(channel),
+                    current.version_string()
+                ),
+                field: Some("version".to_owned()),
+            });
+        }
+        if requested == current.version {
+            return Ok(current);
+        }
+        store::set(env.db, &current, requested, now)
+    })?;
+    json_response(StatusCode::OK, &VersionBody::from(stored))
+}

@@ -1,0 +1,208 @@
+//! The storage seam: a `Db` trait shaped like Spin's SQLite interface.
+//!
+//! Spin gives a component `execute(sql, params) -> result<query-result, error>` and nothing
+//! else, and every SQL error arrives as `io(<message>)`. Core is written against exactly that,
+//! so the same code runs on `spin_sdk::sqlite` in a component and on rusqlite in native tests.
+//! Two facts of Spin shape the helpers here: only the first statement of an `execute` string
+//! runs, and a connection's open transaction is rolled back when the instance ends.
+
+use crate::error::Error;
+
+/// One SQLite value, as Spin's `value` variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null,
+}
+
+impl From<&str> for Value {
+    fn from(text: &str) -> Self {
+        Value::Text(text.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Self {
+        Value::Text(text)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(integer: i64) -> Self {
+        Value::Integer(integer)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(flag: bool) -> Self {
+        Value::Integer(i64::from(flag))
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Value::Null, Into::into)
+    }
+}
+
+/// The rows of one statement, as Spin's `query-result`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// A storage failure, classified from the message Spin gives us (`io(<message>)`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbError {
+    /// `database is locked` / `database is busy`: another writer held the lock past the busy
+    /// timeout. Retryable.
+    Busy(String),
+    /// A UNIQUE or PRIMARY KEY constraint failed; the message names `table.column`.
+    Unique(String),
+    /// A FOREIGN KEY constraint failed.
+    ForeignKey(String),
+    /// The database cannot be opened (Spin's `access-denied`, `no-such-database`, ...).
+    Unavailable(String),
+    /// Anything else: an I/O error, a full disk, or a bug in our SQL.
+    Other(String),
+}
+
+impl DbError {
+    /// Classifies an error message from SQLite (via Spin's `io(..)` or rusqlite's `Display`).
+    pub fn from_message(message: impl Into<String>) -> DbError {
+        let message = message.into();
+        if message.contains("database is locked") || message.contains("database is busy") {
+            DbError::Busy(message)
+        } else if message.contains("UNIQUE constraint failed")
+            || message.contains("PRIMARY KEY constraint failed")
+        {
+            DbError::Unique(message)
+        } else if message.contains("FOREIGN KEY constraint failed") {
+            DbError::ForeignKey(message)
+        } else {
+            DbError::Other(message)
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            DbError::Busy(m)
+            | DbError::Unique(m)
+            | DbError::ForeignKey(m)
+            | DbError::Unavailable(m)
+            | DbError::Other(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// What core needs from a database: Spin's `execute`, one statement per call.
+pub trait Db {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
+}
+
+/// Runs `work` inside `BEGIN IMMEDIATE … COMMIT`, rolling back on any error.
+///
+/// `IMMEDIATE` takes the write lock up front, so two writers never deadlock upgrading a read
+/// lock, and the busy timeout applies at `BEGIN`, before any work is done. If `COMMIT` itself
+/// fails the transaction is still open in SQLite, so it is rolled back too: a failed request
+/// never leaves half a write behind, even if the connection outlived the request.
+pub fn transaction<T>(db: &dyn Db, work: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    db.execute("BEGIN IMMEDIATE", &[])?;
+    let outcome = work().and_then(|value| {
+        db.execute("COMMIT", &[])?;
+        Ok(value)
+    });
+    if outcome.is_err() {
+        if let Err(rollback) = db.execute("ROLLBACK", &[]) {
+            // Nothing to roll back is expected when COMMIT succeeded halfway or BEGIN failed;
+            // anything else is worth a line in the log, the original error still wins.
+            if !rollback.message().contains("no transaction is active") {
+                eprintln!("cd-core: ROLLBACK failed: {rollback}");
+            }
+        }
+    }
+    outcome
+}
+
+/// Typed access to one row, by column position.
+pub struct Row<'a> {
+    values: &'a [Value],
+}
+
+impl<'a> Row<'a> {
+    pub fn new(values: &'a [Value]) -> Self {
+        Row { values }
+    }
+
+    fn value(&self, index: usize) -> Result<&'a Value, Error> {
+        self.values
+            .get(index)
+            .ok_or_else(|| Error::storage(format!("row has no column {index}")))
+    }
+
+    pub fn text(&self, index: usize) -> Result<String, Error> {
+        match self.value(index)? {
+            Value::Text(text) => Ok(text.clone()),
+            other => Err(Error::storage(format!(
+                "column {index}: expected text, got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn optional_text(&self, index: usize) -> Result<Option<String>, Error> {
+        match self.value(index)? {
+            Value::Null => Ok(None),
+            _ => self.text(index).map(Some),
+        }
+    }
+
+    pub fn integer(&self, index: usize) -> Result<i64, Error> {
+        match self.value(index)? {
+            Value::Integer(integer) => Ok(*integer),
+            other => Err(Error::storage(format!(
+                "column {index}: expected integer, got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn optional_integer(&self, index: usize) -> Result<Option<i64>, Error> {
+        match self.value(index)? {
+            Value::Null => Ok(None),
+            _ => self.integer(index).map(Some),
+        }
+    }
+
+    pub fn real(&self, index: usize) -> Result<f64, Error> {
+        match self.value(index)? {
+            Value::Real(real) => Ok(*real),
+            Value::Integer(integer) => Ok(*integer as f64),
+            other => Err(Error::storage(format!(
+                "column {index}: expected real, got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn flag(&self, index: usize) -> Result<bool, Error> {
+        Ok(self.integer(index)? != 0)
+    }
+}
+
+impl Rows {
+    pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
+        self.rows.iter().map(|values| Row::new(values))
+    }
+
+    pub fn first(&self) -> Option<Row<'_>> {
+        self.rows.first().map(|values| Row::new(values))
+    }
+}

@@ -1,0 +1,78 @@
+//! Channel names: the version streams inside a registry (`default`, `beta`, `release-2.x`).
+
+use crate::Error;
+
+/// A channel name: 1–63 characters of lowercase letters, digits, `-` and `.`.
+///
+/// The limits make a channel safe inside an image tag (`{channel}-{major}.{minor}.{patch}` stays
+/// a valid OCI tag) and inside a URL path segment without escaping.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Channel(String);
+
+impl Channel {
+    pub const MAX_LEN: usize = 63;
+
+    pub fn parse(value: &str) -> Result<Channel, Error> {
+        const FIELD: &str = "channel";
+        if value.is_empty() {
+            return Err(Error::invalid(FIELD, super::EMPTY));
+        }
+        if value.len() > Self::MAX_LEN {
+            return Err(Error::invalid(FIELD, "must be at most 63 characters"));
+        }
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        {
+            return Err(Error::invalid(
+                FIELD,
+                "must be lowercase letters, digits, '-' and '.' only",
+            ));
+        }
+        Ok(Channel(value.to_owned()))
+    }
+
+    /// The channel every registry starts with and a CD request uses when it names none.
+    pub fn default_channel() -> Channel {
+        Channel("default".to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_follow_the_tag_safe_alphabet() {
+        for ok in ["default", "beta", "release-2.x", "a", &"a".repeat(63)] {
+            assert!(Channel::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Beta",
+            "beta_1",
+            "beta/1",
+            "bêta",
+            " beta",
+            &"a".repeat(64),
+            "a;--",
+        ] {
+            let error = Channel::parse(bad).unwrap_err();
+            assert_eq!(
+                error.status(),
+                http::StatusCode::UNPROCESSABLE_ENTITY,
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Domain types. Each is made only through `parse` (or `TryFrom`), so holding one means it is
+//! valid. None of them knows JSON or SQL: `api` and `store` convert at the edges.
+
+pub mod channel;
+pub mod ids;
+pub mod org;
+pub mod registry;
+pub mod time;
+pub mod token;
+pub mod version;
+
+pub use channel::Channel;
+pub use ids::RegistryId;
+pub use org::OrgId;
+pub use registry::{ContainerRegistryId, ImageRegistry, ImageRepositoryName, TokenVaultId};
+pub use time::Timestamp;
+pub use token::Role;
+pub use version::{ImageVersion, SemVersion, UpdateType};
+
+/// The reason given when a required string is empty.
+pub(crate) const EMPTY: &str = "must not be empty";
+
+/// Rejects control characters: they break logs, terminals and CSV exports downstream, and no
+/// identifier or name in this domain needs one.
+pub(crate) fn check_printable(field: &str, value: &str) -> Result<(), crate::Error> {
+    if value.chars().any(char::is_control) {
+        return Err(crate::Error::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A required, length-limited, printable string.
+pub(crate) fn check_text(field: &str, value: &str, max_chars: usize) -> Result<(), crate::Error> {
+    if value.is_empty() {
+        return Err(crate::Error::invalid(field, EMPTY));
+    }
+    if value.chars().count() > max_chars {
+        return Err(crate::Error::invalid(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    check_printable(field, value)
+}

@@ -1,0 +1,85 @@
+//! What a request needs besides itself: storage, time, randomness and configuration.
+//!
+//! Time and ids are injected so that core tests are deterministic; components pass the
+//! system clock and the system's randomness (WASI `random`, which Spin provides).
+
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::domain::Timestamp;
+
+/// The current instant.
+pub trait Clock {
+    fn now(&self) -> Timestamp;
+}
+
+/// New ids and secrets.
+pub trait Ids {
+    /// A new UUIDv7 (time-ordered).
+    fn new_id(&self) -> Uuid;
+    /// 256 bits from a cryptographically secure source, for token secrets.
+    fn secret(&self) -> [u8; 32];
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_utc(chrono::Utc::now())
+    }
+}
+
+/// UUIDv7 from the clock and the OS (WASI) random source.
+pub struct SystemIds;
+
+impl Ids for SystemIds {
+    fn new_id(&self) -> Uuid {
+        Uuid::now_v7()
+    }
+
+    fn secret(&self) -> [u8; 32] {
+        let mut secret = [0u8; 32];
+        // A host that cannot give randomness cannot mint tokens safely: failing loudly (a
+        // trap → 500) is right, and WASI's random never fails in Spin.
+        getrandom::fill(&mut secret).expect("the platform's random source is available");
+        secret
+    }
+}
+
+/// Deployment configuration, read by the shells from Spin variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The bootstrap admin token (`admin_token`); `None` or empty disables it.
+    pub admin_token: Option<String>,
+    /// The largest accepted request body (`max_body_bytes`).
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+    /// Builds the configuration from the raw variable values, falling back to defaults for a
+    /// missing or unparsable body limit (and saying so in the log).
+    pub fn from_variables(admin_token: Option<String>, max_body_bytes: Option<String>) -> Config {
+        let max_body_bytes = match max_body_bytes.as_deref().map(str::trim) {
+            None | Some("") => Self::DEFAULT_MAX_BODY_BYTES,
+            Some(raw) => raw.parse().unwrap_or_else(|_| {
+                eprintln!("cd-core: max_body_bytes {raw:?} is not a number; using the default");
+                Self::DEFAULT_MAX_BODY_BYTES
+            }),
+        };
+        Config {
+            admin_token: admin_token.filter(|t| !t.is_empty()),
+            max_body_bytes,
+        }
+    }
+}
+
+/// Everything a handler may use.
+pub struct Env<'a> {
+    pub db: &'a dyn Db,
+    pub clock: &'a dyn Clock,
+    pub ids: &'a dyn Ids,
+    pub config: Config,
+}

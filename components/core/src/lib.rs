@@ -1,0 +1,72 @@
+//! cd-core: everything cd-images decides, with no I/O of its own.
+//!
+//! The Spin components are thin shells: each adapts Spin's SQLite connection to [`Db`], reads
+//! its variables into [`Config`], and calls one entry point here with an
+//! `http::Request<Vec<u8>>`. Everything else — validation, version rules, SQL, authorization,
+//! routing, problem+json — lives in this crate and is tested natively against rusqlite.
+//!
+//! # Layout
+//! - [`domain`]: types made only by parsing (channel, semantic version, registry fields, org id,
+//!   timestamp, role). No serde, no SQL.
+//! - [`store`]: the SQL, one statement per `execute`, rows mapped to domain types.
+//! - [`api`]: JSON counterparts, route tables and handlers, written against `http`.
+//! - [`auth`]: bearer tokens → a caller, org scoping.
+//! - [`db`]: the `Db` trait (Spin's SQLite interface) and the transaction helper.
+//! - [`migrations`]: the embedded `migrations/*.sql` and the lazy, race-safe runner.
+//! - [`error`]: the one error enum and its problem+json mapping.
+//! - [`env`]: injected clock, ids and configuration.
+//!
+//! # Invariants
+//! - Core never imports `spin_sdk` and does no I/O except through `Db`.
+//! - Every query filters by the org the caller acts for; another org's row is a 404.
+//! - Every multi-statement write runs in one `BEGIN IMMEDIATE` transaction.
+//! - No handler panics on client input; every error is problem+json.
+
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod domain;
+pub mod env;
+pub mod error;
+pub mod migrations;
+#[cfg(any(test, feature = "rusqlite"))]
+pub mod sqlite_native;
+pub mod store;
+
+pub use db::{Db, DbError, Rows, Value};
+pub use env::{Clock, Config, Env, Ids, SystemClock, SystemIds};
+pub use error::Error;
+
+/// The registry component: registries, channels and versions, tokens, its health route.
+pub fn handle_registry_request(
+    request: &http::Request<Vec<u8>>,
+    env: &Env<'_>,
+) -> http::Response<Vec<u8>> {
+    api::serve(request, env, api::registries::routes)
+}
+
+/// The images component: image entries (its routes arrive with the image-entry work).
+pub fn handle_images_request(
+    request: &http::Request<Vec<u8>>,
+    env: &Env<'_>,
+) -> http::Response<Vec<u8>> {
+    api::serve(request, env, |request, _caller, _env| {
+        match request.segments.as_slice() {
+            ["health", "images"] => api::health::health(request, "images"),
+            _ => api::no_route(request),
+        }
+    })
+}
+
+/// The lead-time component: deployments and DORA (its routes arrive with the lead-time work).
+pub fn handle_lead_time_request(
+    request: &http::Request<Vec<u8>>,
+    env: &Env<'_>,
+) -> http::Response<Vec<u8>> {
+    api::serve(request, env, |request, _caller, _env| {
+        match request.segments.as_slice() {
+            ["health", "lead-time"] => api::health::health(request, "lead-time"),
+            _ => api::no_route(request),
+        }
+    })
+}

@@ -1,0 +1,213 @@
+//! The schema, applied lazily and idempotently on the first request that needs it.
+//!
+//! Spin has no start-up hook and gives each request a fresh instance, so every request checks
+//! the schema version (one read on an indexed table). Only when the database is behind does it
+//! take the write lock with `BEGIN IMMEDIATE`, read the version again (another component may
+//! have migrated meanwhile) and apply the missing migrations statement by statement, all in one
+//! transaction: a crash midway leaves the previous schema, never half of a new one.
+
+use crate::db::{Db, DbError, transaction};
+use crate::error::Error;
+
+/// One embedded migration file.
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. Append only.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_registries_and_tokens",
+    sql: include_str!("../../../migrations/0001_registries_and_tokens.sql"),
+}];
+
+/// The schema version this build expects.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Brings the database up to [`latest_version`] and returns the version it found it at.
+pub fn ensure_schema(db: &dyn Db) -> Result<i64, Error> {
+    let latest = latest_version();
+    match current_version(db) {
+        Ok(version) if version >= latest => return Ok(version),
+        Ok(_) => {}
+        Err(DbError::Other(message)) if message.contains("no such table") => {
+            // A brand-new database: make it WAL before the first write. WAL is a property of
+            // the file (it persists), lets readers run beside the one writer, and commits with
+            // one fsync instead of journal-mode delete's several. It cannot be set inside a
+            // transaction, and a backend without it (libSQL server) simply refuses: both fine.
+            if let Err(error) = db.execute("PRAGMA journal_mode = WAL", &[]) {
+                eprintln!("cd-core: journal_mode WAL not set: {error}");
+            }
+        }
+        Err(other) => return Err(other.into()),
+    }
+    transaction(db, || {
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+            )",
+            &[],
+        )?;
+        let found = current_version(db)?;
+        for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
+            for statement in statements(migration.sql) {
+                db.execute(&statement, &[]).map_err(|e| {
+                    Error::storage(format!("migration {} failed: {e}", migration.name))
+                })?;
+            }
+            db.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                &[migration.version.into(), migration.name.into()],
+            )?;
+        }
+        Ok(found)
+    })
+}
+
+fn current_version(db: &dyn Db) -> Result<i64, DbError> {
+    let rows = db.execute(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        &[],
+    )?;
+    match rows.rows.first().and_then(|row| row.first()) {
+        Some(crate::db::Value::Integer(version)) => Ok(*version),
+        other => Err(DbError::Other(format!(
+            "unexpected schema version {other:?}"
+        ))),
+    }
+}
+
+/// Splits a migration file into statements at `;` ending a line, dropping `--` comments.
+pub fn statements(sql: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let code = line.split("--").next().unwrap_or("").trim_end();
+        if code.trim().is_empty() {
+            continue;
+        }
+        current.push_str(code);
+        current.push('\n');
+        if code.ends_with(';') {
+            statements.push(std::mem::take(&mut current).trim().to_owned());
+        }
+    }
+    if !current.trim().is_empty() {
+        statements.push(current.trim().to_owned());
+    }
+    statements
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_from_one() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, index as i64 + 1);
+            assert!(
+                migration
+                    .name
+                    .starts_with(&format!("{:04}_", migration.version))
+            );
+        }
+    }
+
+    #[test]
+    fn running_pieces_one_by_one_builds_the_same_schema_as_the_whole_file() {
+        // Spin runs only the first statement of each execute: if a piece hid a second
+        // statement, the piecewise schema would lack what that statement creates.
+        let piecewise = rusqlite::Connection::open_in_memory().unwrap();
+        let whole = rusqlite::Connection::open_in_memory().unwrap();
+        for migration in MIGRATIONS {
+            for piece in statements(migration.sql) {
+                piecewise.prepare(&piece).unwrap().raw_execute().unwrap();
+            }
+            whole.execute_batch(migration.sql).unwrap();
+        }
+        let schema = |c: &rusqlite::Connection| -> Vec<(String, String)> {
+            let mut s = c
+                .prepare("SELECT type, name FROM sqlite_master ORDER BY name")
+                .unwrap();
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(schema(&piecewise), schema(&whole));
+        assert!(schema(&whole).len() >= 4);
+    }
+
+    #[test]
+    fn ensure_schema_migrates_once_and_is_a_no_op_afterwards() {
+        let db = crate::sqlite_native::RusqliteDb::open_in_memory();
+        assert_eq!(ensure_schema(&db).unwrap(), 0, "found an empty database");
+        assert_eq!(ensure_schema(&db).unwrap(), latest_version());
+        let rows = db
+            .execute("SELECT COUNT(*) FROM schema_migrations", &[])
+            .unwrap();
+        assert_eq!(
+            rows.rows[0][0],
+            crate::db::Value::Integer(MIGRATIONS.len() as i64)
+        );
+    }
+
+    #[test]
+    fn a_failed_migration_leaves_the_previous_schema() {
+        // A Db that fails the Nth statement, for every N of the migration run.
+        struct FailAt<'a> {
+            inner: &'a dyn Db,
+            fail_at: usize,
+            seen: std::cell::Cell<usize>,
+        }
+        impl Db for FailAt<'_> {
+            fn execute(
+                &self,
+                sql: &str,
+                params: &[crate::db::Value],
+            ) -> Result<crate::db::Rows, DbError> {
+                let n = self.seen.get();
+                self.seen.set(n + 1);
+                if n == self.fail_at && sql != "ROLLBACK" {
+                    return Err(DbError::Other("disk I/O error".to_owned()));
+                }
+                self.inner.execute(sql, params)
+            }
+        }
+        let statement_count = MIGRATIONS
+            .iter()
+            .map(|m| statements(m.sql).len() + 1)
+            .sum::<usize>()
+            + 5;
+        for fail_at in 0..statement_count {
+            let db = crate::sqlite_native::RusqliteDb::open_in_memory();
+            let failing = FailAt {
+                inner: &db,
+                fail_at,
+                seen: std::cell::Cell::new(0),
+            };
+            let outcome = ensure_schema(&failing);
+            let tables = db
+                .execute(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'image_registries'",
+                    &[],
+                )
+                .unwrap();
+            let migrated = tables.rows[0][0] == crate::db::Value::Integer(1);
+            assert_eq!(
+                outcome.is_ok(),
+                migrated,
+                "failure at statement {fail_at}: all or nothing"
+            );
+            // And a retry always completes.
+            ensure_schema(&db).unwrap();
+        }
+    }
+}

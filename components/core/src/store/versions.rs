@@ -1,0 +1,123 @@
+//! `image_versions`: the current version of each channel of a registry.
+//!
+//! Every function that changes a version expects to run inside a transaction opened by the
+//! caller (`db::transaction`), so read-modify-write is atomic under `BEGIN IMMEDIATE`.
+
+use crate::db::{Db, Row};
+use crate::domain::{Channel, ImageRegistry, ImageVersion, RegistryId, SemVersion, Timestamp};
+use crate::error::Error;
+
+use super::Page;
+
+const COLUMNS: &str = "registry_id, channel, major, minor, patch, created_at, updated_at";
+
+fn from_row(row: Row<'_>) -> Result<ImageVersion, Error> {
+    let stored = |e: Error| Error::storage(format!("unreadable image version row: {e}"));
+    let part = |index: usize| -> Result<u64, Error> {
+        u64::try_from(row.integer(index)?).map_err(|_| Error::storage("negative version part"))
+    };
+    Ok(ImageVersion {
+        registry_id: RegistryId::parse("registry_id", &row.text(0)?).map_err(stored)?,
+        channel: Channel::parse(&row.text(1)?).map_err(stored)?,
+        version: SemVersion::new(part(2)?, part(3)?, part(4)?).map_err(stored)?,
+        created_at: Timestamp::from_stored(&row.text(5)?)?,
+        updated_at: Timestamp::from_stored(&row.text(6)?)?,
+    })
+}
+
+pub fn find(
+    db: &dyn Db,
+    registry_id: RegistryId,
+    channel: &Channel,
+) -> Result<Option<ImageVersion>, Error> {
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM image_versions WHERE registry_id = ? AND channel = ?"),
+        &[registry_id.to_text().into(), channel.as_str().into()],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
+/// The registry's channels in name order (channels are names, not events).
+pub fn list(
+    db: &dyn Db,
+    registry_id: RegistryId,
+    after: Option<&Channel>,
+    limit: usize,
+) -> Result<Page<ImageVersion>, Error> {
+    let fetch = (limit as i64 + 1).into();
+    let rows = match after {
+        None => db.execute(
+            &format!("SELECT {COLUMNS} FROM image_versions WHERE registry_id = ? ORDER BY channel LIMIT ?"),
+            &[registry_id.to_text().into(), fetch],
+        )?,
+        Some(cursor) => db.execute(
+            &format!(
+                "SELECT {COLUMNS} FROM image_versions WHERE registry_id = ? AND channel > ? \
+                 ORDER BY channel LIMIT ?"
+            ),
+            &[registry_id.to_text().into(), cursor.as_str().into(), fetch],
+        )?,
+    };
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(items, limit, |v| v.channel.to_string()))
+}
+
+/// GetVersionForChannel: the channel's version, created at `initial` if it does not exist yet.
+/// Returns the version and whether it was created. Call inside a transaction.
+pub fn get_or_create(
+    db: &dyn Db,
+    registry: &ImageRegistry,
+    channel: &Channel,
+    initial: SemVersion,
+    now: Timestamp,
+) -> Result<(ImageVersion, bool), Error> {
+    // ON CONFLICT DO NOTHING + RETURNING tells in one statement whether this call created it.
+    let created = db.execute(
+        &format!(
+            "INSERT INTO image_versions (registry_id, channel, org_id, major, minor, patch, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (registry_id, channel) DO NOTHING RETURNING {COLUMNS}"
+        ),
+        &[
+            registry.registry_id.to_text().into(),
+            channel.as_str().into(),
+            registry.org_id.as_str().into(),
+            (initial.major() as i64).into(),
+            (initial.minor() as i64).into(),
+            (initial.patch() as i64).into(),
+            now.to_stored().into(),
+            now.to_stored().into(),
+        ],
+    )?;
+    if let Some(row) = created.first() {
+        return Ok((from_row(row)?, true));
+    }
+    let existing = find(db, registry.registry_id, channel)?
+        .ok_or_else(|| Error::storage("a channel version vanished inside a transaction"))?;
+    Ok((existing, false))
+}
+
+/// Stores a new version for an existing channel. Call inside a transaction.
+pub fn set(
+    db: &dyn Db,
+    current: &ImageVersion,
+    version: SemVersion,
+    now: Timestamp,
+) -> Result<ImageVersion, Error> {
+    db.execute(
+        "UPDATE image_versions SET major = ?, minor = ?, patch = ?, updated_at = ? \
+         WHERE registry_id = ? AND channel = ?",
+        &[
+            (version.major() as i64).into(),
+            (version.minor() as i64).into(),
+            (version.patch() as i64).into(),
+            now.to_stored().into(),
+            current.registry_id.to_text().into(),
+            current.channel.as_str().into(),
+        ],
+    )?;
+    Ok(ImageVersion {
+        version,
+        updated_at: now,
+        ..current.clone()
+    })
+}

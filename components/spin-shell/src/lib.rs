@@ -1,0 +1,133 @@
+//! The adapter between Spin and cd-core, shared by every component.
+//!
+//! It is the only code that touches `spin_sdk`: it reads the component's variables, streams
+//! the request body up to the configured limit, adapts `spin_sdk::sqlite::Connection` to
+//! [`cd_core::Db`], and calls a cd-core entry point. Each component crate is then one
+//! `#[http_component]` naming its entry point.
+
+use cd_core::{Config, Db, DbError, Env, Error, Rows, SystemClock, SystemIds, Value};
+use futures::StreamExt;
+use spin_sdk::http::IncomingRequest;
+use spin_sdk::sqlite::{self, Connection};
+use spin_sdk::variables;
+
+/// A cd-core entry point: one of `cd_core::handle_*_request`.
+pub type EntryPoint = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
+
+/// Serves one request: the whole life of a component instance.
+pub async fn serve(request: IncomingRequest, entry_point: EntryPoint) -> http::Response<Vec<u8>> {
+    let config = Config::from_variables(
+        variables::get("admin_token").ok(),
+        variables::get("max_body_bytes").ok(),
+    );
+    let request = match read_request(request, config.max_body_bytes).await {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    // Spin opens lazily: this does no I/O, and a failure to open shows on the first execute.
+    let db = match Connection::open_default() {
+        Ok(connection) => SpinDb(connection),
+        Err(error) => {
+            return Error::storage(format!("cannot open the default database: {error}"))
+                .into_response();
+        }
+    };
+    let env = Env {
+        db: &db,
+        clock: &SystemClock,
+        ids: &SystemIds,
+        config,
+    };
+    entry_point(&request, &env)
+}
+
+/// How much of a too-large body we read and discard before answering 413. Answering while the
+/// client is still sending makes many clients (and proxies) see a reset connection instead of
+/// our problem document; draining a bounded amount lets them read it. Bodies larger than this
+/// get the 413 without draining.
+const DRAIN_LIMIT: u64 = 32 * 1024 * 1024;
+
+/// Turns Spin's request into `http::Request<Vec<u8>>`, refusing bodies over `limit` while
+/// holding at most `limit` bytes of them.
+async fn read_request(
+    request: IncomingRequest,
+    limit: usize,
+) -> Result<http::Request<Vec<u8>>, Error> {
+    let mut builder = http::Request::builder()
+        .method(http::Method::from(request.method()))
+        .uri(request.path_with_query().unwrap_or_else(|| "/".to_owned()));
+    let mut declared_length = None;
+    for (name, value) in request.headers().entries() {
+        if name.eq_ignore_ascii_case("content-length") {
+            declared_length = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
+        }
+        builder = builder.header(name, value);
+    }
+    let too_large = Error::PayloadTooLarge { limit };
+    if declared_length.is_some_and(|length| length > DRAIN_LIMIT) {
+        return Err(too_large);
+    }
+    let mut body = Vec::new();
+    let mut received: u64 = 0;
+    let mut stream = request.into_body_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| Error::malformed(format!("the request body could not be read: {e:?}")))?;
+        received += chunk.len() as u64;
+        if received > DRAIN_LIMIT {
+            return Err(too_large);
+        }
+        if received <= limit as u64 {
+            body.extend_from_slice(&chunk);
+        }
+    }
+    if received > limit as u64 {
+        return Err(too_large);
+    }
+    builder
+        .body(body)
+        .map_err(|e| Error::malformed(format!("unreadable request: {e}")))
+}
+
+/// `spin_sdk::sqlite::Connection` as a [`Db`].
+struct SpinDb(Connection);
+
+impl Db for SpinDb {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        let params: Vec<sqlite::Value> = params.iter().map(to_spin).collect();
+        match self.0.execute(sql, &params) {
+            Ok(result) => Ok(Rows {
+                columns: result.columns,
+                rows: result
+                    .rows
+                    .into_iter()
+                    .map(|row| row.values.into_iter().map(from_spin).collect())
+                    .collect(),
+            }),
+            Err(sqlite::Error::Io(message)) => Err(DbError::from_message(message)),
+            Err(other) => Err(DbError::Unavailable(format!("{other:?}"))),
+        }
+    }
+}
+
+fn to_spin(value: &Value) -> sqlite::Value {
+    match value {
+        Value::Integer(i) => sqlite::Value::Integer(*i),
+        Value::Real(r) => sqlite::Value::Real(*r),
+        Value::Text(t) => sqlite::Value::Text(t.clone()),
+        Value::Blob(b) => sqlite::Value::Blob(b.clone()),
+        Value::Null => sqlite::Value::Null,
+    }
+}
+
+fn from_spin(value: sqlite::Value) -> Value {
+    match value {
+        sqlite::Value::Integer(i) => Value::Integer(i),
+        sqlite::Value::Real(r) => Value::Real(r),
+        sqlite::Value::Text(t) => Value::Text(t),
+        sqlite::Value::Blob(b) => Value::Blob(b),
+        sqlite::Value::Null => Value::Null,
+    }
+}

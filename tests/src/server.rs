@@ -1,0 +1,564 @@
+//! Hosting: the wasmtime engine, one pre-instantiated component per manifest component, a fresh
+//! store and instance per request, and HTTP on a loopback port.
+//!
+//! A request goes: health check → route → `spin-*` headers → new `Store` → instantiate from the
+//! component's `ProxyPre` → `wasi:http/incoming-handler.handle`. The response streams while the
+//! guest runs; the store (and with it every SQLite connection, rolling back open transactions)
+//! is dropped when the handler returns. Guest stdout/stderr go to a shared [`GuestOutput`].
+
+use crate::headers;
+use crate::manifest::Manifest;
+use crate::routing::Router;
+use crate::sqlite::{self, SqliteConfig, SqliteState};
+use crate::variables::Resolver;
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// How to load an application.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Path to `spin.toml`.
+    pub manifest: PathBuf,
+    /// The file behind the `default` SQLite label; `<manifest dir>/.spin/sqlite_db.db` if `None`.
+    pub database: Option<PathBuf>,
+    /// Runtime variable values, like `spin up --variable k=v` (they win over everything).
+    pub variables: HashMap<String, String>,
+    /// The environment `SPIN_VARIABLE_*` are read from (the binary passes the process env).
+    pub env: HashMap<String, String>,
+}
+
+impl HostOptions {
+    /// Options with no variables, an empty environment and the default database.
+    pub fn new(manifest: impl Into<PathBuf>) -> Self {
+        HostOptions {
+            manifest: manifest.into(),
+            database: None,
+            variables: HashMap::new(),
+            env: HashMap::new(),
+        }
+    }
+}
+
+/// A loaded application, ready to serve requests (cheap to clone; `Send + Sync`).
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    router: Router,
+    components: HashMap<String, LoadedComponent>,
+    resolver: Arc<Resolver>,
+    output: GuestOutput,
+}
+
+struct LoadedComponent {
+    pre: ProxyPre<State>,
+    sqlite: Arc<SqliteConfig>,
+    environment: Vec<(String, String)>,
+}
+
+/// What one store holds: WASI, wasi-http and Spin's interfaces for one instance.
+pub struct State {
+    pub(crate) component_id: String,
+    pub(crate) table: ResourceTable,
+    pub(crate) sqlite: SqliteState,
+    pub(crate) variables: Arc<Resolver>,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// One engine per process: compiled code and the instance pool are shared by every `Host`.
+pub(crate) fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        // Compiled components are cached on disk across runs (wasmtime's own cache, default
+        // directory); if the cache cannot be set up we just compile every time.
+        if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
+            config.cache(Some(cache));
+        }
+        // Spin uses the pooling allocator: instantiation per request is then a few µs of
+        // bookkeeping. It reserves address space up front, so fall back if that is refused.
+        let mut pooling = config.clone();
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(1024)
+            .total_memories(256)
+            .total_tables(1024)
+            .total_stacks(256);
+        pooling.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        Engine::new(&pooling)
+            .or_else(|_| Engine::new(&config))
+            .expect("a wasmtime engine with the default configuration")
+    })
+}
+
+impl Host {
+    /// Loads `spin.toml`, compiles (or loads from cache) every component, and checks what Spin
+    /// checks at start-up: sources exist, variables resolve, SQLite labels are defined.
+    pub fn load(options: HostOptions) -> anyhow::Result<Host> {
+        let manifest = Manifest::load(&options.manifest)?;
+        let resolver = Arc::new(Resolver::new(
+            &manifest,
+            options.variables.clone(),
+            options.env.clone(),
+        )?);
+        sqlite::check_labels(
+            manifest
+                .components
+                .iter()
+                .map(|(id, c)| (id.as_str(), c.sqlite_databases.as_slice())),
+        )?;
+        let default_path = options
+            .database
+            .clone()
+            .unwrap_or_else(|| manifest.dir.join(".spin").join("sqlite_db.db"));
+
+        let engine = engine();
+        let mut linker = Linker::<State>::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        crate::bindings::SpinImports::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+
+        let cargo_target_dir = options
+            .env
+            .get("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from));
+        let mut components = HashMap::new();
+        for (id, decl) in &manifest.components {
+            let path = manifest.component_source(id, cargo_target_dir.as_deref())?;
+            let component = Component::from_file(engine, &path)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot compile component {id:?} ({})", path.display()))?;
+            let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("component {id:?} is not a wasi:http handler"))?;
+            components.insert(
+                id.clone(),
+                LoadedComponent {
+                    pre,
+                    sqlite: Arc::new(SqliteConfig {
+                        allowed: decl.sqlite_databases.clone(),
+                        default_path: default_path.clone(),
+                    }),
+                    environment: decl
+                        .environment
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                },
+            );
+        }
+
+        let router =
+            Router::new(manifest.triggers.iter().filter_map(|trigger| {
+                Some((trigger.route.as_deref()?, trigger.component.as_str()))
+            }));
+        Ok(Host {
+            inner: Arc::new(Inner {
+                router,
+                components,
+                resolver,
+                output: GuestOutput::default(),
+            }),
+        })
+    }
+
+    /// Serves one in-memory request as if it came from `client_addr`.
+    ///
+    /// The response body is collected; an error while it streams (a trap after the response
+    /// started) gives a 500 here, where a real connection would be cut short.
+    pub async fn handle(
+        &self,
+        req: http::Request<Bytes>,
+        client_addr: SocketAddr,
+    ) -> http::Response<Bytes> {
+        let response = self.serve(req.map(Full::new), client_addr).await;
+        let (parts, body) = response.into_parts();
+        match body.collect().await {
+            Ok(body) => http::Response::from_parts(parts, body.to_bytes()),
+            Err(error) => {
+                self.inner
+                    .output
+                    .log(&format!("response body failed: {error}"));
+                empty(http::StatusCode::INTERNAL_SERVER_ERROR).map(|_| Bytes::new())
+            }
+        }
+    }
+
+    /// Everything guests wrote to stdout/stderr so far (and host-side errors about them).
+    pub fn guest_output(&self) -> String {
+        self.inner.output.contents()
+    }
+
+    /// Also copy guest output to the host's stderr as it is written (the binary does this).
+    pub fn forward_guest_output(&self, forward: bool) {
+        self.inner.output.forward.store(forward, Ordering::Relaxed);
+    }
+
+    /// The routes in precedence order, as `(route as written, component)`.
+    pub fn routes(&self) -> Vec<(String, String)> {
+        self.inner
+            .router
+            .routes()
+            .iter()
+            .map(|r| (r.raw.clone(), r.component.clone()))
+            .collect()
+    }
+
+    /// Serves one request, streaming the response body (what the HTTP server uses).
+    pub async fn serve<B>(
+        &self,
+        req: hyper::Request<B>,
+        client_addr: SocketAddr,
+    ) -> hyper::Response<HyperOutgoingBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let path = req.uri().path();
+        if path == "/.well-known/spin/health" {
+            return text(http::StatusCode::OK, "OK");
+        }
+        if path.starts_with("/.well-known/spin/") {
+            return empty(http::StatusCode::NOT_FOUND);
+        }
+        let Some(matched) = self.inner.router.route(path) else {
+            return empty(http::StatusCode::NOT_FOUND);
+        };
+        let component_id = matched.route.component.clone();
+        match self.prepare(req, &matched, client_addr) {
+            Ok(req) => match self.run(&component_id, req).await {
+                Ok(response) => response,
+                Err(error) => {
+                    self.inner
+                        .output
+                        .log(&format!("component {component_id:?} failed: {error:#}"));
+                    empty(http::StatusCode::INTERNAL_SERVER_ERROR)
+                }
+            },
+            Err(error) => {
+                self.inner
+                    .output
+                    .log(&format!("bad request for {component_id:?}: {error:#}"));
+                empty(http::StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+
+    /// Adds the `spin-*` headers and gives the request the absolute URI wasi-http expects.
+    fn prepare<B>(
+        &self,
+        req: hyper::Request<B>,
+        matched: &crate::routing::RouteMatch<'_>,
+        client_addr: SocketAddr,
+    ) -> anyhow::Result<hyper::Request<B>> {
+        let (mut parts, body) = req.into_parts();
+        // Spin turns every header value into a string and fails the request (500) if one is not.
+        for value in parts.headers.values() {
+            value.to_str().context("non-UTF-8 header value")?;
+        }
+        // Spin requires a Host; an in-memory request without one is treated as `localhost`.
+        let host = match parts.headers.get(http::header::HOST) {
+            Some(host) => host.to_str()?.to_string(),
+            None => parts
+                .uri
+                .authority()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "localhost".to_string()),
+        };
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_else(|| parts.uri.path().to_string());
+        let extra = headers::spin_headers(matched, &host, &path_and_query, client_addr);
+        headers::append(&mut parts.headers, extra)?;
+        parts.uri = http::Uri::builder()
+            .scheme("http")
+            .authority(host.as_str())
+            .path_and_query(path_and_query.as_str())
+            .build()?;
+        Ok(hyper::Request::from_parts(parts, body))
+    }
+
+    /// Instantiates the component in a new store and runs its handler.
+    async fn run<B>(
+        &self,
+        component_id: &str,
+        req: hyper::Request<B>,
+    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let component = &self.inner.components[component_id];
+        let output = self.inner.output.clone();
+        let wasi = WasiCtx::builder()
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .envs(&component.environment)
+            .build();
+        let mut store = Store::new(
+            component.pre.engine(),
+            State {
+                component_id: component_id.to_string(),
+                table: ResourceTable::new(),
+                sqlite: SqliteState::new(component.sqlite.clone()),
+                variables: self.inner.resolver.clone(),
+                wasi,
+                http: WasiHttpCtx::new(),
+            },
+        );
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = component.pre.clone();
+        let id = component_id.to_string();
+
+        // The handler runs in its own task so the body can stream after `set`; the store (and
+        // the response sender with it) is dropped when the handler returns.
+        tokio::spawn(async move {
+            let result = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            }
+            .await;
+            if let Err(error) = result {
+                output.log(&format!("component {id:?} trapped: {error:#}"));
+            }
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => anyhow::bail!("the guest responded with an error: {code:?}"),
+            Err(_) => anyhow::bail!("the guest did not set a response"),
+        }
+    }
+}
+
+fn empty(status: http::StatusCode) -> hyper::Response<HyperOutgoingBody> {
+    text(status, "")
+}
+
+fn text(status: http::StatusCode, body: &'static str) -> hyper::Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from_static(body.as_bytes()))
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync();
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() = status;
+    response
+}
+
+/// Serves HTTP/1.1 on `listener` until the future is dropped.
+pub async fn serve_listener(host: Host, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let host = host.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let host = host.clone();
+                async move { Ok::<_, Infallible>(host.serve(req, peer).await) }
+            });
+            // A client going away mid-request is not our error; nothing to report.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(wasmtime_wasi_http::io::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A host serving real HTTP on `127.0.0.1:0` from its own tokio runtime thread; it stops when
+/// dropped.
+pub struct RunningHost {
+    host: Host,
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningHost {
+    /// Loads the application and starts serving it on a free loopback port.
+    pub fn start(options: HostOptions) -> anyhow::Result<RunningHost> {
+        Self::start_on(options, "127.0.0.1:0".parse()?)
+    }
+
+    /// Like [`RunningHost::start`], on a given address.
+    pub fn start_on(options: HostOptions, listen: SocketAddr) -> anyhow::Result<RunningHost> {
+        let host = Host::load(options)?;
+        let listener = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("cd-host")
+            .build()?;
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let serving = host.clone();
+        let thread = std::thread::Builder::new()
+            .name("cd-host-server".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => listener,
+                        Err(error) => return eprintln!("cd-host: {error}"),
+                    };
+                    tokio::select! {
+                        result = serve_listener(serving, listener) => {
+                            if let Err(error) = result {
+                                eprintln!("cd-host: server stopped: {error}");
+                            }
+                        }
+                        _ = stop => {}
+                    }
+                });
+                // Do not wait for requests still running: the host is going away.
+                runtime.shutdown_background();
+            })?;
+        Ok(RunningHost {
+            host,
+            addr,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The host behind the server (for [`Host::guest_output`] or in-memory requests).
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Guest stdout and stderr, kept in memory (bounded) and optionally copied to our stderr.
+#[derive(Clone, Default)]
+pub struct GuestOutput {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    forward: Arc<AtomicBool>,
+}
+
+/// Keep at most this much guest output in memory (the newest half survives a trim).
+const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+
+impl GuestOutput {
+    fn write(&self, bytes: &[u8]) {
+        if self.forward.load(Ordering::Relaxed) {
+            use std::io::Write as _;
+            let _ = std::io::stderr().write_all(bytes);
+        }
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        buffer.extend_from_slice(bytes);
+        if buffer.len() > MAX_OUTPUT {
+            let cut = buffer.len() - MAX_OUTPUT / 2;
+            buffer.drain(..cut);
+        }
+    }
+
+    /// Records a host-side message about a guest (a trap, a failed response).
+    fn log(&self, message: &str) {
+        self.write(format!("[cd-host] {message}\n").as_bytes());
+    }
+
+    fn contents(&self) -> String {
+        let buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for GuestOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.write(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,404 @@
+//! Spin's SQLite for the guest: `spin:sqlite/sqlite@3.0.0` and `fermyon:spin/sqlite@2.0.0`,
+//! backed by rusqlite 0.34 (`bundled`) exactly as Spin's in-process backend uses it.
+//!
+//! What that means, and what this module reproduces:
+//! - `open(label)` → `access-denied` unless the label is in the component's
+//!   `sqlite_databases` (checked first, so unknown labels get it too); only `default` exists.
+//! - Each `open` is a new connection, opened lazily on first use, so a bad path shows up as
+//!   `io(..)` on the first `execute`. No pooling, no PRAGMAs: journal mode `delete`, busy
+//!   timeout 5 s (rusqlite's default), foreign keys ON (the bundled build's default).
+//! - `execute` uses `prepare_cached`, binds parameters by position and buffers all rows. Only the
+//!   first statement of the string runs: rusqlite 0.34's `prepare` ignores the tail.
+//! - Every error is `io(rusqlite::Error::to_string())`.
+//! - Connections live in the store's `ResourceTable`; when the store ends they are dropped and
+//!   SQLite rolls back any transaction left open.
+//!
+//! `execute` is an async host function that runs rusqlite on tokio's blocking pool: a guest
+//! waiting on the busy handler (another request holds the write lock) must not stall the
+//! runtime threads that the lock holder needs to finish its own request.
+
+use crate::bindings::fermyon::spin::sqlite as v2;
+use crate::bindings::spin::sqlite::sqlite as v3;
+use crate::server::State;
+use rusqlite::types::{Value, ValueRef};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use wasmtime::component::Resource;
+
+/// Spin's cap on live connections per instance (factor-sqlite host.rs).
+const MAX_CONNECTIONS: usize = 256;
+/// Spin's cap on one query result (world/src/lib.rs).
+const MAX_RESULT_BYTES: usize = 128 * 1024 * 1024;
+
+/// Per-component SQLite configuration shared by all of its instances.
+#[derive(Debug)]
+pub struct SqliteConfig {
+    /// `sqlite_databases` of the component.
+    pub allowed: Vec<String>,
+    /// The file behind the `default` label.
+    pub default_path: PathBuf,
+}
+
+/// The label every Spin host configures.
+pub const DEFAULT_LABEL: &str = "default";
+
+/// Per-instance SQLite state (lives in the store).
+#[derive(Debug)]
+pub struct SqliteState {
+    config: Arc<SqliteConfig>,
+    live: usize,
+}
+
+impl SqliteState {
+    pub fn new(config: Arc<SqliteConfig>) -> SqliteState {
+        SqliteState { config, live: 0 }
+    }
+}
+
+/// A guest connection: the resource behind both WIT `connection` types.
+///
+/// The rusqlite connection is opened on first use and shared with the blocking task that runs
+/// a statement, hence the `Arc<Mutex<..>>`.
+#[derive(Debug, Clone)]
+pub struct Connection(Arc<Mutex<LazyConnection>>);
+
+#[derive(Debug)]
+struct LazyConnection {
+    path: PathBuf,
+    connection: Option<rusqlite::Connection>,
+}
+
+impl LazyConnection {
+    fn get(&mut self) -> rusqlite::Result<&mut rusqlite::Connection> {
+        if self.connection.is_none() {
+            self.connection = Some(rusqlite::Connection::open(&self.path)?);
+        }
+        Ok(self.connection.as_mut().expect("opened above"))
+    }
+}
+
+/// Why `open` failed, before mapping to a WIT version's error.
+enum OpenError {
+    AccessDenied,
+    Io(String),
+}
+
+/// Rows of one statement, before mapping to a WIT version's types.
+struct Rows {
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl State {
+    fn sqlite_open(&mut self, label: &str) -> Result<Connection, OpenError> {
+        let config = &self.sqlite.config;
+        if !config.allowed.iter().any(|allowed| allowed == label) {
+            return Err(OpenError::AccessDenied);
+        }
+        if self.sqlite.live >= MAX_CONNECTIONS {
+            return Err(OpenError::Io("too many connections opened".to_string()));
+        }
+        // Only `default` passes load-time checks, so this is the default database. Spin
+        // creates its directory on every open; a failure surfaces on the first execute.
+        if let Some(parent) = config.default_path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        self.sqlite.live += 1;
+        Ok(Connection(Arc::new(Mutex::new(LazyConnection {
+            path: config.default_path.clone(),
+            connection: None,
+        }))))
+    }
+
+    fn sqlite_connection(&self, resource: &Resource<Connection>) -> Option<Connection> {
+        self.table.get(resource).ok().cloned()
+    }
+
+    fn sqlite_drop(&mut self, resource: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(resource)?;
+        self.sqlite.live = self.sqlite.live.saturating_sub(1);
+        Ok(())
+    }
+}
+
+/// Runs the first statement of `sql` on tokio's blocking pool.
+async fn execute(connection: Connection, sql: String, params: Vec<Value>) -> Result<Rows, String> {
+    let task = tokio::task::spawn_blocking(move || {
+        let mut lazy = connection.0.lock().unwrap_or_else(|e| e.into_inner());
+        run_statement(lazy.get().map_err(|e| e.to_string())?, &sql, params)
+    });
+    task.await.map_err(|e| e.to_string())?
+}
+
+fn run_statement(
+    connection: &mut rusqlite::Connection,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Rows, String> {
+    let mut statement = connection.prepare_cached(sql).map_err(|e| e.to_string())?;
+    let columns: Vec<String> = statement
+        .column_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let mut cursor = statement
+        .query(rusqlite::params_from_iter(params))
+        .map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    let mut size = 0usize;
+    while let Some(row) = cursor.next().map_err(|e| e.to_string())? {
+        let mut values = Vec::with_capacity(columns.len());
+        for index in 0..columns.len() {
+            let value = match row.get_ref(index).map_err(|e| e.to_string())? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(i) => Value::Integer(i),
+                ValueRef::Real(f) => Value::Real(f),
+                // Spin panics on non-UTF-8 TEXT; an error is kinder and just as visible.
+                ValueRef::Text(t) => Value::Text(
+                    String::from_utf8(t.to_vec())
+                        .map_err(|_| "text column is not valid UTF-8".to_string())?,
+                ),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            };
+            size += match &value {
+                Value::Text(t) => t.len(),
+                Value::Blob(b) => b.len(),
+                _ => 8,
+            };
+            values.push(value);
+        }
+        if size > MAX_RESULT_BYTES {
+            return Err(format!(
+                "query result exceeds limit of {MAX_RESULT_BYTES} bytes"
+            ));
+        }
+        rows.push(values);
+    }
+    Ok(Rows { columns, rows })
+}
+
+/// Generates the conversions between one WIT version's types and rusqlite's.
+macro_rules! conversions {
+    ($wit:ident) => {
+        impl From<OpenError> for $wit::Error {
+            fn from(error: OpenError) -> Self {
+                match error {
+                    OpenError::AccessDenied => $wit::Error::AccessDenied,
+                    OpenError::Io(message) => $wit::Error::Io(message),
+                }
+            }
+        }
+
+        impl From<$wit::Value> for Value {
+            fn from(value: $wit::Value) -> Self {
+                match value {
+                    $wit::Value::Integer(i) => Value::Integer(i),
+                    $wit::Value::Real(f) => Value::Real(f),
+                    $wit::Value::Text(t) => Value::Text(t),
+                    $wit::Value::Blob(b) => Value::Blob(b),
+                    $wit::Value::Null => Value::Null,
+                }
+            }
+        }
+
+        impl From<Rows> for $wit::QueryResult {
+            fn from(rows: Rows) -> Self {
+                let value = |value: Value| match value {
+                    Value::Integer(i) => $wit::Value::Integer(i),
+                    Value::Real(f) => $wit::Value::Real(f),
+                    Value::Text(t) => $wit::Value::Text(t),
+                    Value::Blob(b) => $wit::Value::Blob(b),
+                    Value::Null => $wit::Value::Null,
+                };
+                $wit::QueryResult {
+                    columns: rows.columns,
+                    rows: rows
+                        .rows
+                        .into_iter()
+                        .map(|values| $wit::RowResult {
+                            values: values.into_iter().map(value).collect(),
+                        })
+                        .collect(),
+                }
+            }
+        }
+    };
+}
+
+conversions!(v3);
+conversions!(v2);
+
+impl v3::Host for State {}
+
+impl v3::HostConnection for State {
+    fn open(&mut self, database: String) -> Result<Resource<Connection>, v3::Error> {
+        let connection = self.sqlite_open(&database)?;
+        self.table
+            .push(connection)
+            .map_err(|e| v3::Error::Io(e.to_string()))
+    }
+
+    async fn execute(
+        &mut self,
+        resource: Resource<Connection>,
+        statement: String,
+        parameters: Vec<v3::Value>,
+    ) -> Result<v3::QueryResult, v3::Error> {
+        let connection = self
+            .sqlite_connection(&resource)
+            .ok_or(v3::Error::InvalidConnection)?;
+        let params = parameters.into_iter().map(Value::from).collect();
+        match execute(connection, statement, params).await {
+            Ok(rows) => Ok(rows.into()),
+            Err(message) => Err(v3::Error::Io(message)),
+        }
+    }
+
+    fn last_insert_rowid(&mut self, resource: Resource<Connection>) -> i64 {
+        self.with_opened(&resource, |c| c.last_insert_rowid())
+    }
+
+    fn changes(&mut self, resource: Resource<Connection>) -> u64 {
+        self.with_opened(&resource, |c| c.changes())
+    }
+
+    fn drop(&mut self, resource: Resource<Connection>) -> wasmtime::Result<()> {
+        self.sqlite_drop(resource)
+    }
+}
+
+impl State {
+    /// Reads per-connection counters; 0 for a connection that never ran a statement.
+    fn with_opened<R: Default>(
+        &self,
+        resource: &Resource<Connection>,
+        read: impl FnOnce(&rusqlite::Connection) -> R,
+    ) -> R {
+        let Some(connection) = self.sqlite_connection(resource) else {
+            return R::default();
+        };
+        let lazy = connection.0.lock().unwrap_or_else(|e| e.into_inner());
+        lazy.connection.as_ref().map(read).unwrap_or_default()
+    }
+}
+
+impl v2::Host for State {}
+
+impl v2::HostConnection for State {
+    fn open(&mut self, database: String) -> Result<Resource<Connection>, v2::Error> {
+        let connection = self.sqlite_open(&database)?;
+        self.table
+            .push(connection)
+            .map_err(|e| v2::Error::Io(e.to_string()))
+    }
+
+    async fn execute(
+        &mut self,
+        resource: Resource<Connection>,
+        statement: String,
+        parameters: Vec<v2::Value>,
+    ) -> Result<v2::QueryResult, v2::Error> {
+        let connection = self
+            .sqlite_connection(&resource)
+            .ok_or(v2::Error::InvalidConnection)?;
+        let params = parameters.into_iter().map(Value::from).collect();
+        match execute(connection, statement, params).await {
+            Ok(rows) => Ok(rows.into()),
+            Err(message) => Err(v2::Error::Io(message)),
+        }
+    }
+
+    fn drop(&mut self, resource: Resource<Connection>) -> wasmtime::Result<()> {
+        self.sqlite_drop(resource)
+    }
+}
+
+/// Fails like Spin when a component lists a label no runtime config defines (only
+/// `default` is defined here).
+pub fn check_labels<'a>(
+    components: impl IntoIterator<Item = (&'a str, &'a [String])>,
+) -> anyhow::Result<()> {
+    let errors: Vec<String> = components
+        .into_iter()
+        .flat_map(|(id, labels)| {
+            labels
+                .iter()
+                .filter(|label| label.as_str() != DEFAULT_LABEL)
+                .map(move |label| format!("- Component {id} uses database '{label}'"))
+        })
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let mut lines = vec![
+        "One or more components use SQLite databases which are not defined.".to_string(),
+        "Check the spelling, or pass a runtime configuration file that defines these stores."
+            .to_string(),
+        "See https://developer.fermyon.com/spin/dynamic-configuration#sqlite-storage-runtime-configuration".to_string(),
+        "Details:".to_string(),
+    ];
+    lines.extend(errors);
+    anyhow::bail!(lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> rusqlite::Connection {
+        rusqlite::Connection::open_in_memory().unwrap()
+    }
+
+    #[test]
+    fn only_the_first_statement_of_a_string_runs() {
+        let mut c = memory();
+        run_statement(&mut c, "CREATE TABLE t (x INTEGER)", vec![]).unwrap();
+        run_statement(
+            &mut c,
+            "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)",
+            vec![],
+        )
+        .unwrap();
+        let rows = run_statement(&mut c, "SELECT count(*) AS n FROM t", vec![]).unwrap();
+        assert_eq!(rows.columns, vec!["n".to_string()]);
+        assert_eq!(rows.rows, vec![vec![Value::Integer(1)]]);
+    }
+
+    #[test]
+    fn errors_are_rusqlite_messages() {
+        let mut c = memory();
+        let error = run_statement(&mut c, "SELEC 1", vec![]).err().unwrap();
+        assert_eq!(error, "near \"SELEC\": syntax error in SELEC 1 at offset 0");
+        let error = run_statement(&mut c, "SELECT ?, ?", vec![Value::Null])
+            .err()
+            .unwrap();
+        assert_eq!(
+            error,
+            "Wrong number of parameters passed to query. Got 1, needed 2"
+        );
+    }
+
+    #[test]
+    fn the_bundled_build_has_foreign_keys_on() {
+        let mut c = memory();
+        let rows = run_statement(&mut c, "PRAGMA foreign_keys", vec![]).unwrap();
+        assert_eq!(rows.rows, vec![vec![Value::Integer(1)]]);
+    }
+
+    #[test]
+    fn undefined_labels_fail_load_with_spins_message() {
+        let labels = vec!["default".to_string(), "other".to_string()];
+        let error = check_labels([("c", labels.as_slice())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("One or more components use SQLite databases which are not defined.")
+        );
+        assert!(
+            error.ends_with("- Component c uses database 'other'"),
+            "{error}"
+        );
+        let ok = vec!["default".to_string()];
+        check_labels([("c", ok.as_slice())]).unwrap();
+    }
+}

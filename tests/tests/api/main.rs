@@ -1,0 +1,12 @@
+//! End-to-end tests: the built `.wasm` components, hosted by `cd-host` as Spin would host them,
+//! driven over real HTTP on loopback. One binary, one harness (`helpers`), one module per area.
+
+mod helpers;
+
+mod bad_input;
+mod channels;
+mod concurrency;
+mod health;
+mod registries;
+mod tenancy;
+mod tokens;

@@ -1,0 +1,726 @@
+//! Integration tests of the test host itself: the probe component (`tests/probe`) served over
+//! real HTTP by [`RunningHost`], compared with Spin's contract (`SPIN_CONTRACT.md`).
+//!
+//! Needs `target/wasm32-wasip2/release/cd_probe.wasm`: run `tests/run` (or `cargo build
+//! --target wasm32-wasip2 --release -p cd-probe`) first. Each test gets its own database file
+//! and its own server on a free port; guest output is printed when a test fails.
+
+use cd_host::{Host, HostOptions, RunningHost};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+
+// --- harness -------------------------------------------------------------------------------
+
+fn probe_manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("probe/spin.toml")
+}
+
+/// A probe server with a fresh database; prints guest output if the test panics.
+struct Probe {
+    server: RunningHost,
+    _dir: tempfile::TempDir,
+}
+
+impl Probe {
+    fn start() -> Probe {
+        Probe::with(|_| {})
+    }
+
+    fn with(configure: impl FnOnce(&mut HostOptions)) -> Probe {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = options(dir.path());
+        configure(&mut options);
+        let server = RunningHost::start(options)
+            .unwrap_or_else(|e| panic!("cannot start the probe host (run tests/run?): {e:#}"));
+        Probe { server, _dir: dir }
+    }
+
+    fn get(&self, target: &str) -> Response {
+        self.request("GET", target, &[], b"")
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        http_request(self.server.addr(), method, target, headers, body)
+    }
+
+    /// Runs SQL through the probe (`/sql/...` has `default`, `/nodb/...` has no database).
+    fn sql(&self, path: &str, request: Value) -> Value {
+        let response = self.request("POST", path, &[], request.to_string().as_bytes());
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.json()["sql"].clone()
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- guest output ---\n{}",
+                self.server.host().guest_output()
+            );
+        }
+    }
+}
+
+fn options(dir: &Path) -> HostOptions {
+    let mut options = HostOptions::new(probe_manifest());
+    options.database = Some(dir.join("probe.db"));
+    options
+        .variables
+        .insert("secret_token".into(), "s3cret".into());
+    options
+}
+
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+    /// The client's own address, to compare with `spin-client-addr`.
+    local_addr: SocketAddr,
+}
+
+impl Response {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// The values the guest saw for a request header.
+    fn seen(&self, name: &str) -> Vec<String> {
+        match &self.json()["headers"][name] {
+            Value::Array(values) => values
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    fn seen_one(&self, name: &str) -> String {
+        let values = self.seen(name);
+        assert_eq!(values.len(), 1, "{name}: {values:?}");
+        values[0].clone()
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection), enough for these tests.
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let local_addr = stream.local_addr().unwrap();
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a full response head");
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').unwrap();
+            (name.trim().to_ascii_lowercase(), value.trim().to_string())
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v == "chunked")
+    {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        body,
+        local_addr,
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap().trim(), 16)
+            .unwrap();
+        if size == 0 {
+            return body;
+        }
+        let start = line_end + 2;
+        body.extend_from_slice(&raw[start..start + size]);
+        raw = &raw[start + size + 2..];
+    }
+}
+
+/// Writes a manifest serving the probe with the given `[[trigger.http]]` routes.
+fn manifest_with_routes(dir: &Path, routes: &[&str]) -> PathBuf {
+    let probe_dir = probe_manifest().parent().unwrap().to_path_buf();
+    let source = probe_dir.join("../../target/wasm32-wasip2/release/cd_probe.wasm");
+    let mut text = String::from("spin_manifest_version = 2\n[application]\nname = \"routes\"\n");
+    for route in routes {
+        text.push_str(&format!(
+            "[[trigger.http]]\nroute = \"{route}\"\ncomponent = \"probe\"\n"
+        ));
+    }
+    text.push_str(&format!(
+        "[component.probe]\nsource = {:?}\n",
+        source.display().to_string()
+    ));
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+// --- routing and headers -------------------------------------------------------------------
+
+#[test]
+fn routing_follows_spin_precedence_end_to_end() {
+    let probe = Probe::start();
+    let cases = [
+        ("/exact", "/exact", "probe"),
+        ("/exact/", "/exact", "probe"),
+        ("/exact//", "/exact", "probe"),
+        ("/items/7", "/items/:item_id", "probe"),
+        ("/items/7/parts/a/b", "/items/:item_id/parts/...", "probe"),
+        ("/items/7/x", "/items/...", "probe-nodb"),
+        ("/items", "/items/...", "probe-nodb"),
+        ("/a/b/c", "/a/b/...", "probe"),
+        ("/a/x/c", "/a/:id/c", "probe-nodb"),
+        ("/dup", "/dup", "probe"),
+        ("/anything/else", "/...", "probe-nodb"),
+        ("/", "/...", "probe-nodb"),
+    ];
+    for (path, route, component) in cases {
+        let response = probe.get(path);
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(
+            response.seen_one("spin-raw-component-route"),
+            route,
+            "{path}"
+        );
+        assert_eq!(response.json()["component"]["value"], component, "{path}");
+    }
+}
+
+#[test]
+fn the_guest_sees_every_spin_header_as_spin_sets_it() {
+    let probe = Probe::start();
+    let response = probe.get("/items/42/parts/a/b?x=1");
+    let addr = probe.server.addr();
+    let expected = [
+        ("spin-path-info", "/a/b".to_string()),
+        (
+            "spin-full-url",
+            format!("http://{addr}/items/42/parts/a/b?x=1"),
+        ),
+        (
+            "spin-matched-route",
+            "/items/:item_id/parts/...".to_string(),
+        ),
+        ("spin-base-path", "/".to_string()),
+        (
+            "spin-raw-component-route",
+            "/items/:item_id/parts/...".to_string(),
+        ),
+        ("spin-component-route", "/items/:item_id/parts".to_string()),
+        ("spin-client-addr", response.local_addr.to_string()),
+        ("spin-path-match-item-id", "42".to_string()),
+    ];
+    for (name, value) in expected {
+        assert_eq!(response.seen_one(name), value, "{name}");
+    }
+    assert_eq!(
+        response.json()["path_with_query"],
+        "/items/42/parts/a/b?x=1"
+    );
+    assert_eq!(response.json()["method"], "GET");
+}
+
+#[test]
+fn wildcard_path_info_and_routes_for_the_catch_all() {
+    let probe = Probe::start();
+    let response = probe.get("/some/where/");
+    assert_eq!(response.seen_one("spin-path-info"), "/some/where/");
+    assert_eq!(response.seen_one("spin-matched-route"), "/...");
+    assert_eq!(response.seen_one("spin-component-route"), "");
+    let response = probe.get("/items/9/parts");
+    assert_eq!(response.seen_one("spin-path-info"), "");
+    assert_eq!(response.seen_one("spin-path-match-item-id"), "9");
+}
+
+#[test]
+fn client_sent_spin_headers_come_first_and_host_is_hidden() {
+    let probe = Probe::start();
+    let response = probe.request(
+        "GET",
+        "/items/1/parts/z",
+        &[("spin-path-info", "from-client"), ("x-custom", "kept")],
+        b"",
+    );
+    assert_eq!(response.seen("spin-path-info"), vec!["from-client", "/z"]);
+    assert_eq!(response.seen("x-custom"), vec!["kept"]);
+    assert!(response.seen("host").is_empty(), "host leaked to the guest");
+    assert!(
+        response.seen("connection").is_empty(),
+        "connection leaked to the guest"
+    );
+}
+
+#[test]
+fn health_answers_before_routing_and_other_well_known_paths_are_404() {
+    let probe = Probe::start();
+    let health = probe.get("/.well-known/spin/health");
+    assert_eq!((health.status, health.text().as_str()), (200, "OK"));
+    // The probe has a `/...` catch-all, so only the host can have answered these.
+    let other = probe.get("/.well-known/spin/nope");
+    assert_eq!((other.status, other.body.len()), (404, 0));
+}
+
+#[test]
+fn no_matching_route_is_404_with_an_empty_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_with_routes(dir.path(), &["/only/:id", "/exact"]);
+    let server = RunningHost::start(HostOptions::new(manifest)).unwrap();
+    let response = http_request(server.addr(), "GET", "/elsewhere", &[], b"");
+    assert_eq!((response.status, response.body.len()), (404, 0));
+    let response = http_request(server.addr(), "GET", "/only/1/more", &[], b"");
+    assert_eq!(response.status, 404);
+    let response = http_request(server.addr(), "GET", "/only/1", &[], b"");
+    assert_eq!(response.status, 200);
+}
+
+#[test]
+fn a_trap_or_no_response_is_500_with_an_empty_body() {
+    let probe = Probe::start();
+    for path in ["/exact/trap", "/x/trap", "/x/no-response"] {
+        let response = probe.get(path);
+        assert_eq!((response.status, response.body.len()), (500, 0), "{path}");
+    }
+    let output = probe.server.host().guest_output();
+    assert!(output.contains("cd-probe: trap requested"), "{output}");
+    assert!(output.contains("did not set a response"), "{output}");
+}
+
+#[test]
+fn every_request_gets_a_fresh_instance() {
+    let probe = Probe::start();
+    for _ in 0..3 {
+        assert_eq!(probe.get("/exact").json()["counter"], 1);
+    }
+}
+
+#[test]
+fn the_component_environment_comes_from_the_manifest_only() {
+    let probe = Probe::with(|o| {
+        o.env.insert("LEAK".into(), "no".into());
+    });
+    assert_eq!(
+        probe.get("/exact").json()["env"],
+        json!({"PROBE_ENV": "from-manifest"})
+    );
+    assert_eq!(probe.get("/nodb/x").json()["env"], json!({}));
+}
+
+#[tokio::test]
+async fn requests_can_be_served_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::load(options(dir.path())).unwrap();
+    let request = http::Request::builder()
+        .uri("/items/5")
+        .header("host", "example.test")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let response = host.handle(request, "10.0.0.1:1234".parse().unwrap()).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(
+        body["headers"]["spin-client-addr"],
+        json!(["10.0.0.1:1234"])
+    );
+    assert_eq!(
+        body["headers"]["spin-full-url"],
+        json!(["http://example.test/items/5"])
+    );
+    let health = http::Request::get("/.well-known/spin/health")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let response = host.handle(health, "10.0.0.1:1".parse().unwrap()).await;
+    assert_eq!(response.body().as_ref(), b"OK");
+}
+
+// --- SQLite --------------------------------------------------------------------------------
+
+fn statements(list: &[(&str, Value)]) -> Value {
+    Value::Array(
+        list.iter()
+            .map(|(sql, params)| json!({"sql": sql, "params": params}))
+            .collect(),
+    )
+}
+
+#[test]
+fn sqlite_values_round_trip_through_both_apis() {
+    let probe = Probe::start();
+    for api in ["v2", "v3"] {
+        let table = format!("t_{api}");
+        let values = json!([
+            "null",
+            {"integer": i64::MIN},
+            {"integer": i64::MAX},
+            {"real": 2.5},
+            {"text": "héllo ✓ 🦀"},
+            {"blob": [0, 1, 254, 255]},
+        ]);
+        let sql = probe.sql(
+            "/sql/x",
+            json!({"api": api, "statements": statements(&[
+                (&format!("CREATE TABLE {table} (a, b, c, d, e, f)"), json!([])),
+                (&format!("INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)"), values.clone()),
+                (&format!("SELECT a, b, c, d, e, f FROM {table}"), json!([])),
+            ])}),
+        );
+        let results = &sql["results"];
+        // DML without RETURNING has no columns and no rows.
+        assert_eq!(results[1]["columns"], json!([]), "{api}");
+        assert_eq!(results[1]["rows"], json!([]), "{api}");
+        assert_eq!(
+            results[2]["columns"],
+            json!(["a", "b", "c", "d", "e", "f"]),
+            "{api}"
+        );
+        assert_eq!(results[2]["rows"], json!([values]), "{api}");
+    }
+}
+
+#[test]
+fn sqlite_v3_reports_last_insert_rowid_and_changes_per_connection() {
+    let probe = Probe::start();
+    let sql = probe.sql(
+        "/sql/x",
+        json!({"statements": statements(&[
+            ("CREATE TABLE c (x)", json!([])),
+            ("INSERT INTO c VALUES (1), (2), (3)", json!([])),
+            ("UPDATE c SET x = x + 1 WHERE x > 1", json!([])),
+        ])}),
+    );
+    let results = &sql["results"];
+    assert_eq!(
+        results[0]["counters"],
+        json!({"last_insert_rowid": 0, "changes": 0})
+    );
+    assert_eq!(
+        results[1]["counters"],
+        json!({"last_insert_rowid": 3, "changes": 3})
+    );
+    assert_eq!(
+        results[2]["counters"],
+        json!({"last_insert_rowid": 3, "changes": 2})
+    );
+}
+
+#[test]
+fn only_the_first_statement_of_a_string_runs() {
+    let probe = Probe::start();
+    let sql = probe.sql(
+        "/sql/x",
+        json!({"statements": statements(&[
+            ("CREATE TABLE m (x)", json!([])),
+            ("INSERT INTO m VALUES (1); INSERT INTO m VALUES (2)", json!([])),
+            ("SELECT count(*) FROM m", json!([])),
+        ])}),
+    );
+    assert_eq!(sql["results"][1].get("error"), None);
+    assert_eq!(sql["results"][2]["rows"], json!([[{"integer": 1}]]));
+}
+
+#[test]
+fn foreign_keys_are_enforced() {
+    let probe = Probe::start();
+    let sql = probe.sql(
+        "/sql/x",
+        json!({"statements": statements(&[
+            ("PRAGMA foreign_keys", json!([])),
+            ("CREATE TABLE p (id INTEGER PRIMARY KEY)", json!([])),
+            ("CREATE TABLE k (p INTEGER REFERENCES p(id))", json!([])),
+            ("INSERT INTO k VALUES (42)", json!([])),
+        ])}),
+    );
+    assert_eq!(sql["results"][0]["rows"], json!([[{"integer": 1}]]));
+    assert_eq!(
+        sql["results"][3]["error"],
+        json!({"io": "FOREIGN KEY constraint failed"})
+    );
+}
+
+#[test]
+fn errors_arrive_as_io_with_rusqlites_message() {
+    let probe = Probe::start();
+    let sql = probe.sql(
+        "/sql/x",
+        json!({"api": "v2", "statements": statements(&[
+            ("CREATE TABLE t (x UNIQUE)", json!([])),
+            ("INSERT INTO t VALUES (1)", json!([])),
+            ("INSERT INTO t VALUES (1)", json!([])),
+            ("SELEC 1", json!([])),
+            ("SELECT * FROM nope", json!([])),
+        ])}),
+    );
+    let errors: Vec<&Value> = (2..5).map(|i| &sql["results"][i]["error"]).collect();
+    assert_eq!(
+        errors,
+        vec![
+            &json!({"io": "UNIQUE constraint failed: t.x"}),
+            &json!({"io": "near \"SELEC\": syntax error in SELEC 1 at offset 0"}),
+            &json!({"io": "no such table: nope"}),
+        ]
+    );
+}
+
+#[test]
+fn undeclared_labels_and_components_without_databases_are_denied() {
+    let probe = Probe::start();
+    for api in ["v2", "v3"] {
+        let other = probe.sql(
+            "/sql/x",
+            json!({"api": api, "db": "other", "statements": []}),
+        );
+        assert_eq!(other, json!({"open_error": "access-denied"}), "{api}");
+        let nodb = probe.sql(
+            "/nodb/x",
+            json!({"api": api, "db": "default", "statements": []}),
+        );
+        assert_eq!(nodb, json!({"open_error": "access-denied"}), "{api}");
+    }
+}
+
+#[test]
+fn an_uncommitted_transaction_is_rolled_back_when_the_request_ends() {
+    let probe = Probe::start();
+    probe.sql(
+        "/sql/x",
+        json!({"statements": statements(&[("CREATE TABLE r (x)", json!([]))])}),
+    );
+    let open = probe.sql(
+        "/sql/x",
+        json!({"statements": statements(&[
+            ("BEGIN", json!([])),
+            ("INSERT INTO r VALUES (1)", json!([])),
+        ])}),
+    );
+    assert_eq!(open["results"][1].get("error"), None, "{open}");
+    // A write needs the lock the open transaction held: it only succeeds once it is gone.
+    let after = probe.sql(
+        "/sql/x",
+        json!({"statements": statements(&[
+            ("INSERT INTO r VALUES (2)", json!([])),
+            ("SELECT x FROM r", json!([])),
+        ])}),
+    );
+    assert_eq!(after["results"][1]["rows"], json!([[{"integer": 2}]]));
+}
+
+#[test]
+fn the_default_database_lives_in_the_manifest_directory_unless_overridden() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_with_routes(dir.path(), &["/..."]);
+    let text = std::fs::read_to_string(&manifest).unwrap() + "sqlite_databases = [\"default\"]\n";
+    std::fs::write(&manifest, text).unwrap();
+    let server = RunningHost::start(HostOptions::new(&manifest)).unwrap();
+    let body = json!({"statements": statements(&[("CREATE TABLE d (x)", json!([]))])});
+    let response = http_request(
+        server.addr(),
+        "POST",
+        "/x",
+        &[],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(response.status, 200);
+    assert!(dir.path().join(".spin/sqlite_db.db").is_file());
+}
+
+#[test]
+fn a_listed_label_without_configuration_fails_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_with_routes(dir.path(), &["/..."]);
+    let text = std::fs::read_to_string(&manifest).unwrap() + "sqlite_databases = [\"other\"]\n";
+    std::fs::write(&manifest, text).unwrap();
+    let error = Host::load(HostOptions::new(&manifest))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.starts_with("One or more components use SQLite databases which are not defined."),
+        "{error}"
+    );
+    assert!(
+        error.contains("- Component probe uses database 'other'"),
+        "{error}"
+    );
+}
+
+// --- variables -----------------------------------------------------------------------------
+
+fn variable(probe: &Probe, path: &str, name: &str) -> Value {
+    probe.get(&format!("{path}?var={name}")).json()["var"].clone()
+}
+
+#[test]
+fn variables_resolve_runtime_then_env_then_default() {
+    let probe = Probe::start();
+    assert_eq!(
+        variable(&probe, "/exact", "greeting"),
+        json!({"value": "hello, world"})
+    );
+    assert_eq!(
+        variable(&probe, "/exact", "mixed"),
+        json!({"value": "hello:80"})
+    );
+    assert_eq!(
+        variable(&probe, "/exact", "token"),
+        json!({"value": "Bearer s3cret"})
+    );
+
+    let env = Probe::with(|o| {
+        o.env.insert("SPIN_VARIABLE_GREETING".into(), "hi".into());
+        o.env.insert("SPIN_VARIABLE_PORT".into(), "8080".into());
+    });
+    assert_eq!(
+        variable(&env, "/exact", "greeting"),
+        json!({"value": "hi, world"})
+    );
+    assert_eq!(
+        variable(&env, "/exact", "mixed"),
+        json!({"value": "hi:8080"})
+    );
+
+    let runtime = Probe::with(|o| {
+        o.env.insert("SPIN_VARIABLE_GREETING".into(), "hi".into());
+        o.variables.insert("greeting".into(), "hey".into());
+    });
+    assert_eq!(
+        variable(&runtime, "/exact", "greeting"),
+        json!({"value": "hey, world"})
+    );
+}
+
+#[test]
+fn a_required_variable_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = HostOptions::new(probe_manifest());
+    options.database = Some(dir.path().join("db"));
+    options
+        .env
+        .insert("SPIN_VARIABLE_SECRET_TOKEN".into(), "from-env".into());
+    let server = RunningHost::start(options).unwrap();
+    let response = http_request(server.addr(), "GET", "/exact?var=token", &[], b"");
+    assert_eq!(response.json()["var"], json!({"value": "Bearer from-env"}));
+}
+
+#[test]
+fn a_missing_required_variable_fails_load() {
+    let error = Host::load(HostOptions::new(probe_manifest()))
+        .err()
+        .unwrap();
+    assert_eq!(
+        error.to_string(),
+        "no provider resolved required variable(s): secret_token"
+    );
+}
+
+#[test]
+fn guests_read_only_their_own_declared_keys() {
+    let probe = Probe::start();
+    assert_eq!(
+        variable(&probe, "/nodb/x", "greeting"),
+        json!({"error": {"undefined": "no variable for \"probe-nodb\".\"greeting\""}})
+    );
+    // An application variable is not a component key.
+    assert_eq!(
+        variable(&probe, "/exact", "secret_token"),
+        json!({"error": {"undefined": "no variable for \"probe\".\"secret_token\""}})
+    );
+    assert_eq!(
+        variable(&probe, "/exact", "Bad"),
+        json!({"error": {"invalid-name": "\"Bad\": invalid character 'B'. Variable names may contain only lower-case letters, numbers, and underscores."}})
+    );
+    assert_eq!(
+        variable(&probe, "/nodb/x", "component_id"),
+        json!({"value": "probe-nodb"})
+    );
+}
+
+#[test]
+fn unknown_template_variables_fail_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_with_routes(dir.path(), &["/..."]);
+    let text = std::fs::read_to_string(&manifest).unwrap()
+        + "[component.probe.variables]\nx = \"{{ undeclared }}\"\n";
+    std::fs::write(&manifest, text).unwrap();
+    let error = Host::load(HostOptions::new(&manifest))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("unknown variable \"undeclared\""), "{error}");
+}
+
+#[test]
+fn a_missing_component_file_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spin.toml");
+    std::fs::write(
+        &path,
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n[component.c]\nsource = \"nope.wasm\"\n",
+    )
+    .unwrap();
+    let error = Host::load(HostOptions::new(&path))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("run tests/run or spin build first"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_routes_are_listed_in_precedence_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_with_routes(dir.path(), &["/...", "/a/:id", "/a/b"]);
+    let host = Host::load(HostOptions::new(manifest)).unwrap();
+    let routes: Vec<String> = host.routes().into_iter().map(|(route, _)| route).collect();
+    assert_eq!(routes, vec!["/a/b", "/a/:id", "/..."]);
+}

@@ -1,0 +1,102 @@
+//! Checks every built component against the WIT world `cd-images:app/component` (what a Spin
+//! host provides), and that the check rejects components importing anything else.
+//!
+//! Needs the built `.wasm` files: run `tests/run` first.
+
+use cd_host::check_world;
+use cd_host::manifest::Manifest;
+use std::path::{Path, PathBuf};
+
+const WORLD: &str = "cd-images:app/component";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn wit_dir() -> PathBuf {
+    repo().join("wit")
+}
+
+/// The built wasm of every component of a manifest (panics with the fix if one is missing).
+fn built_components(manifest: &Path) -> Vec<(String, PathBuf)> {
+    let manifest = Manifest::load(manifest).unwrap();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
+    manifest
+        .components
+        .keys()
+        .map(|id| {
+            let path = manifest
+                .component_source(id, target_dir.as_deref())
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            (id.clone(), path)
+        })
+        .collect()
+}
+
+#[test]
+fn every_app_component_imports_only_what_the_world_provides() {
+    let components = built_components(&repo().join("spin.toml"));
+    let ids: Vec<&str> = components.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, vec!["images", "lead-time", "registry"]);
+    for (id, wasm) in components {
+        check_world(&wasm, &wit_dir(), WORLD).unwrap_or_else(|e| panic!("{id}: {e:#}"));
+    }
+}
+
+#[test]
+fn the_probe_imports_only_what_the_world_provides() {
+    for (id, wasm) in built_components(&repo().join("tests/probe/spin.toml")) {
+        check_world(&wasm, &wit_dir(), WORLD).unwrap_or_else(|e| panic!("{id}: {e:#}"));
+    }
+}
+
+/// Writes a component (WebAssembly text) that imports `imports` as empty instances.
+fn component_importing(dir: &Path, imports: &[&str]) -> PathBuf {
+    let imports: String = imports
+        .iter()
+        .map(|name| format!("  (import \"{name}\" (instance))\n"))
+        .collect();
+    let path = dir.join("component.wat");
+    std::fs::write(&path, format!("(component\n{imports})\n")).unwrap();
+    path
+}
+
+#[test]
+fn imports_outside_the_world_are_rejected_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = component_importing(
+        dir.path(),
+        &[
+            "wasi:io/poll@0.2.0",
+            "wasi:keyvalue/store@0.2.0-draft",
+            "fermyon:spin/key-value@2.0.0",
+            "wasi:io/streams@0.2.9",
+        ],
+    );
+    let error = check_world(&wasm, &wit_dir(), WORLD)
+        .unwrap_err()
+        .to_string();
+    for offending in [
+        "wasi:keyvalue/store@0.2.0-draft",
+        "fermyon:spin/key-value@2.0.0",
+        "wasi:io/streams@0.2.9",
+    ] {
+        assert!(error.contains(offending), "{offending} not in: {error}");
+    }
+    assert!(!error.contains("wasi:io/poll@0.2.0"), "{error}");
+}
+
+#[test]
+fn older_compatible_versions_of_world_interfaces_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = component_importing(
+        dir.path(),
+        &[
+            "wasi:io/poll@0.2.0",
+            "wasi:http/types@0.2.6",
+            "spin:sqlite/sqlite@3.0.0",
+            "fermyon:spin/variables@2.0.0",
+        ],
+    );
+    check_world(&wasm, &wit_dir(), WORLD).unwrap();
+}
