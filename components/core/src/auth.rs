@@ -51,10 +51,10 @@ pub fn authenticate(headers: &HeaderMap, env: &Env<'_>) -> Result<Caller, Error>
     let digest = token_digest(token);
     // Digests, not tokens, are compared: the comparison's timing reveals nothing about the
     // admin token itself.
-    if let Some(admin_token) = &env.config.admin_token {
-        if token_digest(admin_token) == digest {
-            return Ok(Caller::BootstrapAdmin);
-        }
+    if let Some(admin_token) = &env.config.admin_token
+        && token_digest(admin_token) == digest
+    {
+        return Ok(Caller::BootstrapAdmin);
     }
     match tokens::find_live_by_digest(env.db, &digest)? {
         Some(token) => Ok(Caller::Org(token)),
@@ -83,12 +83,10 @@ impl Caller {
                 )
             }),
             Caller::Org(token) => {
-                if let Some(named) = named_org {
-                    if named != token.org_id {
-                        return Err(Error::Forbidden {
-                            detail: format!("this token is scoped to org {}", token.org_id),
-                        });
-                    }
+                if named_org.is_some_and(|named| named != token.org_id) {
+                    return Err(Error::Forbidden {
+                        detail: format!("this token is scoped to org {}", token.org_id),
+                    });
                 }
                 if token.role < needed {
                     return Err(Error::Forbidden {

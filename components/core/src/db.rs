@@ -122,14 +122,13 @@ pub fn transaction<T>(db: &dyn Db, work: impl FnOnce() -> Result<T, Error>) -> R
         db.execute("COMMIT", &[])?;
         Ok(value)
     });
-    if outcome.is_err() {
-        if let Err(rollback) = db.execute("ROLLBACK", &[]) {
-            // Nothing to roll back is expected when COMMIT succeeded halfway or BEGIN failed;
-            // anything else is worth a line in the log, the original error still wins.
-            if !rollback.message().contains("no transaction is active") {
-                eprintln!("cd-core: ROLLBACK failed: {rollback}");
-            }
-        }
+    if outcome.is_err()
+        && let Err(rollback) = db.execute("ROLLBACK", &[])
+        // Nothing to roll back is expected when COMMIT succeeded halfway; anything else is
+        // worth a line in the log. The original error still wins.
+        && !rollback.message().contains("no transaction is active")
+    {
+        eprintln!("cd-core: ROLLBACK failed: {rollback}");
     }
     outcome
 }
