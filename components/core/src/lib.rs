@@ -45,17 +45,12 @@ pub fn handle_registry_request(
     api::serve(request, env, api::registries::routes)
 }
 
-/// The images component: image entries (its routes arrive with the image-entry work).
+/// The images component: image entries (the pipeline trigger), image queries and updates.
 pub fn handle_images_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, |request, _caller, _env| {
-        match request.segments.as_slice() {
-            ["health", "images"] => api::health::health(request, "images"),
-            _ => api::no_route(request),
-        }
-    })
+    api::serve(request, env, api::images::routes)
 }
 
 /// The lead-time component: deployments and DORA (its routes arrive with the lead-time work).

@@ -17,11 +17,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Append only.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_registries_and_tokens",
-    sql: include_str!("../../../migrations/0001_registries_and_tokens.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_registries_and_tokens",
+        sql: include_str!("../../../migrations/0001_registries_and_tokens.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_images",
+        sql: include_str!("../../../migrations/0002_images.sql"),
+    },
+];
 
 /// The schema version this build expects.
 pub fn latest_version() -> i64 {

@@ -7,6 +7,7 @@ mod bad_input;
 mod channels;
 mod concurrency;
 mod health;
+mod images;
 mod registries;
 mod tenancy;
 mod tokens;

@@ -5,6 +5,7 @@
 //! failure becomes problem+json through `Error::into_response`, so no path panics or leaks.
 
 pub mod health;
+pub mod images;
 pub mod registries;
 pub mod tokens;
 pub mod versions;
@@ -188,6 +189,16 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
         .end()
         .map_err(|e| Error::malformed(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// For `Option<Option<T>>` fields: tells `"field": null` (`Some(None)`, clear it) from an
+/// absent field (`None`, leave it).
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
 /// A JSON response.

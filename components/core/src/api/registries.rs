@@ -2,7 +2,7 @@
 //! route table.
 
 use http::{Method, Response, StatusCode};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::db::transaction;
@@ -105,15 +105,8 @@ struct UpdateRegistryBody {
     public: Option<bool>,
     #[serde(default)]
     container_registry_id: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     token_vault_id: Option<Option<String>>,
-}
-
-/// Tells `"field": null` (Some(None)) from an absent field (None).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The org a request acts for: the query's `org_id`, else the body's (creation only).

@@ -3,6 +3,7 @@
 
 pub mod channel;
 pub mod ids;
+pub mod image;
 pub mod org;
 pub mod registry;
 pub mod time;
@@ -11,6 +12,7 @@ pub mod version;
 
 pub use channel::Channel;
 pub use ids::RegistryId;
+pub use image::{CdRequest, Image, ImageId, ImageStatus, VersionChange};
 pub use org::OrgId;
 pub use registry::{ContainerRegistryId, ImageRegistry, ImageRepositoryName, TokenVaultId};
 pub use time::Timestamp;

@@ -3,6 +3,8 @@
 //! One statement per `Db::execute` (Spin runs only the first). Functions here do no
 //! authorization: callers pass the org whose rows they may touch, and every query filters by it.
 
+pub mod images;
+pub mod json_columns;
 pub mod registries;
 pub mod tokens;
 pub mod versions;

@@ -1,0 +1,480 @@
+//! Images: the images component's routes.
+//!
+//! - `POST  /api/v1/registries/{registry_id}/images`: CreateImageEntry, the pipeline trigger.
+//!   One transaction: resolve the channel (get-or-create), bump it by `update_type`, record the
+//!   image with the version it was given. Idempotent on `run_id` per registry: a retry with the
+//!   same request answers 200 with the first image; another request with that `run_id` is 409.
+//! - `GET   /api/v1/registries/{registry_id}/images[?channel&status&tag&api_version_id]`:
+//!   ListByImageCollectionId / ListImagesByApiVersionId, newest first, paginated.
+//! - `GET   /api/v1/registries/{registry_id}/images/{image_id}`; `PATCH` the operational fields.
+//! - `GET   /api/v1/images/inactive-orgs`: GetDistinctOrgsOfInactiveImages (bootstrap admin).
+
+use http::{Method, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use crate::auth::Caller;
+use crate::db::transaction;
+use crate::domain::image::{
+    CdRequest, Image, ImageChanges, ImageId, ImageStatus, VersionChange, check_commit_msg,
+    check_oci_tag, check_optional_text, check_tags, parse_git_hash,
+};
+use crate::domain::{Channel, OrgId, RegistryId, Role, SemVersion, Timestamp, check_text};
+use crate::env::Env;
+use crate::error::Error;
+use crate::store::images::{self as store, ImageFilter};
+use crate::store::json_columns::{
+    ClusterImageTagJson, PortJson, parse_cluster_image_tags, parse_ports,
+};
+use crate::store::versions;
+
+use super::registries::{find_readable, find_writable};
+use super::{
+    ApiRequest, BASE_PATH, PageBody, created, decode_json, json_response, method_not_allowed,
+    no_route,
+};
+
+/// The images component's routes (Spin sends it `/api/v1/registries/:registry_id/images/...`,
+/// `/api/v1/images/...` and `/api/v1/health/images`).
+pub fn routes(
+    request: &ApiRequest<'_>,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let method = request.method;
+    match request.segments.as_slice() {
+        ["health", "images"] => super::health::health(request, "images"),
+        ["images", "inactive-orgs"] => match *method {
+            Method::GET => inactive_orgs(request, caller, env),
+            _ => method_not_allowed("GET"),
+        },
+        ["registries", registry_id, "images"] => {
+            let registry_id = RegistryId::parse("registry_id", registry_id)?;
+            match *method {
+                Method::POST => create(request, registry_id, caller, env),
+                Method::GET => list(request, registry_id, caller, env),
+                _ => method_not_allowed("GET, POST"),
+            }
+        }
+        ["registries", registry_id, "images", image_id] => {
+            let registry_id = RegistryId::parse("registry_id", registry_id)?;
+            let image_id = ImageId::parse("image_id", image_id)?;
+            match *method {
+                Method::GET => get(request, registry_id, image_id, caller, env),
+                Method::PATCH => update(request, registry_id, image_id, caller, env),
+                _ => method_not_allowed("GET, PATCH"),
+            }
+        }
+        _ => no_route(request),
+    }
+}
+
+/// The CD request as a pipeline posts it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CdRequestBody {
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    update_type: Option<String>,
+    tag_name: String,
+    image_name: String,
+    image_name_with_tag: String,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    git_hash: String,
+    #[serde(default)]
+    git_hash_commit_timestamp: Option<String>,
+    #[serde(default)]
+    gitops_hash: Option<String>,
+    #[serde(default)]
+    api_definition_path: Option<String>,
+    #[serde(default)]
+    committer: Option<String>,
+    #[serde(default)]
+    commit_msg: Option<String>,
+    run_id: String,
+    #[serde(default)]
+    image_ports: Vec<PortJson>,
+    #[serde(default)]
+    cluster_image_tags: Vec<ClusterImageTagJson>,
+    #[serde(default)]
+    api_version_id: Option<String>,
+}
+
+/// Length limits of the CD request's free-text fields (characters).
+const MAX_IMAGE_NAME: usize = 255;
+const MAX_IMAGE_NAME_WITH_TAG: usize = 512;
+const MAX_SHORT_TEXT: usize = 255;
+const MAX_PATH: usize = 1024;
+
+impl TryFrom<CdRequestBody> for CdRequest {
+    type Error = Error;
+
+    fn try_from(body: CdRequestBody) -> Result<CdRequest, Error> {
+        let channel = body
+            .channel
+            .as_deref()
+            .map(Channel::parse)
+            .transpose()?
+            .unwrap_or_else(Channel::default_channel);
+        let version_change = body
+            .update_type
+            .as_deref()
+            .map(|u| VersionChange::parse("update_type", u))
+            .transpose()?
+            .unwrap_or(VersionChange::Bump(crate::domain::UpdateType::Patch));
+        check_oci_tag("tag_name", &body.tag_name)?;
+        check_text("image_name", &body.image_name, MAX_IMAGE_NAME)?;
+        check_text(
+            "image_name_with_tag",
+            &body.image_name_with_tag,
+            MAX_IMAGE_NAME_WITH_TAG,
+        )?;
+        let status = body
+            .status
+            .as_deref()
+            .map(|s| ImageStatus::parse("status", s))
+            .transpose()?;
+        check_tags("tags", &body.tags)?;
+        let git_hash = parse_git_hash("git_hash", &body.git_hash)?;
+        let git_hash_commit_timestamp = body
+            .git_hash_commit_timestamp
+            .as_deref()
+            .map(|t| Timestamp::parse("git_hash_commit_timestamp", t))
+            .transpose()?;
+        check_optional_text("gitops_hash", body.gitops_hash.as_deref(), MAX_SHORT_TEXT)?;
+        check_optional_text(
+            "api_definition_path",
+            body.api_definition_path.as_deref(),
+            MAX_PATH,
+        )?;
+        check_optional_text("committer", body.committer.as_deref(), MAX_SHORT_TEXT)?;
+        if let Some(commit_msg) = &body.commit_msg {
+            check_commit_msg("commit_msg", commit_msg)?;
+        }
+        check_text("run_id", &body.run_id, MAX_SHORT_TEXT)?;
+        check_optional_text(
+            "api_version_id",
+            body.api_version_id.as_deref(),
+            MAX_SHORT_TEXT,
+        )?;
+        Ok(CdRequest {
+            channel,
+            version_change,
+            tag_name: body.tag_name,
+            image_name: body.image_name,
+            image_name_with_tag: body.image_name_with_tag,
+            status: status.unwrap_or(ImageStatus::Active),
+            tags: body.tags,
+            git_hash,
+            git_hash_commit_timestamp,
+            gitops_hash: body.gitops_hash,
+            api_definition_path: body.api_definition_path,
+            committer: body.committer,
+            commit_msg: body.commit_msg,
+            run_id: body.run_id,
+            image_ports: parse_ports("image_ports", body.image_ports)?,
+            cluster_image_tags: parse_cluster_image_tags(
+                "cluster_image_tags",
+                body.cluster_image_tags,
+            )?,
+            api_version_id: body.api_version_id,
+        })
+    }
+}
+
+/// The JSON form of an image.
+#[derive(Serialize)]
+pub struct ImageBody {
+    image_id: String,
+    registry_id: String,
+    org_id: String,
+    channel: String,
+    version: String,
+    update_type: &'static str,
+    tag_name: String,
+    image_name: String,
+    image_name_with_tag: String,
+    status: &'static str,
+    tags: Vec<String>,
+    git_hash: String,
+    git_hash_commit_timestamp: Option<String>,
+    gitops_hash: Option<String>,
+    api_definition_path: Option<String>,
+    committer: Option<String>,
+    commit_msg: Option<String>,
+    run_id: String,
+    image_ports: Vec<PortJson>,
+    cluster_image_tags: Vec<ClusterImageTagJson>,
+    api_version_id: Option<String>,
+    built_at: String,
+    updated_at: String,
+}
+
+impl From<Image> for ImageBody {
+    fn from(image: Image) -> Self {
+        let r = image.request;
+        ImageBody {
+            image_id: image.image_id.to_text(),
+            registry_id: image.registry_id.to_text(),
+            org_id: image.org_id.to_string(),
+            channel: r.channel.to_string(),
+            version: image.version,
+            update_type: r.version_change.as_str(),
+            tag_name: r.tag_name,
+            image_name: r.image_name,
+            image_name_with_tag: r.image_name_with_tag,
+            status: r.status.as_str(),
+            tags: r.tags,
+            git_hash: r.git_hash,
+            git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_stored()),
+            gitops_hash: r.gitops_hash,
+            api_definition_path: r.api_definition_path,
+            committer: r.committer,
+            commit_msg: r.commit_msg,
+            run_id: r.run_id,
+            image_ports: r.image_ports.iter().map(PortJson::from).collect(),
+            cluster_image_tags: r
+                .cluster_image_tags
+                .iter()
+                .map(ClusterImageTagJson::from)
+                .collect(),
+            api_version_id: r.api_version_id,
+            built_at: image.built_at.to_stored(),
+            updated_at: image.updated_at.to_stored(),
+        }
+    }
+}
+
+fn image_location(image: &Image) -> String {
+    format!(
+        "{BASE_PATH}/registries/{}/images/{}",
+        image.registry_id, image.image_id
+    )
+}
+
+/// What creating an image did.
+enum Recorded {
+    New(Image),
+    /// A retry of a run already recorded: the first image, untouched.
+    Existing(Image),
+}
+
+fn create(
+    request: &ApiRequest<'_>,
+    registry_id: RegistryId,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let body: CdRequestBody = request.json()?;
+    let cd_request = CdRequest::try_from(body)?;
+    let now = env.clock.now();
+    cd_request.check_commit_time(now)?;
+    let digest = store::request_digest(&cd_request);
+    let recorded = transaction(env.db, || {
+        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
+        if let Some((existing, existing_digest)) =
+            store::find_by_run(env.db, registry_id, &cd_request.run_id)?
+        {
+            if existing_digest == digest {
+                return Ok(Recorded::Existing(existing));
+            }
+            return Err(Error::Conflict {
+                detail: format!(
+                    "run_id {:?} is already recorded for this registry with a different request (image {})",
+                    cd_request.run_id, existing.image_id
+                ),
+                field: Some("run_id".to_owned()),
+            });
+        }
+        let (current, _) = versions::get_or_create(
+            env.db,
+            &registry,
+            &cd_request.channel,
+            SemVersion::default(),
+            now,
+        )?;
+        let version = match cd_request.version_change {
+            VersionChange::Bump(update_type) => {
+                versions::set(env.db, &current, current.version.bump(update_type)?, now)?
+            }
+            VersionChange::Keep => current,
+        };
+        let image = Image {
+            image_id: ImageId::new(env.ids.new_id()),
+            org_id: registry.org_id,
+            registry_id,
+            version: version.version_string(),
+            request: cd_request.clone(),
+            built_at: now,
+            updated_at: now,
+        };
+        store::insert(env.db, &image)?;
+        Ok(Recorded::New(image))
+    })?;
+    match recorded {
+        Recorded::New(image) => created(image_location(&image), &ImageBody::from(image)),
+        Recorded::Existing(image) => json_response(StatusCode::OK, &ImageBody::from(image)),
+    }
+}
+
+fn not_found(image_id: ImageId) -> Error {
+    Error::not_found(format!("image {image_id} does not exist"))
+}
+
+fn get(
+    request: &ApiRequest<'_>,
+    registry_id: RegistryId,
+    image_id: ImageId,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let registry = find_readable(request, registry_id, caller, env)?;
+    let image =
+        store::find(env.db, registry.registry_id, image_id)?.ok_or_else(|| not_found(image_id))?;
+    json_response(StatusCode::OK, &ImageBody::from(image))
+}
+
+fn list(
+    request: &ApiRequest<'_>,
+    registry_id: RegistryId,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let registry = find_readable(request, registry_id, caller, env)?;
+    let (limit, cursor) = request.page_request()?;
+    let after = cursor.map(|c| ImageId::parse("cursor", c)).transpose()?;
+    let filter = ImageFilter {
+        channel: request.query("channel")?.map(Channel::parse).transpose()?,
+        status: request
+            .query("status")?
+            .map(|s| ImageStatus::parse("status", s))
+            .transpose()?,
+        tag: request.query("tag")?.map(str::to_owned),
+        api_version_id: request.query("api_version_id")?.map(str::to_owned),
+    };
+    let page = store::list(env.db, registry.registry_id, &filter, after, limit)?;
+    json_response(StatusCode::OK, &PageBody::from_page(page, ImageBody::from))
+}
+
+/// The fields a PATCH may change.
+const MUTABLE_FIELDS: [&str; 5] = [
+    "status",
+    "tags",
+    "cluster_image_tags",
+    "image_ports",
+    "gitops_hash",
+];
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct UpdateImageBody {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    cluster_image_tags: Option<Vec<ClusterImageTagJson>>,
+    #[serde(default)]
+    image_ports: Option<Vec<PortJson>>,
+    #[serde(default, deserialize_with = "super::present")]
+    gitops_hash: Option<Option<String>>,
+}
+
+/// Changes the operational fields. Build metadata may be sent back unchanged (so a client can
+/// PATCH a whole image it read), but a different value is 422: it is the record of a build.
+fn update(
+    request: &ApiRequest<'_>,
+    registry_id: RegistryId,
+    image_id: ImageId,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let fields: Map<String, Json> = request.json()?;
+    let updated = transaction(env.db, || {
+        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
+        let image = store::find(env.db, registry.registry_id, image_id)?
+            .ok_or_else(|| not_found(image_id))?;
+        let current = serde_json::to_value(ImageBody::from(image.clone()))
+            .map_err(|e| Error::storage(format!("image encoding failed: {e}")))?;
+        let mut mutable = Map::new();
+        for (field, value) in fields {
+            if MUTABLE_FIELDS.contains(&field.as_str()) {
+                mutable.insert(field, value);
+            } else if current.get(&field).is_some_and(|stored| *stored == value) {
+                // Unchanged build metadata: accepted and ignored.
+            } else if current.get(&field).is_some() {
+                return Err(Error::invalid(field, "is build metadata and cannot change"));
+            } else {
+                return Err(Error::invalid(
+                    field.clone(),
+                    format!("unknown field `{field}`"),
+                ));
+            }
+        }
+        let encoded = serde_json::to_vec(&mutable).map_err(|e| Error::storage(e.to_string()))?;
+        let body: UpdateImageBody = decode_json(&encoded)?;
+        let changes = image_changes(body)?;
+        let updated = image.with_changes(changes, env.clock.now());
+        store::update(env.db, &updated)?;
+        Ok(updated)
+    })?;
+    json_response(StatusCode::OK, &ImageBody::from(updated))
+}
+
+fn image_changes(body: UpdateImageBody) -> Result<ImageChanges, Error> {
+    if let Some(tags) = &body.tags {
+        check_tags("tags", tags)?;
+    }
+    if let Some(Some(gitops_hash)) = &body.gitops_hash {
+        check_text("gitops_hash", gitops_hash, MAX_SHORT_TEXT)?;
+    }
+    Ok(ImageChanges {
+        status: body
+            .status
+            .as_deref()
+            .map(|s| ImageStatus::parse("status", s))
+            .transpose()?,
+        tags: body.tags,
+        cluster_image_tags: body
+            .cluster_image_tags
+            .map(|t| parse_cluster_image_tags("cluster_image_tags", t))
+            .transpose()?,
+        image_ports: body
+            .image_ports
+            .map(|p| parse_ports("image_ports", p))
+            .transpose()?,
+        gitops_hash: body.gitops_hash,
+    })
+}
+
+/// A cross-org answer, so only the bootstrap admin may ask.
+fn inactive_orgs(
+    request: &ApiRequest<'_>,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    match caller {
+        Caller::BootstrapAdmin => {}
+        Caller::Anonymous => {
+            return Err(Error::Unauthorized {
+                detail: "this request needs the admin token".to_owned(),
+            });
+        }
+        Caller::Org(_) => {
+            return Err(Error::Forbidden {
+                detail: "only the bootstrap admin token sees across orgs".to_owned(),
+            });
+        }
+    }
+    let (limit, cursor) = request.page_request()?;
+    let after = cursor.map(|c| OrgId::parse("cursor", c)).transpose()?;
+    let page = store::orgs_with_inactive_images(env.db, after.as_ref(), limit)?;
+    json_response(
+        StatusCode::OK,
+        &PageBody::from_page(page, |org| org.to_string()),
+    )
+}

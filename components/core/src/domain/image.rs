@@ -1,0 +1,407 @@
+//! Images: one build recorded from a CD request, with the version its channel gave it.
+//!
+//! The build metadata (commit, run, version, build time) is immutable once recorded; only the
+//! operational fields (status, tags, cluster tags, ports, gitops hash) change afterwards.
+
+use uuid::Uuid;
+
+use crate::Error;
+
+use super::{Channel, OrgId, RegistryId, Timestamp, UpdateType, check_text};
+
+/// Upper bounds on list fields, so one request cannot store megabytes of tags.
+pub const MAX_TAGS: usize = 1000;
+pub const MAX_PORTS: usize = 100;
+pub const MAX_CLUSTER_IMAGE_TAGS: usize = 1000;
+/// Commit messages are kept whole up to this many characters.
+pub const MAX_COMMIT_MSG_CHARS: usize = 65_536;
+
+/// The id of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageId(Uuid);
+
+impl ImageId {
+    pub fn new(id: Uuid) -> ImageId {
+        ImageId(id)
+    }
+
+    pub fn parse(field: &str, value: &str) -> Result<ImageId, Error> {
+        super::ids::parse_uuid(field, value).map(ImageId)
+    }
+
+    pub fn to_text(&self) -> String {
+        self.0.hyphenated().to_string()
+    }
+}
+
+impl std::fmt::Display for ImageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// How a CD request moves its channel: a bump, or `none` to build at the current version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionChange {
+    Bump(UpdateType),
+    Keep,
+}
+
+impl VersionChange {
+    pub fn parse(field: &str, value: &str) -> Result<VersionChange, Error> {
+        match value {
+            "none" => Ok(VersionChange::Keep),
+            other => UpdateType::parse(field, other)
+                .map(VersionChange::Bump)
+                .map_err(|_| Error::invalid(field, "must be one of major, minor, patch, none")),
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VersionChange::Bump(update_type) => update_type.as_str(),
+            VersionChange::Keep => "none",
+        }
+    }
+}
+
+/// An image's lifecycle status. Every status but `active` counts as inactive (see
+/// `GetDistinctOrgsOfInactiveImages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageStatus {
+    /// Built and in use (the default).
+    Active,
+    /// Taken out of use.
+    Inactive,
+    /// Still runnable but to be replaced.
+    Deprecated,
+    /// The build or its push failed.
+    Failed,
+}
+
+impl ImageStatus {
+    pub const ALL: [ImageStatus; 4] = [
+        ImageStatus::Active,
+        ImageStatus::Inactive,
+        ImageStatus::Deprecated,
+        ImageStatus::Failed,
+    ];
+
+    pub fn parse(field: &str, value: &str) -> Result<ImageStatus, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == value)
+            .ok_or_else(|| {
+                Error::invalid(field, "must be one of active, inactive, deprecated, failed")
+            })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ImageStatus::Active => "active",
+            ImageStatus::Inactive => "inactive",
+            ImageStatus::Deprecated => "deprecated",
+            ImageStatus::Failed => "failed",
+        }
+    }
+}
+
+/// An OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}` (distribution spec).
+pub fn check_oci_tag(field: &str, value: &str) -> Result<(), Error> {
+    let valid = !value.is_empty()
+        && value.len() <= 128
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            "must be an OCI tag: up to 128 of A-Z a-z 0-9 _ . - (not starting with . or -)",
+        ))
+    }
+}
+
+/// A git commit hash: 7 to 64 hex digits (abbreviated, SHA-1 or SHA-256), stored lowercase.
+pub fn parse_git_hash(field: &str, value: &str) -> Result<String, Error> {
+    if (7..=64).contains(&value.len()) && value.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(Error::invalid(
+            field,
+            "must be a git commit hash: 7 to 64 hexadecimal digits",
+        ))
+    }
+}
+
+/// An image's tags: each an OCI-tag-like label (≤ 128), no duplicates, at most [`MAX_TAGS`].
+pub fn check_tags(field: &str, tags: &[String]) -> Result<(), Error> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::invalid(
+            field,
+            format!("must have at most {MAX_TAGS} entries"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(tags.len());
+    for (index, tag) in tags.iter().enumerate() {
+        check_text(&format!("{field}[{index}]"), tag, 128)?;
+        if !seen.insert(tag.as_str()) {
+            return Err(Error::invalid(
+                format!("{field}[{index}]"),
+                format!("duplicate tag {tag:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A port the image exposes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePort {
+    pub port: u16,
+    /// `tcp`, `udp` or `sctp` (any case, kept as given); absent means unspecified.
+    pub protocol: Option<String>,
+    pub name: Option<String>,
+}
+
+impl ImagePort {
+    pub fn parse(
+        field: &str,
+        port: i64,
+        protocol: Option<String>,
+        name: Option<String>,
+    ) -> Result<ImagePort, Error> {
+        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
+            Error::invalid(
+                format!("{field}.port"),
+                "must be a port number from 1 to 65535",
+            )
+        })?;
+        if let Some(protocol) = &protocol
+            && !["tcp", "udp", "sctp"].contains(&protocol.to_ascii_lowercase().as_str())
+        {
+            return Err(Error::invalid(
+                format!("{field}.protocol"),
+                "must be tcp, udp or sctp",
+            ));
+        }
+        if let Some(name) = &name {
+            check_text(&format!("{field}.name"), name, 63)?;
+        }
+        Ok(ImagePort {
+            port,
+            protocol,
+            name,
+        })
+    }
+}
+
+/// The tag an image runs under in one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterImageTag {
+    pub cluster_id: String,
+    pub tag: String,
+}
+
+impl ClusterImageTag {
+    pub fn parse(field: &str, cluster_id: String, tag: String) -> Result<ClusterImageTag, Error> {
+        check_text(&format!("{field}.cluster_id"), &cluster_id, 255)?;
+        check_oci_tag(&format!("{field}.tag"), &tag)?;
+        Ok(ClusterImageTag { cluster_id, tag })
+    }
+}
+
+/// An optional free-text field: `None` stays `None`; a present value must be non-empty,
+/// bounded and printable.
+pub fn check_optional_text(
+    field: &str,
+    value: Option<&str>,
+    max_chars: usize,
+) -> Result<(), Error> {
+    value.map_or(Ok(()), |v| check_text(field, v, max_chars))
+}
+
+/// A commit message: kept verbatim (newlines, tabs, any script), but no NUL and bounded.
+pub fn check_commit_msg(field: &str, value: &str) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    if value.chars().count() > MAX_COMMIT_MSG_CHARS {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_COMMIT_MSG_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A validated CD request: what a pipeline posts after a build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CdRequest {
+    pub channel: Channel,
+    pub version_change: VersionChange,
+    pub tag_name: String,
+    pub image_name: String,
+    pub image_name_with_tag: String,
+    pub status: ImageStatus,
+    pub tags: Vec<String>,
+    pub git_hash: String,
+    pub git_hash_commit_timestamp: Option<Timestamp>,
+    pub gitops_hash: Option<String>,
+    pub api_definition_path: Option<String>,
+    pub committer: Option<String>,
+    pub commit_msg: Option<String>,
+    pub run_id: String,
+    pub image_ports: Vec<ImagePort>,
+    pub cluster_image_tags: Vec<ClusterImageTag>,
+    pub api_version_id: Option<String>,
+}
+
+/// How far in the future a commit timestamp may be: clocks of CI runners and developer
+/// machines drift, but a commit hours ahead would make lead times negative.
+pub const COMMIT_CLOCK_SKEW_SECONDS: i64 = 300;
+
+impl CdRequest {
+    /// Refuses a commit timestamp more than [`COMMIT_CLOCK_SKEW_SECONDS`] after `now`.
+    pub fn check_commit_time(&self, now: Timestamp) -> Result<(), Error> {
+        if let Some(committed) = self.git_hash_commit_timestamp {
+            let ahead = committed.instant() - now.instant();
+            if ahead.num_seconds() > COMMIT_CLOCK_SKEW_SECONDS {
+                return Err(Error::invalid(
+                    "git_hash_commit_timestamp",
+                    format!(
+                        "is {} s in the future (more than the {COMMIT_CLOCK_SKEW_SECONDS} s clock-skew allowance)",
+                        ahead.num_seconds()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An image as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    pub image_id: ImageId,
+    pub org_id: OrgId,
+    pub registry_id: RegistryId,
+    /// The version string the channel gave this build: `{channel}-{major}.{minor}.{patch}`.
+    pub version: String,
+    pub request: CdRequest,
+    pub built_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The operational fields that may change after the build; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageChanges {
+    pub status: Option<ImageStatus>,
+    pub tags: Option<Vec<String>>,
+    pub cluster_image_tags: Option<Vec<ClusterImageTag>>,
+    pub image_ports: Option<Vec<ImagePort>>,
+    /// `Some(None)` clears it.
+    pub gitops_hash: Option<Option<String>>,
+}
+
+impl Image {
+    pub fn with_changes(mut self, changes: ImageChanges, now: Timestamp) -> Image {
+        if let Some(status) = changes.status {
+            self.request.status = status;
+        }
+        if let Some(tags) = changes.tags {
+            self.request.tags = tags;
+        }
+        if let Some(cluster_image_tags) = changes.cluster_image_tags {
+            self.request.cluster_image_tags = cluster_image_tags;
+        }
+        if let Some(image_ports) = changes.image_ports {
+            self.request.image_ports = image_ports;
+        }
+        if let Some(gitops_hash) = changes.gitops_hash {
+            self.request.gitops_hash = gitops_hash;
+        }
+        self.updated_at = now;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn none_keeps_the_version_and_the_others_bump() {
+        assert_eq!(
+            VersionChange::parse("update_type", "none").unwrap(),
+            VersionChange::Keep
+        );
+        assert_eq!(
+            VersionChange::parse("update_type", "minor").unwrap(),
+            VersionChange::Bump(UpdateType::Minor)
+        );
+        assert!(VersionChange::parse("update_type", "build").is_err());
+    }
+
+    #[test]
+    fn every_status_but_active_is_inactive_and_unknown_ones_are_refused() {
+        for status in ImageStatus::ALL {
+            assert_eq!(
+                ImageStatus::parse("status", status.as_str()).unwrap(),
+                status
+            );
+        }
+        assert!(ImageStatus::parse("status", "Active").is_err());
+    }
+
+    #[test]
+    fn git_hashes_are_hex_and_stored_lowercase() {
+        assert_eq!(parse_git_hash("git_hash", "ABCDEF1").unwrap(), "abcdef1");
+        for bad in ["abc", "xyz1234", &"a".repeat(65), "", "abcdef1 "] {
+            assert!(parse_git_hash("git_hash", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_are_unique_bounded_and_printable() {
+        let many: Vec<String> = (0..MAX_TAGS).map(|i| format!("t{i}")).collect();
+        assert!(check_tags("tags", &many).is_ok());
+        let too_many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect();
+        assert!(check_tags("tags", &too_many).is_err());
+        let duplicate = check_tags("tags", &["a".into(), "b".into(), "a".into()]).unwrap_err();
+        assert_eq!(duplicate.problem().field.as_deref(), Some("tags[2]"));
+        assert!(check_tags("tags", &["".into()]).is_err());
+    }
+
+    #[test]
+    fn ports_are_1_to_65535_with_known_protocols() {
+        assert!(
+            ImagePort::parse(
+                "image_ports[0]",
+                8080,
+                Some("TCP".into()),
+                Some("http".into())
+            )
+            .is_ok()
+        );
+        for port in [0, -1, 65536] {
+            assert!(
+                ImagePort::parse("image_ports[0]", port, None, None).is_err(),
+                "{port}"
+            );
+        }
+        assert!(ImagePort::parse("image_ports[0]", 80, Some("http".into()), None).is_err());
+    }
+
+    #[test]
+    fn oci_tags_follow_the_distribution_grammar() {
+        for ok in ["latest", "v1.2.3", "default-1.2.3", "_x", &"a".repeat(128)] {
+            assert!(check_oci_tag("tag", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a:b", "a/b", &"a".repeat(129)] {
+            assert!(check_oci_tag("tag", bad).is_err(), "{bad}");
+        }
+    }
+}

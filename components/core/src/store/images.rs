@@ -1,0 +1,277 @@
+//! `images`: insert (once per run), read, list with filters, update the operational fields.
+
+use sha2::{Digest, Sha256};
+
+use crate::db::{Db, DbError, Row, Value};
+use crate::domain::image::{CdRequest, Image, ImageId, ImageStatus, VersionChange};
+use crate::domain::{Channel, OrgId, RegistryId, Timestamp};
+use crate::error::Error;
+
+use super::Page;
+use super::json_columns::{
+    decode_cluster_image_tags, decode_ports, decode_tags, encode_cluster_image_tags, encode_ports,
+    encode_tags,
+};
+
+const COLUMNS: &str = "image_id, org_id, registry_id, channel, version, update_type, tag_name, image_name, \
+     image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
+     committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at";
+
+fn from_row(row: Row<'_>) -> Result<Image, Error> {
+    let stored = |e: Error| Error::storage(format!("unreadable image row: {e}"));
+    let request = CdRequest {
+        channel: Channel::parse(&row.text(3)?).map_err(stored)?,
+        version_change: VersionChange::parse("update_type", &row.text(5)?).map_err(stored)?,
+        tag_name: row.text(6)?,
+        image_name: row.text(7)?,
+        image_name_with_tag: row.text(8)?,
+        status: ImageStatus::parse("status", &row.text(9)?).map_err(stored)?,
+        tags: decode_tags(&row.text(10)?)?,
+        git_hash: row.text(11)?,
+        git_hash_commit_timestamp: row
+            .optional_text(12)?
+            .map(|t| Timestamp::from_stored(&t))
+            .transpose()?,
+        gitops_hash: row.optional_text(13)?,
+        api_definition_path: row.optional_text(14)?,
+        committer: row.optional_text(15)?,
+        commit_msg: row.optional_text(16)?,
+        run_id: row.text(17)?,
+        image_ports: decode_ports(&row.text(18)?)?,
+        cluster_image_tags: decode_cluster_image_tags(&row.text(19)?)?,
+        api_version_id: row.optional_text(20)?,
+    };
+    Ok(Image {
+        image_id: ImageId::parse("image_id", &row.text(0)?).map_err(stored)?,
+        org_id: OrgId::parse("org_id", &row.text(1)?).map_err(stored)?,
+        registry_id: RegistryId::parse("registry_id", &row.text(2)?).map_err(stored)?,
+        version: row.text(4)?,
+        request,
+        built_at: Timestamp::from_stored(&row.text(21)?)?,
+        updated_at: Timestamp::from_stored(&row.text(22)?)?,
+    })
+}
+
+/// A digest of everything a pipeline sent (after defaults and normalisation): a retry of the
+/// same run carries the same digest; a different build reusing the run id does not.
+pub fn request_digest(request: &CdRequest) -> String {
+    let fields: Vec<Value> = request_values(request);
+    let mut hasher = Sha256::new();
+    for value in fields {
+        // Length-prefixed, typed fields: no two different requests encode the same bytes.
+        let encoded = match value {
+            Value::Null => "n".to_owned(),
+            Value::Text(text) => format!("t{}:{text}", text.len()),
+            other => format!("{other:?}"),
+        };
+        hasher.update(encoded.as_bytes());
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The request's fields in column order, from `channel` to `api_version_id` (less `version`).
+fn request_values(request: &CdRequest) -> Vec<Value> {
+    vec![
+        request.channel.as_str().into(),
+        request.version_change.as_str().into(),
+        request.tag_name.as_str().into(),
+        request.image_name.as_str().into(),
+        request.image_name_with_tag.as_str().into(),
+        request.status.as_str().into(),
+        encode_tags(&request.tags).into(),
+        request.git_hash.as_str().into(),
+        request
+            .git_hash_commit_timestamp
+            .map(|t| t.to_stored())
+            .into(),
+        request.gitops_hash.as_deref().into(),
+        request.api_definition_path.as_deref().into(),
+        request.committer.as_deref().into(),
+        request.commit_msg.as_deref().into(),
+        request.run_id.as_str().into(),
+        encode_ports(&request.image_ports).into(),
+        encode_cluster_image_tags(&request.cluster_image_tags).into(),
+        request.api_version_id.as_deref().into(),
+    ]
+}
+
+/// Inserts a new image; `Err(Conflict)` if the run id is already recorded for the registry.
+pub fn insert(db: &dyn Db, image: &Image) -> Result<(), Error> {
+    let r = &image.request;
+    let params = vec![
+        image.image_id.to_text().into(),
+        image.org_id.as_str().into(),
+        image.registry_id.to_text().into(),
+        r.channel.as_str().into(),
+        image.version.as_str().into(),
+        r.version_change.as_str().into(),
+        r.tag_name.as_str().into(),
+        r.image_name.as_str().into(),
+        r.image_name_with_tag.as_str().into(),
+        r.status.as_str().into(),
+        encode_tags(&r.tags).into(),
+        r.git_hash.as_str().into(),
+        r.git_hash_commit_timestamp.map(|t| t.to_stored()).into(),
+        r.gitops_hash.as_deref().into(),
+        r.api_definition_path.as_deref().into(),
+        r.committer.as_deref().into(),
+        r.commit_msg.as_deref().into(),
+        r.run_id.as_str().into(),
+        encode_ports(&r.image_ports).into(),
+        encode_cluster_image_tags(&r.cluster_image_tags).into(),
+        r.api_version_id.as_deref().into(),
+        image.built_at.to_stored().into(),
+        image.updated_at.to_stored().into(),
+        request_digest(r).into(),
+    ];
+    let sql = format!(
+        "INSERT INTO images ({COLUMNS}, request_sha256) VALUES \
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    match db.execute(&sql, &params) {
+        Ok(_) => Ok(()),
+        Err(DbError::Unique(_)) => Err(Error::Conflict {
+            detail: format!(
+                "run_id {:?} is already recorded for this registry",
+                r.run_id
+            ),
+            field: Some("run_id".to_owned()),
+        }),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The image recorded for `run_id` in the registry, with its request digest.
+pub fn find_by_run(
+    db: &dyn Db,
+    registry_id: RegistryId,
+    run_id: &str,
+) -> Result<Option<(Image, String)>, Error> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS}, request_sha256 FROM images WHERE registry_id = ? AND run_id = ?"
+        ),
+        &[registry_id.to_text().into(), run_id.into()],
+    )?;
+    rows.first()
+        .map(|row| Ok((from_row(Row::new(&rows.rows[0]))?, row.text(23)?)))
+        .transpose()
+}
+
+/// One image of a registry.
+pub fn find(
+    db: &dyn Db,
+    registry_id: RegistryId,
+    image_id: ImageId,
+) -> Result<Option<Image>, Error> {
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM images WHERE registry_id = ? AND image_id = ?"),
+        &[registry_id.to_text().into(), image_id.to_text().into()],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
+/// Filters of a registry's image list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct ImageFilter {
+    pub channel: Option<Channel>,
+    pub status: Option<ImageStatus>,
+    /// Images carrying this tag (searched in the `tags` JSON array).
+    pub tag: Option<String>,
+    pub api_version_id: Option<String>,
+}
+
+/// A registry's images, newest first, filtered.
+pub fn list(
+    db: &dyn Db,
+    registry_id: RegistryId,
+    filter: &ImageFilter,
+    after: Option<ImageId>,
+    limit: usize,
+) -> Result<Page<Image>, Error> {
+    let mut sql = format!("SELECT {COLUMNS} FROM images WHERE registry_id = ?");
+    let mut params: Vec<Value> = vec![registry_id.to_text().into()];
+    if let Some(channel) = &filter.channel {
+        sql.push_str(" AND channel = ?");
+        params.push(channel.as_str().into());
+    }
+    if let Some(status) = filter.status {
+        sql.push_str(" AND status = ?");
+        params.push(status.as_str().into());
+    }
+    if let Some(api_version_id) = &filter.api_version_id {
+        sql.push_str(" AND api_version_id = ?");
+        params.push(api_version_id.as_str().into());
+    }
+    if let Some(tag) = &filter.tag {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM json_each(images.tags) WHERE json_each.value = ?)",
+        );
+        params.push(tag.as_str().into());
+    }
+    if let Some(cursor) = after {
+        sql.push_str(" AND image_id < ?");
+        params.push(cursor.to_text().into());
+    }
+    sql.push_str(" ORDER BY image_id DESC LIMIT ?");
+    params.push((limit as i64 + 1).into());
+    let rows = db.execute(&sql, &params)?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(items, limit, |image| {
+        image.image_id.to_text()
+    }))
+}
+
+/// Stores the operational fields of `image` (the build metadata is never rewritten).
+pub fn update(db: &dyn Db, image: &Image) -> Result<(), Error> {
+    let r = &image.request;
+    db.execute(
+        "UPDATE images SET status = ?, tags = ?, cluster_image_tags = ?, image_ports = ?, gitops_hash = ?, \
+         updated_at = ? WHERE image_id = ? AND registry_id = ?",
+        &[
+            r.status.as_str().into(),
+            encode_tags(&r.tags).into(),
+            encode_cluster_image_tags(&r.cluster_image_tags).into(),
+            encode_ports(&r.image_ports).into(),
+            r.gitops_hash.as_deref().into(),
+            image.updated_at.to_stored().into(),
+            image.image_id.to_text().into(),
+            image.registry_id.to_text().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// GetDistinctOrgsOfInactiveImages: orgs with at least one image whose status is not `active`,
+/// in id order.
+pub fn orgs_with_inactive_images(
+    db: &dyn Db,
+    after: Option<&OrgId>,
+    limit: usize,
+) -> Result<Page<OrgId>, Error> {
+    let inactive: Vec<&str> = ImageStatus::ALL
+        .iter()
+        .filter(|s| **s != ImageStatus::Active)
+        .map(|s| s.as_str())
+        .collect();
+    let placeholders = vec!["?"; inactive.len()].join(", ");
+    let mut params: Vec<Value> = inactive.iter().map(|s| (*s).into()).collect();
+    let mut sql = format!("SELECT DISTINCT org_id FROM images WHERE status IN ({placeholders})");
+    if let Some(cursor) = after {
+        sql.push_str(" AND org_id > ?");
+        params.push(cursor.as_str().into());
+    }
+    sql.push_str(" ORDER BY org_id LIMIT ?");
+    params.push((limit as i64 + 1).into());
+    let rows = db.execute(&sql, &params)?;
+    let orgs = rows
+        .iter()
+        .map(|row| OrgId::parse("org_id", &row.text(0)?).map_err(|e| Error::storage(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(orgs, limit, |org| org.to_string()))
+}
