@@ -191,6 +191,13 @@ impl<'a> Row<'a> {
         }
     }
 
+    pub fn optional_real(&self, index: usize) -> Result<Option<f64>, Error> {
+        match self.value(index)? {
+            Value::Null => Ok(None),
+            _ => self.real(index).map(Some),
+        }
+    }
+
     pub fn flag(&self, index: usize) -> Result<bool, Error> {
         Ok(self.integer(index)? != 0)
     }

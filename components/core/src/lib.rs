@@ -53,15 +53,10 @@ pub fn handle_images_request(
     api::serve(request, env, api::images::routes)
 }
 
-/// The lead-time component: deployments and DORA (its routes arrive with the lead-time work).
+/// The lead-time component: deployments and DORA lead time for changes.
 pub fn handle_lead_time_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, |request, _caller, _env| {
-        match request.segments.as_slice() {
-            ["health", "lead-time"] => api::health::health(request, "lead-time"),
-            _ => api::no_route(request),
-        }
-    })
+    api::serve(request, env, api::lead_time::routes)
 }

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_images",
         sql: include_str!("../../../migrations/0002_images.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_lead_time",
+        sql: include_str!("../../../migrations/0003_lead_time.sql"),
+    },
 ];
 
 /// The schema version this build expects.

@@ -8,6 +8,7 @@ mod channels;
 mod concurrency;
 mod health;
 mod images;
+mod lead_time;
 mod registries;
 mod tenancy;
 mod tokens;

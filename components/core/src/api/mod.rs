@@ -6,6 +6,7 @@
 
 pub mod health;
 pub mod images;
+pub mod lead_time;
 pub mod registries;
 pub mod tokens;
 pub mod versions;

@@ -4,6 +4,7 @@
 pub mod channel;
 pub mod ids;
 pub mod image;
+pub mod lead_time;
 pub mod org;
 pub mod registry;
 pub mod time;

@@ -275,3 +275,12 @@ pub fn orgs_with_inactive_images(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Page::from_rows(orgs, limit, |org| org.to_string()))
 }
+
+/// One image of the org, whichever registry holds it.
+pub fn find_in_org(db: &dyn Db, image_id: ImageId, org_id: &OrgId) -> Result<Option<Image>, Error> {
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM images WHERE image_id = ? AND org_id = ?"),
+        &[image_id.to_text().into(), org_id.as_str().into()],
+    )?;
+    rows.first().map(from_row).transpose()
+}

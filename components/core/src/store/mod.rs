@@ -5,6 +5,7 @@
 
 pub mod images;
 pub mod json_columns;
+pub mod lead_times;
 pub mod registries;
 pub mod tokens;
 pub mod versions;

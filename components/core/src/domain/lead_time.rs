@@ -1,0 +1,374 @@
+//! DORA lead time for changes and deployment frequency: the pure arithmetic.
+//!
+//! Lead time of one deployment = its `created_at` (when the image reached the app
+//! environment) minus the commit's `git_hash_commit_timestamp`, as exact elapsed minutes
+//! between two UTC instants (fractional). Not MSSQL's `DATEDIFF(minute, …)`, which counts minute
+//! *boundaries* crossed: 10:00:59 → 10:01:00 is one minute there and 1/60 here.
+//!
+//! Performance levels follow DORA's *Accelerate State of DevOps Report 2023* (Google Cloud),
+//! whose clusters are: lead time for changes — elite: less than one day; high: one day to one
+//! week; medium: one week to one month; low: one to six months (and beyond). Deployment
+//! frequency — elite: on demand (multiple deploys per day); high: between once per day and once
+//! per week; medium: between once per week and once per month; low: less often.
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+
+use crate::Error;
+
+use super::{Timestamp, check_text};
+
+/// Elapsed minutes from `commit` to `deployed` (negative when the commit's clock is ahead).
+pub fn duration_mins(commit: Timestamp, deployed: Timestamp) -> f64 {
+    let micros = (deployed.instant() - commit.instant())
+        .num_microseconds()
+        .unwrap_or(i64::MAX);
+    micros as f64 / 60_000_000.0
+}
+
+/// An environment name: 1–63 of ASCII letters, digits, `-`, `_`, `.` (`production`, `eu-1.staging`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentName(String);
+
+impl EnvironmentName {
+    pub fn parse(field: &str, value: &str) -> Result<EnvironmentName, Error> {
+        check_text(field, value, 63)?;
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(Error::invalid(
+                field,
+                "must be ASCII letters, digits, '-', '_' or '.'",
+            ));
+        }
+        Ok(EnvironmentName(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The longest range a DORA query may cover.
+pub const MAX_RANGE_DAYS: i64 = 366;
+
+/// An inclusive time range `[start, end]` (SQL `BETWEEN`), at most [`MAX_RANGE_DAYS`] long.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeRange {
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+impl TimeRange {
+    /// Parses query values. Every failure is a 400 naming the parameter: these are the query
+    /// of a GET, not a body to validate.
+    pub fn parse(start: Option<&str>, end: Option<&str>) -> Result<TimeRange, Error> {
+        let parse = |field: &str, value: Option<&str>| -> Result<Timestamp, Error> {
+            let value = value.ok_or_else(|| Error::Malformed {
+                detail: format!(
+                    "{field} is required (RFC 3339 with offset, e.g. 2026-03-01T00:00:00Z)"
+                ),
+                field: Some(field.to_owned()),
+            })?;
+            Timestamp::parse(field, value).map_err(|e| Error::Malformed {
+                detail: e.problem().detail,
+                field: Some(field.to_owned()),
+            })
+        };
+        let range = TimeRange {
+            start: parse("start", start)?,
+            end: parse("end", end)?,
+        };
+        if range.start > range.end {
+            return Err(Error::Malformed {
+                detail: "start must not be after end".to_owned(),
+                field: Some("start".to_owned()),
+            });
+        }
+        if range.end.instant() - range.start.instant() > Duration::days(MAX_RANGE_DAYS) {
+            return Err(Error::Malformed {
+                detail: format!("the range must be at most {MAX_RANGE_DAYS} days"),
+                field: Some("end".to_owned()),
+            });
+        }
+        Ok(range)
+    }
+
+    /// The range's length in days (fractional), at least one second's worth.
+    pub fn days(&self) -> f64 {
+        let seconds = (self.end.instant() - self.start.instant())
+            .num_seconds()
+            .max(1);
+        seconds as f64 / 86_400.0
+    }
+}
+
+/// The bucket size of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Day,
+    /// ISO weeks, starting Monday 00:00 UTC.
+    Week,
+    /// Calendar months, starting on the 1st 00:00 UTC.
+    Month,
+    /// One bucket: the whole range.
+    All,
+}
+
+impl Interval {
+    pub fn parse(value: &str) -> Result<Interval, Error> {
+        match value {
+            "day" => Ok(Interval::Day),
+            "week" => Ok(Interval::Week),
+            "month" => Ok(Interval::Month),
+            "all" => Ok(Interval::All),
+            _ => Err(Error::Malformed {
+                detail: "interval must be one of day, week, month, all".to_owned(),
+                field: Some("interval".to_owned()),
+            }),
+        }
+    }
+
+    /// The start of the period holding `instant` (for `All`: the range start).
+    pub fn period_start(&self, instant: DateTime<Utc>, range: &TimeRange) -> DateTime<Utc> {
+        let midnight = |d: chrono::NaiveDate| {
+            Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+        };
+        match self {
+            Interval::Day => midnight(instant.date_naive()),
+            Interval::Week => {
+                let date = instant.date_naive();
+                midnight(date - Duration::days(i64::from(date.weekday().num_days_from_monday())))
+            }
+            Interval::Month => midnight(
+                instant
+                    .date_naive()
+                    .with_day(1)
+                    .expect("every month has a 1st"),
+            ),
+            Interval::All => range.start.instant(),
+        }
+    }
+
+    /// Every period start from the one holding `range.start` to the one holding `range.end`:
+    /// empty periods included, so a chart needs no gap filling.
+    pub fn periods(&self, range: &TimeRange) -> Vec<DateTime<Utc>> {
+        let last = self.period_start(range.end.instant(), range);
+        let mut periods = vec![self.period_start(range.start.instant(), range)];
+        loop {
+            let current = *periods.last().expect("never empty");
+            let next = match self {
+                Interval::Day => current + Duration::days(1),
+                Interval::Week => current + Duration::weeks(1),
+                Interval::Month => {
+                    let (year, month) = if current.month() == 12 {
+                        (current.year() + 1, 1)
+                    } else {
+                        (current.year(), current.month() + 1)
+                    };
+                    Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0)
+                        .single()
+                        .expect("the 1st at midnight is unambiguous in UTC")
+                }
+                Interval::All => return periods,
+            };
+            if next > last {
+                return periods;
+            }
+            periods.push(next);
+        }
+    }
+}
+
+/// The `q`-quantile (0..=1) of sorted values, interpolating linearly between closest ranks
+/// (the "R-7" definition used by numpy and spreadsheets). `None` for no values.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let position = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lower = position.floor() as usize;
+    let upper = position.ceil() as usize;
+    let fraction = position - lower as f64;
+    Some(sorted[lower] + (sorted[upper] - sorted[lower]) * fraction)
+}
+
+/// Summary figures of a set of lead times (minutes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadTimeSummary {
+    pub count: usize,
+    pub median_mins: Option<f64>,
+    pub p90_mins: Option<f64>,
+    pub mean_mins: Option<f64>,
+    pub min_mins: Option<f64>,
+    pub max_mins: Option<f64>,
+    pub level: Option<DoraLevel>,
+}
+
+impl LeadTimeSummary {
+    /// Summarises `sorted` (ascending) durations.
+    pub fn of_sorted(sorted: &[f64]) -> LeadTimeSummary {
+        let median = quantile(sorted, 0.5);
+        LeadTimeSummary {
+            count: sorted.len(),
+            median_mins: median,
+            p90_mins: quantile(sorted, 0.9),
+            mean_mins: (!sorted.is_empty())
+                .then(|| sorted.iter().sum::<f64>() / sorted.len() as f64),
+            min_mins: sorted.first().copied(),
+            max_mins: sorted.last().copied(),
+            level: median.map(DoraLevel::for_lead_time),
+        }
+    }
+}
+
+/// DORA's performance clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoraLevel {
+    Elite,
+    High,
+    Medium,
+    Low,
+}
+
+const DAY_MINS: f64 = 24.0 * 60.0;
+
+impl DoraLevel {
+    /// From the median lead time: < 1 day elite, < 1 week high, < 1 month (30 days) medium, else low.
+    pub fn for_lead_time(median_mins: f64) -> DoraLevel {
+        if median_mins < DAY_MINS {
+            DoraLevel::Elite
+        } else if median_mins < 7.0 * DAY_MINS {
+            DoraLevel::High
+        } else if median_mins < 30.0 * DAY_MINS {
+            DoraLevel::Medium
+        } else {
+            DoraLevel::Low
+        }
+    }
+
+    /// From deployments per day: ≥ 1 a day elite, ≥ 1 a week high, ≥ 1 a month (30 days)
+    /// medium, else low.
+    pub fn for_deployment_frequency(per_day: f64) -> DoraLevel {
+        if per_day >= 1.0 {
+            DoraLevel::Elite
+        } else if per_day >= 1.0 / 7.0 {
+            DoraLevel::High
+        } else if per_day >= 1.0 / 30.0 {
+            DoraLevel::Medium
+        } else {
+            DoraLevel::Low
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DoraLevel::Elite => "elite",
+            DoraLevel::High => "high",
+            DoraLevel::Medium => "medium",
+            DoraLevel::Low => "low",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(value: &str) -> Timestamp {
+        Timestamp::parse("t", value).unwrap()
+    }
+
+    fn range(start: &str, end: &str) -> TimeRange {
+        TimeRange {
+            start: t(start),
+            end: t(end),
+        }
+    }
+
+    #[test]
+    fn durations_are_exact_minutes_between_utc_instants() {
+        assert_eq!(
+            duration_mins(t("2026-03-01T10:00:59Z"), t("2026-03-01T10:01:00Z")),
+            1.0 / 60.0
+        );
+        // 10:00+05:30 is 04:30 UTC.
+        assert_eq!(
+            duration_mins(t("2026-03-01T10:00:00+05:30"), t("2026-03-01T05:00:00Z")),
+            30.0
+        );
+        assert_eq!(
+            duration_mins(t("2026-03-01T10:00:00Z"), t("2026-03-01T09:00:00Z")),
+            -60.0
+        );
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_ranks() {
+        assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(quantile(&[7.0], 0.9), Some(7.0));
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.5), Some(2.5));
+        assert!(
+            (quantile(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0], 0.9).unwrap() - 9.1)
+                .abs()
+                < 1e-9
+        );
+    }
+
+    #[test]
+    fn dora_levels_use_the_2023_thresholds() {
+        assert_eq!(DoraLevel::for_lead_time(60.0), DoraLevel::Elite);
+        assert_eq!(DoraLevel::for_lead_time(DAY_MINS), DoraLevel::High);
+        assert_eq!(DoraLevel::for_lead_time(7.0 * DAY_MINS), DoraLevel::Medium);
+        assert_eq!(DoraLevel::for_lead_time(30.0 * DAY_MINS), DoraLevel::Low);
+        assert_eq!(DoraLevel::for_deployment_frequency(3.0), DoraLevel::Elite);
+        assert_eq!(DoraLevel::for_deployment_frequency(0.2), DoraLevel::High);
+        assert_eq!(DoraLevel::for_deployment_frequency(0.05), DoraLevel::Medium);
+        assert_eq!(DoraLevel::for_deployment_frequency(0.01), DoraLevel::Low);
+    }
+
+    #[test]
+    fn periods_include_empty_ones_and_align_to_utc_boundaries() {
+        let r = range("2026-02-27T15:00:00Z", "2026-03-02T01:00:00Z");
+        let days: Vec<String> = Interval::Day
+            .periods(&r)
+            .iter()
+            .map(|d| d.to_rfc3339())
+            .collect();
+        assert_eq!(
+            days,
+            [
+                "2026-02-27T00:00:00+00:00",
+                "2026-02-28T00:00:00+00:00",
+                "2026-03-01T00:00:00+00:00",
+                "2026-03-02T00:00:00+00:00"
+            ]
+        );
+        let weeks = Interval::Week.periods(&r);
+        assert_eq!(weeks[0].to_rfc3339(), "2026-02-23T00:00:00+00:00", "Monday");
+        assert_eq!(weeks.len(), 2);
+        let months =
+            Interval::Month.periods(&range("2025-11-15T00:00:00Z", "2026-02-01T00:00:00Z"));
+        assert_eq!(months.len(), 4);
+        assert_eq!(months[2].to_rfc3339(), "2026-01-01T00:00:00+00:00");
+        assert_eq!(Interval::All.periods(&r), vec![r.start.instant()]);
+    }
+
+    #[test]
+    fn ranges_are_ordered_bounded_and_need_offsets() {
+        assert!(
+            TimeRange::parse(Some("2026-01-01T00:00:00Z"), Some("2026-01-01T00:00:00Z")).is_ok()
+        );
+        for (start, end) in [
+            (Some("2026-01-02T00:00:00Z"), Some("2026-01-01T00:00:00Z")),
+            (Some("2026-01-01T00:00:00"), Some("2026-01-02T00:00:00Z")),
+            (None, Some("2026-01-02T00:00:00Z")),
+            (Some("2025-01-01T00:00:00Z"), Some("2026-01-03T00:00:00Z")),
+        ] {
+            assert_eq!(
+                TimeRange::parse(start, end).unwrap_err().status(),
+                http::StatusCode::BAD_REQUEST
+            );
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! `environments`, `app_environments` and `image_lead_times`: deployment records and the
+//! range queries of the DORA figures.
+//!
+//! Writes run inside the caller's `BEGIN IMMEDIATE` transaction, so the select-then-insert
+//! upserts below cannot race.
+
+use uuid::Uuid;
+
+use crate::db::{Db, DbError, Row, Value};
+use crate::domain::image::ImageId;
+use crate::domain::lead_time::{EnvironmentName, TimeRange};
+use crate::domain::{OrgId, Timestamp};
+use crate::error::Error;
+
+use super::Page;
+
+/// One image reaching one app environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadTimeRecord {
+    pub lead_time_id: Uuid,
+    pub org_id: OrgId,
+    pub image_id: ImageId,
+    pub app_environment_id: Uuid,
+    pub deployment_id: Option<String>,
+    pub project_id: Option<String>,
+    pub app_id: String,
+    pub environment: String,
+    pub prod: bool,
+    pub git_hash: String,
+    pub git_hash_commit_timestamp: Option<Timestamp>,
+    pub image_name_with_tag: String,
+    /// When the image reached the app environment.
+    pub created_at: Timestamp,
+    /// `created_at - git_hash_commit_timestamp` in minutes; `None` without a commit time.
+    pub duration_mins: Option<f64>,
+    pub recorded_at: Timestamp,
+}
+
+const COLUMNS: &str = "lead_time_id, org_id, image_id, app_environment_id, deployment_id, project_id, app_id, \
+     environment, prod, git_hash, git_hash_commit_timestamp, image_name_with_tag, created_at, duration_mins, recorded_at";
+
+fn uuid(row: &Row<'_>, index: usize) -> Result<Uuid, Error> {
+    Uuid::try_parse(&row.text(index)?).map_err(|e| Error::storage(format!("unreadable id: {e}")))
+}
+
+fn from_row(row: Row<'_>) -> Result<LeadTimeRecord, Error> {
+    let stored = |e: Error| Error::storage(format!("unreadable lead-time row: {e}"));
+    Ok(LeadTimeRecord {
+        lead_time_id: uuid(&row, 0)?,
+        org_id: OrgId::parse("org_id", &row.text(1)?).map_err(stored)?,
+        image_id: ImageId::parse("image_id", &row.text(2)?).map_err(stored)?,
+        app_environment_id: uuid(&row, 3)?,
+        deployment_id: row.optional_text(4)?,
+        project_id: row.optional_text(5)?,
+        app_id: row.text(6)?,
+        environment: row.text(7)?,
+        prod: row.flag(8)?,
+        git_hash: row.text(9)?,
+        git_hash_commit_timestamp: row
+            .optional_text(10)?
+            .map(|t| Timestamp::from_stored(&t))
+            .transpose()?,
+        image_name_with_tag: row.text(11)?,
+        created_at: Timestamp::from_stored(&row.text(12)?)?,
+        duration_mins: row.optional_real(13)?,
+        recorded_at: Timestamp::from_stored(&row.text(14)?)?,
+    })
+}
+
+/// The org's environment `name`, created or with its prod flag brought up to date; its id.
+pub fn upsert_environment(
+    db: &dyn Db,
+    org_id: &OrgId,
+    name: &EnvironmentName,
+    prod: bool,
+    new_id: Uuid,
+    now: Timestamp,
+) -> Result<Uuid, Error> {
+    let rows = db.execute(
+        "SELECT environment_id, prod FROM environments WHERE org_id = ? AND name = ?",
+        &[org_id.as_str().into(), name.as_str().into()],
+    )?;
+    if let Some(row) = rows.first() {
+        let environment_id = uuid(&row, 0)?;
+        if row.flag(1)? != prod {
+            db.execute(
+                "UPDATE environments SET prod = ?, updated_at = ? WHERE environment_id = ?",
+                &[
+                    prod.into(),
+                    now.to_stored().into(),
+                    environment_id.hyphenated().to_string().into(),
+                ],
+            )?;
+        }
+        return Ok(environment_id);
+    }
+    db.execute(
+        "INSERT INTO environments (environment_id, org_id, name, prod, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        &[
+            new_id.hyphenated().to_string().into(),
+            org_id.as_str().into(),
+            name.as_str().into(),
+            prod.into(),
+            now.to_stored().into(),
+            now.to_stored().into(),
+        ],
+    )?;
+    Ok(new_id)
+}
+
+/// The app environment (project, app, environment), created if new; its id.
+pub fn upsert_app_environment(
+    db: &dyn Db,
+    org_id: &OrgId,
+    project_id: Option<&str>,
+    app_id: &str,
+    environment_id: Uuid,
+    new_id: Uuid,
+    now: Timestamp,
+) -> Result<Uuid, Error> {
+    let environment_id = environment_id.hyphenated().to_string();
+    let rows = db.execute(
+        "SELECT app_environment_id FROM app_environments \
+         WHERE org_id = ? AND IFNULL(project_id, '') = IFNULL(?, '') AND app_id = ? AND environment_id = ?",
+        &[org_id.as_str().into(), project_id.into(), app_id.into(), environment_id.as_str().into()],
+    )?;
+    if let Some(row) = rows.first() {
+        return uuid(&row, 0);
+    }
+    db.execute(
+        "INSERT INTO app_environments (app_environment_id, org_id, project_id, app_id, environment_id, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+        &[
+            new_id.hyphenated().to_string().into(),
+            org_id.as_str().into(),
+            project_id.into(),
+            app_id.into(),
+            environment_id.into(),
+            now.to_stored().into(),
+        ],
+    )?;
+    Ok(new_id)
+}
+
+pub fn find_by_deployment_id(
+    db: &dyn Db,
+    org_id: &OrgId,
+    deployment_id: &str,
+) -> Result<Option<LeadTimeRecord>, Error> {
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM image_lead_times WHERE org_id = ? AND deployment_id = ?"),
+        &[org_id.as_str().into(), deployment_id.into()],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
+pub fn find_by_image_app_environment(
+    db: &dyn Db,
+    image_id: ImageId,
+    app_environment_id: Uuid,
+) -> Result<Option<LeadTimeRecord>, Error> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS} FROM image_lead_times WHERE image_id = ? AND app_environment_id = ?"
+        ),
+        &[
+            image_id.to_text().into(),
+            app_environment_id.hyphenated().to_string().into(),
+        ],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
+pub fn insert(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
+    let result = db.execute(
+        &format!("INSERT INTO image_lead_times ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &[
+            record.lead_time_id.hyphenated().to_string().into(),
+            record.org_id.as_str().into(),
+            record.image_id.to_text().into(),
+            record.app_environment_id.hyphenated().to_string().into(),
+            record.deployment_id.as_deref().into(),
+            record.project_id.as_deref().into(),
+            record.app_id.as_str().into(),
+            record.environment.as_str().into(),
+            record.prod.into(),
+            record.git_hash.as_str().into(),
+            record.git_hash_commit_timestamp.map(|t| t.to_stored()).into(),
+            record.image_name_with_tag.as_str().into(),
+            record.created_at.to_stored().into(),
+            record.duration_mins.map_or(Value::Null, Value::Real),
+            record.recorded_at.to_stored().into(),
+        ],
+    );
+    match result {
+        Ok(_) => Ok(()),
+        Err(DbError::Unique(message)) => Err(Error::Conflict {
+            detail: format!("deployment already recorded ({message})"),
+            field: None,
+        }),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The filters of the DORA queries; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct DoraFilter {
+    pub project_id: Option<String>,
+    pub app_id: Option<String>,
+    pub environment: Option<String>,
+    pub prod: Option<bool>,
+}
+
+/// `WHERE` for one org, a range and the filters; `lead_time_only` keeps the rows that count for
+/// lead time (with a project and a commit time), matching the partial index.
+fn where_clause(
+    org_id: &OrgId,
+    range: &TimeRange,
+    filter: &DoraFilter,
+    lead_time_only: bool,
+) -> (String, Vec<Value>) {
+    let mut sql = String::from("org_id = ? AND created_at BETWEEN ? AND ?");
+    let mut params: Vec<Value> = vec![
+        org_id.as_str().into(),
+        range.start.to_stored().into(),
+        range.end.to_stored().into(),
+    ];
+    if lead_time_only {
+        sql.push_str(" AND project_id IS NOT NULL AND duration_mins IS NOT NULL");
+    }
+    for (column, value) in [
+        ("project_id", &filter.project_id),
+        ("app_id", &filter.app_id),
+        ("environment", &filter.environment),
+    ] {
+        if let Some(value) = value {
+            sql.push_str(&format!(" AND {column} = ?"));
+            params.push(value.as_str().into());
+        }
+    }
+    if let Some(prod) = filter.prod {
+        sql.push_str(" AND prod = ?");
+        params.push(prod.into());
+    }
+    (sql, params)
+}
+
+/// `(created_at, duration_mins)` of every deployment that counts for lead time, in time order.
+/// Two columns from a covering index: the summary and the series need nothing else.
+pub fn lead_time_durations(
+    db: &dyn Db,
+    org_id: &OrgId,
+    range: &TimeRange,
+    filter: &DoraFilter,
+) -> Result<Vec<(Timestamp, f64)>, Error> {
+    let (condition, params) = where_clause(org_id, range, filter, true);
+    let rows = db.execute(
+        &format!("SELECT created_at, duration_mins FROM image_lead_times WHERE {condition} ORDER BY created_at"),
+        &params,
+    )?;
+    rows.iter()
+        .map(|row| Ok((Timestamp::from_stored(&row.text(0)?)?, row.real(1)?)))
+        .collect()
+}
+
+/// `created_at` of every deployment in the range, in time order.
+pub fn deployment_times(
+    db: &dyn Db,
+    org_id: &OrgId,
+    range: &TimeRange,
+    filter: &DoraFilter,
+) -> Result<Vec<Timestamp>, Error> {
+    let (condition, params) = where_clause(org_id, range, filter, false);
+    let rows = db.execute(
+        &format!("SELECT created_at FROM image_lead_times WHERE {condition} ORDER BY created_at"),
+        &params,
+    )?;
+    rows.iter()
+        .map(|row| Timestamp::from_stored(&row.text(0)?))
+        .collect()
+}
+
+/// A page of the lead-time records that count, newest first. The cursor is
+/// `{created_at}~{lead_time_id}` of the last record of the previous page.
+pub fn lead_time_values(
+    db: &dyn Db,
+    org_id: &OrgId,
+    range: &TimeRange,
+    filter: &DoraFilter,
+    after: Option<(Timestamp, Uuid)>,
+    limit: usize,
+) -> Result<Page<LeadTimeRecord>, Error> {
+    let (mut condition, mut params) = where_clause(org_id, range, filter, true);
+    if let Some((created_at, lead_time_id)) = after {
+        condition.push_str(" AND (created_at < ? OR (created_at = ? AND lead_time_id < ?))");
+        params.push(created_at.to_stored().into());
+        params.push(created_at.to_stored().into());
+        params.push(lead_time_id.hyphenated().to_string().into());
+    }
+    params.push((limit as i64 + 1).into());
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM image_lead_times WHERE {condition} ORDER BY created_at DESC, lead_time_id DESC LIMIT ?"),
+        &params,
+    )?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(items, limit, |r| {
+        format!(
+            "{}~{}",
+            r.created_at.to_stored(),
+            r.lead_time_id.hyphenated()
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite_native::RusqliteDb;
+
+    fn plan(db: &RusqliteDb, sql: &str, params: &[Value]) -> String {
+        let rows = db
+            .execute(&format!("EXPLAIN QUERY PLAN {sql}"), params)
+            .unwrap();
+        rows.iter()
+            .map(|row| row.text(3).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn query() -> (OrgId, TimeRange) {
+        let range =
+            TimeRange::parse(Some("2026-01-01T00:00:00Z"), Some("2026-01-31T00:00:00Z")).unwrap();
+        (OrgId::parse("org_id", "acme").unwrap(), range)
+    }
+
+    #[test]
+    fn the_lead_time_range_query_reads_only_its_covering_index_in_order() {
+        let db = RusqliteDb::open_in_memory();
+        crate::migrations::ensure_schema(&db).unwrap();
+        let (org_id, range) = query();
+        let (condition, params) = where_clause(&org_id, &range, &DoraFilter::default(), true);
+        let plan = plan(
+            &db,
+            &format!(
+                "SELECT created_at, duration_mins FROM image_lead_times WHERE {condition} ORDER BY created_at"
+            ),
+            &params,
+        );
+        println!("{plan}");
+        assert!(plan.contains("USING COVERING INDEX image_lead_times_lead_time (org_id=? AND created_at>? AND created_at<?)"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
+    }
+
+    #[test]
+    fn filtered_and_frequency_queries_use_the_org_time_index() {
+        let db = RusqliteDb::open_in_memory();
+        crate::migrations::ensure_schema(&db).unwrap();
+        let (org_id, range) = query();
+        let filter = DoraFilter {
+            environment: Some("production".into()),
+            prod: Some(true),
+            ..DoraFilter::default()
+        };
+        for lead_time_only in [true, false] {
+            let (condition, params) = where_clause(&org_id, &range, &filter, lead_time_only);
+            let plan = plan(
+                &db,
+                &format!(
+                    "SELECT created_at FROM image_lead_times WHERE {condition} ORDER BY created_at"
+                ),
+                &params,
+            );
+            println!("{plan}");
+            assert!(
+                plan.contains("USING INDEX image_lead_times_")
+                    && plan.contains("org_id=? AND created_at>? AND created_at<?"),
+                "{plan}"
+            );
+            assert!(
+                !plan.contains("SCAN image_lead_times") && !plan.contains("TEMP B-TREE"),
+                "{plan}"
+            );
+        }
+    }
+}

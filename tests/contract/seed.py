@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Seeds a fresh cd-images instance for the contract run and prints shell assignments.
+
+Usage: seed.py BASE_URL ADMIN_TOKEN  (BASE_URL like http://127.0.0.1:PORT/api/v1)
+
+Creates, as the bootstrap admin and then as an org admin token of org "contract":
+- CD_CONTRACT_TOKEN            an admin token of org "contract" (what schemathesis sends)
+- CD_CONTRACT_DOOMED_TOKEN_ID  a second token, the target of DELETE /tokens/{token_id}
+- CD_CONTRACT_REGISTRY_ID      a registry with channel "default" and one image
+- CD_CONTRACT_IMAGE_ID         that image
+- CD_CONTRACT_DOOMED_REGISTRY_ID  a second registry, the target of DELETE /registries/{id}
+Only the standard library: it runs with any python3.
+"""
+
+import json
+import shlex
+import sys
+import urllib.error
+import urllib.request
+
+ORG = "contract"
+
+
+def call(base, token, method, path, body=None, expect=(200, 201)):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    if status not in expect:
+        sys.exit(f"seed: {method} {path} answered {status}: {text}")
+    return json.loads(text) if text else None
+
+
+def main():
+    base, admin = sys.argv[1].rstrip("/"), sys.argv[2]
+    token = call(base, admin, "POST", "/tokens",
+                 {"org_id": ORG, "role": "admin", "name": "contract tests"})["token"]
+    doomed_token = call(base, token, "POST", "/tokens",
+                        {"role": "read", "name": "to be revoked"})["token_id"]
+    registry = call(base, token, "POST", "/registries",
+                    {"image_repository_name": "contract/service-api",
+                     "container_registry_id": "ghcr", "public": True})["registry_id"]
+    doomed_registry = call(base, token, "POST", "/registries",
+                           {"image_repository_name": "contract/to-be-deleted",
+                            "container_registry_id": "ghcr"})["registry_id"]
+    call(base, token, "PUT", f"/registries/{registry}/channels/default")
+    image = call(base, token, "POST", f"/registries/{registry}/images", {
+        "channel": "default",
+        "update_type": "patch",
+        "tag_name": "build-1",
+        "image_name": "ghcr.io/contract/service-api",
+        "image_name_with_tag": "ghcr.io/contract/service-api:build-1",
+        "status": "inactive",
+        "tags": ["latest"],
+        "git_hash": "3f786850e387550fdab836ed7e6dc881de23001b",
+        "git_hash_commit_timestamp": "2020-01-01T10:00:00Z",
+        "run_id": "contract-seed-1",
+        "image_ports": [{"port": 8080, "protocol": "tcp", "name": "http"}],
+        "cluster_image_tags": [{"cluster_id": "eu-1", "tag": "default-0.0.1"}],
+        "api_version_id": "v1",
+    })["image_id"]
+    values = {
+        "CD_CONTRACT_TOKEN": token,
+        "CD_CONTRACT_DOOMED_TOKEN_ID": doomed_token,
+        "CD_CONTRACT_REGISTRY_ID": registry,
+        "CD_CONTRACT_IMAGE_ID": image,
+        "CD_CONTRACT_DOOMED_REGISTRY_ID": doomed_registry,
+    }
+    for name, value in values.items():
+        print(f"export {name}={shlex.quote(value)}")
+
+
+if __name__ == "__main__":
+    main()
