@@ -28,6 +28,8 @@ pub mod db;
 pub mod domain;
 pub mod env;
 pub mod error;
+#[cfg(test)]
+mod fault_tests;
 pub mod migrations;
 #[cfg(any(test, feature = "rusqlite"))]
 pub mod sqlite_native;

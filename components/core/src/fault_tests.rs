@@ -1,0 +1,262 @@
+//! Storage fault injection: every write path, with a failure injected at each of its
+//! statements in turn (busy, I/O error, full disk). After each failure the answer is a
+//! problem+json 5xx (503 for busy) — not a panic, not a hang — and the database holds all of
+//! the write or none of it, checked by reading it back. The connection outlives the request
+//! here (unlike in Spin), so a transaction left open would also show: the retry would fail.
+
+use std::cell::Cell;
+
+use uuid::Uuid;
+
+use crate::db::{Db, DbError, Rows, Value};
+use crate::domain::Timestamp;
+use crate::env::{Clock, Config, Env, Ids};
+use crate::sqlite_native::RusqliteDb;
+
+const ADMIN: &str = "fault-admin-token";
+
+/// Fails the statement numbered `fail_at` (counting from when it is armed) with `error`.
+struct FailingDb {
+    inner: RusqliteDb,
+    fail_at: Cell<Option<usize>>,
+    executed: Cell<usize>,
+    error: DbError,
+}
+
+impl Db for FailingDb {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        let n = self.executed.get();
+        self.executed.set(n + 1);
+        // ROLLBACK is the recovery path; failing it too is a different (double) fault.
+        if self.fail_at.get() == Some(n) && sql != "ROLLBACK" {
+            return Err(self.error.clone());
+        }
+        self.inner.execute(sql, params)
+    }
+}
+
+impl FailingDb {
+    fn new(error: DbError) -> FailingDb {
+        FailingDb { inner: RusqliteDb::open_in_memory(), fail_at: Cell::new(None), executed: Cell::new(0), error }
+    }
+
+    fn arm(&self, fail_at: Option<usize>) {
+        self.executed.set(0);
+        self.fail_at.set(fail_at);
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        match self.inner.execute(sql, &[]).unwrap().rows[0][0] {
+            Value::Integer(n) => n,
+            ref other => panic!("not a count: {other:?}"),
+        }
+    }
+
+    fn text(&self, sql: &str) -> Option<String> {
+        self.inner.execute(sql, &[]).unwrap().rows.first().map(|row| match &row[0] {
+            Value::Text(t) => t.clone(),
+            other => format!("{other:?}"),
+        })
+    }
+}
+
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::parse("now", "2026-06-01T12:00:00Z").unwrap()
+    }
+}
+
+/// Increasing ids, so "newest first" stays meaningful.
+struct SequentialIds(Cell<u128>);
+
+impl Ids for SequentialIds {
+    fn new_id(&self) -> Uuid {
+        self.0.set(self.0.get() + 1);
+        Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + self.0.get())
+    }
+
+    fn secret(&self) -> [u8; 32] {
+        let mut secret = [7u8; 32];
+        secret[..16].copy_from_slice(&self.new_id().as_u128().to_be_bytes());
+        secret
+    }
+}
+
+type Handler = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
+
+struct World {
+    db: FailingDb,
+    ids: SequentialIds,
+}
+
+impl World {
+    fn new(error: DbError) -> World {
+        World { db: FailingDb::new(error), ids: SequentialIds(Cell::new(0)) }
+    }
+
+    fn call(&self, handler: Handler, method: &str, path: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value, String) {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        let env = Env {
+            db: &self.db,
+            clock: &FixedClock,
+            ids: &self.ids,
+            config: Config { admin_token: Some(ADMIN.to_owned()), max_body_bytes: 1 << 20 },
+        };
+        let response = handler(&request, &env);
+        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let json = serde_json::from_slice(response.body()).unwrap_or(serde_json::Value::Null);
+        (response.status().as_u16(), json, content_type)
+    }
+
+    /// An org write token, a registry and an image: what the write paths start from.
+    fn seed(&self) -> (String, String, String) {
+        let (status, token, _) = self.call(crate::handle_registry_request, "POST", "/api/v1/tokens", ADMIN,
+            serde_json::json!({"org_id": "acme", "role": "admin", "name": "t"}));
+        assert_eq!(status, 201);
+        let token = token["token"].as_str().unwrap().to_owned();
+        let (status, registry, _) = self.call(crate::handle_registry_request, "POST", "/api/v1/registries", &token,
+            serde_json::json!({"image_repository_name": "app", "container_registry_id": "ghcr"}));
+        assert_eq!(status, 201);
+        let registry_id = registry["registry_id"].as_str().unwrap().to_owned();
+        let (status, image, _) = self.call(crate::handle_images_request, "POST", &format!("/api/v1/registries/{registry_id}/images"), &token, cd_request("seed"));
+        assert_eq!(status, 201);
+        (token, registry_id, image["image_id"].as_str().unwrap().to_owned())
+    }
+}
+
+fn cd_request(run_id: &str) -> serde_json::Value {
+    serde_json::json!({"tag_name": "t", "image_name": "i", "image_name_with_tag": "i:t", "git_hash": "abcdef1",
+        "git_hash_commit_timestamp": "2026-06-01T11:00:00Z", "run_id": run_id, "tags": ["a"]})
+}
+
+/// One write path: what it does, and how to read back whether it happened.
+struct Scenario {
+    name: &'static str,
+    /// (handler, method, path, body) from the seeded ids.
+    request: fn(&(String, String, String)) -> (Handler, &'static str, String, serde_json::Value),
+    /// Reads the database: `Some(true)` all of the write, `Some(false)` none; `None` half.
+    applied: fn(&FailingDb) -> Option<bool>,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "create image",
+            request: |(_, registry_id, _)| {
+                (crate::handle_images_request, "POST", format!("/api/v1/registries/{registry_id}/images"), cd_request("new"))
+            },
+            applied: |db| {
+                let images = db.count("SELECT COUNT(*) FROM images WHERE run_id = 'new'");
+                let version = db.text("SELECT major || '.' || minor || '.' || patch FROM image_versions WHERE channel = 'default'");
+                match (images, version.as_deref()) {
+                    (1, Some("0.0.2")) => Some(true),
+                    (0, Some("0.0.1")) => Some(false),
+                    _ => None,
+                }
+            },
+        },
+        Scenario {
+            name: "bump",
+            request: |(_, registry_id, _)| {
+                (crate::handle_registry_request, "POST", format!("/api/v1/registries/{registry_id}/channels/beta/bump"),
+                    serde_json::json!({"update_type": "minor"}))
+            },
+            applied: |db| match db.text("SELECT major || '.' || minor || '.' || patch FROM image_versions WHERE channel = 'beta'").as_deref() {
+                Some("0.1.0") => Some(true),
+                None => Some(false),
+                _ => None,
+            },
+        },
+        Scenario {
+            name: "record deployment",
+            request: |(_, _, image_id)| {
+                (crate::handle_lead_time_request, "POST", "/api/v1/deployments".to_owned(),
+                    serde_json::json!({"image_id": image_id, "project_id": "p", "app_id": "a", "environment": "production", "prod": true}))
+            },
+            applied: |db| {
+                let records = db.count("SELECT COUNT(*) FROM image_lead_times");
+                let environments = db.count("SELECT COUNT(*) FROM environments");
+                let app_environments = db.count("SELECT COUNT(*) FROM app_environments");
+                match (records, environments, app_environments) {
+                    (1, 1, 1) => Some(true),
+                    (0, 0, 0) => Some(false),
+                    _ => None,
+                }
+            },
+        },
+        Scenario {
+            name: "create token",
+            request: |_| {
+                (crate::handle_registry_request, "POST", "/api/v1/tokens".to_owned(),
+                    serde_json::json!({"org_id": "globex", "role": "read", "name": "new"}))
+            },
+            applied: |db| match db.count("SELECT COUNT(*) FROM api_tokens WHERE org_id = 'globex'") {
+                1 => Some(true),
+                0 => Some(false),
+                _ => None,
+            },
+        },
+    ]
+}
+
+fn faults() -> Vec<(DbError, u16)> {
+    vec![
+        (DbError::Busy("database is locked".to_owned()), 503),
+        (DbError::Other("disk I/O error".to_owned()), 500),
+        (DbError::Other("database or disk is full".to_owned()), 500),
+    ]
+}
+
+#[test]
+fn every_write_is_all_or_nothing_under_a_failure_at_every_statement() {
+    let mut cases = 0;
+    for scenario in scenarios() {
+        // How many statements the write runs when nothing fails.
+        let dry = World::new(DbError::Other(String::new()));
+        let seeded = dry.seed();
+        let (handler, method, path, body) = (scenario.request)(&seeded);
+        let token = if scenario.name == "create token" { ADMIN.to_owned() } else { seeded.0.clone() };
+        dry.db.arm(None);
+        let (status, _, _) = dry.call(handler, method, &path, &token, body.clone());
+        assert!(status == 200 || status == 201, "{}: dry run answered {status}", scenario.name);
+        let statements = dry.db.executed.get();
+        assert_eq!((scenario.applied)(&dry.db), Some(true), "{}: dry run applied", scenario.name);
+
+        for (fault, expected_status) in faults() {
+            for fail_at in 0..statements {
+                let world = World::new(fault.clone());
+                let seeded = world.seed();
+                let (handler, method, path, body) = (scenario.request)(&seeded);
+                let token = if scenario.name == "create token" { ADMIN.to_owned() } else { seeded.0.clone() };
+                world.db.arm(Some(fail_at));
+                let (status, problem, content_type) = world.call(handler, method, &path, &token, body.clone());
+                let what = format!("{} with {fault:?} at statement {fail_at}/{statements}", scenario.name);
+                let applied = (scenario.applied)(&world.db).unwrap_or_else(|| panic!("{what}: half a write is stored"));
+                if status < 300 {
+                    // A failure the write path recovered from (none today): it must be complete.
+                    assert!(applied, "{what}: success without the write");
+                } else {
+                    assert_eq!(status, expected_status, "{what}: {problem}");
+                    assert_eq!(content_type, "application/problem+json", "{what}");
+                    assert!(!applied, "{what}: a failed request left its write behind");
+                }
+                // Nothing is left open: the same request now succeeds and applies fully.
+                world.db.arm(None);
+                let (status, _, _) = world.call(handler, method, &path, &token, body.clone());
+                assert!(status == 200 || status == 201, "{what}: retry answered {status}");
+                assert_eq!((scenario.applied)(&world.db), Some(true), "{what}: retry applied");
+                cases += 1;
+            }
+        }
+    }
+    println!("fault-injection cases run: {cases}");
+    assert!(cases > 50);
+}

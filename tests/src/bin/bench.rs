@@ -1,0 +1,308 @@
+//! `bench`: cd-images against its physical limit (issue 6).
+//!
+//! ```text
+//! cargo run -p cd-host --bin bench -- [--quick] [--json PATH] [--base-url URL --token T]
+//! ```
+//! (dev profile on purpose: every dependency — wasmtime, cranelift, SQLite, hyper — is built
+//! at opt-level 3 there; the workspace's release profile is the wasm components' size-optimised
+//! LTO one.) The wasm components must be built first (`tests/run` does, or pass `--build`).
+//!
+//! It starts the in-repo host on loopback twice — on a fresh database, and on a copy of a
+//! seeded one (1M images, 20k with `--quick`; generated once and cached under
+//! `<target>/bench-cache/`) — and drives both over real HTTP with keep-alive connections from
+//! N concurrent client tasks. In the same run it measures the baseline: the same requests
+//! through cd-core's handler on rusqlite in this process (same SQL and SQLite defaults as the
+//! host, no wasm, no HTTP). It prints a table with issue 6's targets (PASS/MISS, never a
+//! failure) and writes the figures as JSON (default `<target>/bench/bench.json`).
+//!
+//! `--base-url http://HOST:PORT --token ADMIN_TOKEN` drives another running instance (e.g.
+//! `spin up`) instead; for the list scenarios it must serve a database made by
+//! `bench --seed PATH`. In-memory measurements are skipped; the in-process baseline still runs
+//! here, so the ratios mean something when that instance runs on this machine.
+
+mod load;
+mod report;
+mod scenarios;
+mod seed;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use serde_json::json;
+
+use load::{Baseline, Endpoint, Transport, Window};
+use report::{Row, Target, Via};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark cd-images over HTTP against the in-process baseline (issue 6)")]
+struct Args {
+    /// Small data and short runs (CI smoke: under a minute).
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the JSON (default: <target>/bench/bench.json).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Drive a running instance instead of starting the in-repo host (http://host:port).
+    #[arg(long, requires = "token")]
+    base_url: Option<String>,
+    /// The bootstrap admin token of the --base-url instance.
+    #[arg(long, requires = "base_url")]
+    token: Option<String>,
+    /// Images in the seeded database (default 1,000,000; 20,000 with --quick).
+    #[arg(long)]
+    images: Option<u64>,
+    /// Seconds measured per load run (default 4; 0.8 with --quick), after a warm-up.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Build the wasm components first (each component's build command from spin.toml).
+    #[arg(long)]
+    build: bool,
+    /// Only write the seeded database to PATH (to serve it with `spin up` or cd-host) and exit.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+}
+
+const ADMIN_TOKEN: &str = "bench-admin-token";
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the workspace root")?
+        .to_path_buf();
+    let manifest_path = root.join("spin.toml");
+    let cargo_target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    let target_dir = cargo_target_dir
+        .clone()
+        .unwrap_or_else(|| root.join("target"));
+    let images = args
+        .images
+        .unwrap_or(if args.quick { 20_000 } else { 1_000_000 });
+
+    let seeded_cache = seed::cached(&target_dir.join("bench-cache"), images)?;
+    if let Some(path) = &args.seed {
+        load::copy_database(&seeded_cache, path)?;
+        println!(
+            "seeded database with {images} images written to {}\n\
+             serve it, e.g.: SPIN_VARIABLE_ADMIN_TOKEN=T cargo run -p cd-host -- --database {}",
+            path.display(),
+            path.display()
+        );
+        return Ok(());
+    }
+
+    let manifest = cd_host::manifest::Manifest::load(&manifest_path)?;
+    if args.build {
+        manifest.build_components()?;
+    }
+    let mut rows = wasm_sizes(&manifest, cargo_target_dir.as_deref());
+
+    let run_dir = target_dir
+        .join("bench")
+        .join(format!("run-{}", std::process::id()));
+    std::fs::create_dir_all(&run_dir)?;
+    let outcome = run(&args, &manifest_path, &run_dir, &seeded_cache, images);
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let (measured, mut meta) = outcome?;
+    rows.extend(measured);
+    scenarios::apply_targets(&mut rows);
+
+    println!();
+    print!("{}", report::table(&rows));
+    println!(
+        "\nratio = req/s ÷ the in-process baseline's req/s (cd-core's handler on rusqlite, 1 thread, \
+         one connection, same SQLite defaults). Targets from issue 6: PASS/MISS never fails the run."
+    );
+    meta["seconds_total"] = json!(started.elapsed().as_secs_f64());
+    let json_path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| target_dir.join("bench").join("bench.json"));
+    if let Some(parent) = json_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&report::json(&rows, meta))?,
+    )?;
+    println!("JSON: {}", json_path.display());
+    Ok(())
+}
+
+/// Starts what the scenarios need, runs them, and stops it again.
+fn run(
+    args: &Args,
+    manifest_path: &Path,
+    run_dir: &Path,
+    seeded_cache: &Path,
+    images: u64,
+) -> anyhow::Result<(Vec<Row>, serde_json::Value)> {
+    let window = Window {
+        warmup: Duration::from_secs_f64(if args.quick { 0.2 } else { 1.0 }),
+        measure: Duration::from_secs_f64(args.seconds.unwrap_or(if args.quick {
+            0.8
+        } else {
+            4.0
+        })),
+    };
+    let seeded_copy = run_dir.join("seeded.db");
+    load::copy_database(seeded_cache, &seeded_copy)?;
+    let fresh_db = run_dir.join("fresh.db");
+
+    // The app under test: two in-repo hosts, or the given instance for both.
+    let mut hosts = Vec::new();
+    let (fresh, seeded, host, admin_token) = match (&args.base_url, &args.token) {
+        (Some(url), Some(token)) => {
+            let endpoint = Endpoint::parse(url)?;
+            (
+                Transport::Http(endpoint.clone()),
+                Transport::Http(endpoint),
+                None,
+                token.clone(),
+            )
+        }
+        _ => {
+            let start = |database: &Path| -> anyhow::Result<cd_host::RunningHost> {
+                let mut options = cd_host::HostOptions::new(manifest_path);
+                options.database = Some(database.to_owned());
+                options.variables =
+                    HashMap::from([("admin_token".to_owned(), ADMIN_TOKEN.to_owned())]);
+                options.env = std::env::vars().collect();
+                cd_host::RunningHost::start(options).context(
+                    "the host starts (build the components first: tests/run, or pass --build)",
+                )
+            };
+            hosts.push(start(&fresh_db)?);
+            hosts.push(start(&seeded_copy)?);
+            (
+                Transport::Http(Endpoint::from_addr(hosts[0].addr())),
+                Transport::Http(Endpoint::from_addr(hosts[1].addr())),
+                Some(hosts[0].host().clone()),
+                ADMIN_TOKEN.to_owned(),
+            )
+        }
+    };
+    let ctx = scenarios::Ctx {
+        quick: args.quick,
+        window,
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        fresh,
+        seeded,
+        host,
+        baseline_fresh: Baseline {
+            database: run_dir.join("baseline.db"),
+            admin_token: admin_token.clone(),
+        },
+        baseline_seeded: Baseline {
+            database: seeded_copy,
+            admin_token: admin_token.clone(),
+        },
+        admin_token,
+    };
+
+    let mut rows = Vec::new();
+    for scenario in scenarios::all(&ctx)? {
+        rows.extend(scenario.run(&ctx));
+    }
+    if let Some(host) = hosts.first() {
+        let output = host.host().guest_output();
+        if !output.trim().is_empty() {
+            eprintln!(
+                "bench: guest output (last 2 KB):\n{}",
+                &output[output.len().saturating_sub(2048)..]
+            );
+        }
+    }
+
+    let host_db = Baseline {
+        database: fresh_db,
+        admin_token: String::new(),
+    };
+    let pragmas = |b: &Baseline| {
+        json!({
+            "journal_mode": b.pragma("journal_mode"),
+            "synchronous": b.pragma("synchronous"),
+            "busy_timeout": b.pragma("busy_timeout"),
+            "foreign_keys": b.pragma("foreign_keys"),
+        })
+    };
+    let meta = json!({
+        "mode": if args.quick { "quick" } else { "full" },
+        "base_url": args.base_url,
+        "images_seeded": images,
+        "warmup_seconds": window.warmup.as_secs_f64(),
+        "measure_seconds": window.measure.as_secs_f64(),
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "unix_time": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        "git_commit": git_commit(),
+        "quick": ctx.quick,
+        "pragmas": {
+            "baseline": pragmas(&ctx.baseline_fresh),
+            "host": if args.base_url.is_none() { pragmas(&host_db) } else { json!(null) },
+        },
+    });
+    drop(hosts);
+    Ok((rows, meta))
+}
+
+/// One row per component: its `.wasm` size against the 2 MB target (the files the host loads).
+fn wasm_sizes(manifest: &cd_host::manifest::Manifest, cargo_target_dir: Option<&Path>) -> Vec<Row> {
+    const LIMIT: f64 = 2.0 * 1024.0 * 1024.0;
+    manifest
+        .components
+        .keys()
+        .map(|id| {
+            let size = manifest
+                .component_source(id, cargo_target_dir)
+                .ok()
+                .and_then(|path| Some((std::fs::metadata(&path).ok()?.len(), path)));
+            let (value, target) = match &size {
+                Some((bytes, path)) => {
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    let mb = *bytes as f64 / 1024.0 / 1024.0;
+                    (
+                        format!("{} KB", bytes / 1024),
+                        Target::check("≤ 2 MB", *bytes as f64, LIMIT, false)
+                            .showing(format!("{mb:.2} MB {name}")),
+                    )
+                }
+                None => (
+                    "missing".to_owned(),
+                    Target::check("≤ 2 MB", f64::NAN, LIMIT, false)
+                        .showing("not built".to_owned()),
+                ),
+            };
+            Row {
+                scenario: format!("component {id} .wasm size"),
+                via: Via::File,
+                clients: None,
+                measurement: None,
+                baseline_rps: None,
+                value: Some(value),
+                targets: vec![target],
+            }
+        })
+        .collect()
+}
+
+fn git_commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}

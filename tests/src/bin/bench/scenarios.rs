@@ -1,0 +1,398 @@
+//! The scenarios of issue 6 and their targets.
+//!
+//! A [`Scenario`] is a workload (a function making the `n`-th request of a client), the client
+//! counts to run it at over HTTP, and optionally the same requests in-process (the baseline,
+//! built against the baseline's own database) plus in-process variants that explain the cost.
+//! To add one: write a function returning `Scenario`s (setup through [`Side`]), list it in
+//! [`all`], and add its targets to [`apply_targets`].
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::load::{Baseline, Call, InProcess, Transport, Turn, Window, Workload, drive};
+use crate::report::{Row, Target, Via};
+use crate::seed;
+
+pub const CREATE_IMAGE: &str = "create-image";
+pub const SPIN_HEALTH: &str = "GET /.well-known/spin/health (no component)";
+pub const IMAGES_HEALTH: &str = "GET /api/v1/health/images (instantiate+1 read)";
+pub const LIST_FIRST: &str = "list images: first page (limit 50)";
+pub const LIST_DEEP: &str = "list images: deep cursor page (limit 50)";
+
+/// Everything a scenario may use.
+pub struct Ctx {
+    pub quick: bool,
+    pub window: Window,
+    /// The client runtime (one thread: the host has its own).
+    pub runtime: tokio::runtime::Runtime,
+    /// The app on a fresh database (create-image, health).
+    pub fresh: Transport,
+    /// The app on a copy of the seeded database (list images).
+    pub seeded: Transport,
+    /// The host behind `fresh`, for in-memory requests (`None` with `--base-url`).
+    pub host: Option<cd_host::Host>,
+    /// The bootstrap admin token of the app under test.
+    pub admin_token: String,
+    /// The in-process baseline on its own fresh database…
+    pub baseline_fresh: Baseline,
+    /// …and on a copy of the seeded database.
+    pub baseline_seeded: Baseline,
+}
+
+/// Where setup requests go: the app under test (HTTP) or the baseline (in-process).
+pub enum Side<'a> {
+    Http(&'a Ctx, &'a Transport),
+    InProcess(&'a Baseline),
+}
+
+impl Side<'_> {
+    fn call(&self, call: &Call) -> anyhow::Result<Value> {
+        let (status, body) = match self {
+            Side::Http(ctx, transport) => {
+                let (status, body) = ctx.runtime.block_on(transport.once(call))?;
+                (status, body.to_vec())
+            }
+            Side::InProcess(baseline) => baseline.once(call),
+        };
+        if !call.expect.contains(&status) {
+            bail!(
+                "{} {}: {status} {}",
+                call.method,
+                call.path,
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// A new org token minted with the bootstrap admin token.
+    fn token(&self, admin: &str, org: &str, role: &str) -> anyhow::Result<String> {
+        let created = self.call(&Call::post(
+            "/api/v1/tokens",
+            Some(admin),
+            &json!({"org_id": org, "role": role, "name": format!("bench {role}")}),
+        ))?;
+        Ok(created["token"].as_str().context("token")?.to_owned())
+    }
+
+    fn create_registry(&self, token: &str, repository: &str) -> anyhow::Result<String> {
+        let created = self.call(&Call::post(
+            "/api/v1/registries",
+            Some(token),
+            &json!({"image_repository_name": repository, "container_registry_id": "ghcr"}),
+        ))?;
+        Ok(created["registry_id"]
+            .as_str()
+            .context("registry_id")?
+            .to_owned())
+    }
+
+    /// The id of the org's registry for `repository` (the first page is enough here).
+    fn find_registry(&self, token: &str, repository: &str) -> anyhow::Result<String> {
+        let page = self.call(&Call::get("/api/v1/registries?limit=500", Some(token)))?;
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["image_repository_name"] == repository)
+            .and_then(|r| r["registry_id"].as_str())
+            .map(str::to_owned)
+            .with_context(|| {
+                format!("no registry {repository:?}: is the database seeded by this benchmark?")
+            })
+    }
+}
+
+/// A benchmark scenario.
+pub struct Scenario {
+    pub name: &'static str,
+    pub via: Via,
+    pub transport: Transport,
+    pub workload: Workload,
+    pub clients: Vec<usize>,
+    /// The same requests in-process, 1 thread, one connection: the rate rows are compared with.
+    pub baseline: Option<(Baseline, Workload)>,
+    /// More in-process runs that explain the cost: (label, connection mode, threads).
+    pub variants: Vec<(&'static str, InProcess, usize)>,
+}
+
+fn progress(label: &str, clients: usize, m: &crate::load::Measurement) {
+    eprintln!(
+        "bench: {label:<60} @{clients:<2} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.1} ms{}",
+        m.rps(),
+        m.p50_ms(),
+        m.p99_ms(),
+        m.max_ms(),
+        match &m.first_error {
+            Some(e) => format!("  {} errors, first: {}", m.errors, truncate(e, 200)),
+            None => String::new(),
+        }
+    );
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
+impl Scenario {
+    /// Runs the baseline and variants, then HTTP at each client count; rows in print order.
+    pub fn run(&self, ctx: &Ctx) -> Vec<Row> {
+        let mut in_process = Vec::new();
+        let mut baseline_rps = None;
+        if let Some((baseline, workload)) = &self.baseline {
+            let m = baseline.drive(InProcess::PERSISTENT, workload, 1, ctx.window);
+            progress(&format!("{} [in-process]", self.name), 1, &m);
+            baseline_rps = Some(m.rps());
+            in_process.push(Row::load(self.name, Via::InProcess, 1, m));
+            for (label, mode, threads) in &self.variants {
+                let m = baseline.drive(*mode, workload, *threads, ctx.window);
+                let name = format!("{} ({label})", self.name);
+                progress(&format!("{name} [in-process]"), *threads, &m);
+                in_process.push(Row::load(name, Via::InProcess, *threads, m));
+            }
+        }
+        let mut rows = Vec::new();
+        for &clients in &self.clients {
+            let m = drive(
+                &ctx.runtime,
+                &self.transport,
+                &self.workload,
+                clients,
+                ctx.window,
+            );
+            progress(self.name, clients, &m);
+            let mut row = Row::load(self.name, self.via, clients, m);
+            row.baseline_rps = baseline_rps;
+            rows.push(row);
+        }
+        rows.extend(in_process);
+        rows
+    }
+}
+
+/// Every scenario, in run order.
+pub fn all(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
+    let mut scenarios = vec![create_image(ctx)?];
+    scenarios.extend(health(ctx));
+    scenarios.extend(list_images(ctx)?);
+    // LEAD-TIME QUERY (issue 6; arrives with the lead-time work). Add `lead_time(ctx)?` here:
+    // seed 10k/100k/1M lead-time records (100 orgs, one year, a few big orgs) in seed.rs the
+    // way images are seeded (bulk insert, cached by schema and size), then one Scenario per
+    // size — GET the summary + weekly series for one org over 30 days — with its in-process
+    // baseline (same handler via `Baseline`), and its targets in `apply_targets` (≤ 2× the
+    // baseline, ≤ 50 ms median on 1M, 1M/100k ≤ 1.5×). `Scenario::run` needs nothing new.
+    Ok(scenarios)
+}
+
+/// A complete CD request for `run_id` (the fields a pipeline sends).
+fn cd_request(run_id: &str) -> Value {
+    json!({
+        "channel": "default",
+        "update_type": "patch",
+        "tag_name": run_id,
+        "image_name": "ghcr.io/bench/service-api",
+        "image_name_with_tag": format!("ghcr.io/bench/service-api:{run_id}"),
+        "status": "active",
+        "tags": ["latest", "main"],
+        "git_hash": "3f786850e387550fdab836ed7e6dc881de23001b",
+        "git_hash_commit_timestamp": "2025-03-01T10:00:00+05:30",
+        "gitops_hash": "9a0364b9e99bb480dd25e1f0284c8555",
+        "api_definition_path": "api/openapi.yaml",
+        "committer": "Ada Lovelace <ada@example.com>",
+        "commit_msg": "Fix the thing\n\nLonger body.",
+        "run_id": run_id,
+        "image_ports": [{"port": 8080, "protocol": "tcp", "name": "http"}, {"port": 9090}],
+        "cluster_image_tags": [{"cluster_id": "eu-1", "tag": "default-0.0.1"}],
+        "api_version_id": "v1"
+    })
+}
+
+/// POST a new image per request; every 10th request retries the client's previous run (the
+/// idempotency path: 200 with the first image, no new row).
+fn create_image_workload(registry_id: &str, token: &str) -> Workload {
+    let path = format!("/api/v1/registries/{registry_id}/images");
+    let token = token.to_owned();
+    let instance = std::process::id();
+    Arc::new(move |turn: Turn| {
+        let retry = turn.seq % 10 == 9;
+        let seq = if retry { turn.seq - 1 } else { turn.seq };
+        let run_id = format!("b{instance}-{}-c{}-r{seq}", turn.run, turn.client);
+        Call::post(&path, Some(&token), &cd_request(&run_id)).expecting(if retry {
+            &[200]
+        } else {
+            &[201]
+        })
+    })
+}
+
+fn create_image(ctx: &Ctx) -> anyhow::Result<Scenario> {
+    let repository = format!("bench/create-{}", unix_seconds());
+    let setup = |side: Side<'_>| -> anyhow::Result<Workload> {
+        let token = side.token(&ctx.admin_token, "bench", "write")?;
+        let registry_id = side.create_registry(&token, &repository)?;
+        Ok(create_image_workload(&registry_id, &token))
+    };
+    let http = setup(Side::Http(ctx, &ctx.fresh))?;
+    let baseline = setup(Side::InProcess(&ctx.baseline_fresh))?;
+    Ok(Scenario {
+        name: CREATE_IMAGE,
+        via: Via::Http,
+        transport: ctx.fresh.clone(),
+        workload: http,
+        clients: vec![1, 8, 32],
+        baseline: Some((ctx.baseline_fresh.clone(), baseline)),
+        variants: vec![
+            ("8 threads", InProcess::PERSISTENT, 8),
+            (
+                "connection per request",
+                InProcess {
+                    connection_per_request: true,
+                    synchronous: None,
+                },
+                1,
+            ),
+            (
+                "synchronous=NORMAL",
+                InProcess {
+                    connection_per_request: false,
+                    synchronous: Some("NORMAL"),
+                },
+                1,
+            ),
+        ],
+    })
+}
+
+fn fixed(call: Call) -> Workload {
+    Arc::new(move |_| call.clone())
+}
+
+fn health(ctx: &Ctx) -> Vec<Scenario> {
+    let health = fixed(Call::get("/api/v1/health/images", None));
+    let mut scenarios = vec![
+        Scenario {
+            name: SPIN_HEALTH,
+            via: Via::Http,
+            transport: ctx.fresh.clone(),
+            workload: fixed(Call::get("/.well-known/spin/health", None)),
+            clients: vec![1, 8],
+            baseline: None,
+            variants: Vec::new(),
+        },
+        Scenario {
+            name: IMAGES_HEALTH,
+            via: Via::Http,
+            transport: ctx.fresh.clone(),
+            workload: health.clone(),
+            clients: vec![1, 8],
+            baseline: Some((ctx.baseline_fresh.clone(), health.clone())),
+            variants: vec![(
+                "connection per request",
+                InProcess {
+                    connection_per_request: true,
+                    synchronous: None,
+                },
+                1,
+            )],
+        },
+    ];
+    if let Some(host) = &ctx.host {
+        scenarios.push(Scenario {
+            name: IMAGES_HEALTH,
+            via: Via::InMemory,
+            transport: Transport::InMemory(host.clone()),
+            workload: health,
+            clients: vec![1],
+            baseline: None,
+            variants: Vec::new(),
+        });
+    }
+    scenarios
+}
+
+fn list_images(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
+    let setup = |side: Side<'_>, cursor: Option<&str>| -> anyhow::Result<Workload> {
+        let token = side.token(&ctx.admin_token, seed::BIG_ORG, "read")?;
+        let registry_id = side.find_registry(&token, seed::BIG_REPOSITORY)?;
+        let cursor = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
+        Ok(fixed(Call::get(
+            format!("/api/v1/registries/{registry_id}/images?limit=50{cursor}"),
+            Some(&token),
+        )))
+    };
+    let deep = seed::middle_cursor();
+    let mut scenarios = Vec::new();
+    for (name, cursor) in [(LIST_FIRST, None), (LIST_DEEP, Some(deep.as_str()))] {
+        let http = setup(Side::Http(ctx, &ctx.seeded), cursor)?;
+        let baseline = setup(Side::InProcess(&ctx.baseline_seeded), cursor)?;
+        scenarios.push(Scenario {
+            name,
+            via: Via::Http,
+            transport: ctx.seeded.clone(),
+            workload: http,
+            clients: vec![1, 8],
+            baseline: Some((ctx.baseline_seeded.clone(), baseline)),
+            variants: Vec::new(),
+        });
+    }
+    Ok(scenarios)
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn find<'a>(rows: &'a [Row], scenario: &str, via: Via, clients: usize) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.scenario == scenario && r.via == via && r.clients == Some(clients))
+}
+
+fn find_mut<'a>(
+    rows: &'a mut [Row],
+    scenario: &str,
+    via: Via,
+    clients: usize,
+) -> Option<&'a mut Row> {
+    rows.iter_mut()
+        .find(|r| r.scenario == scenario && r.via == via && r.clients == Some(clients))
+}
+
+/// Attaches issue 6's targets to the rows they are about (wasm sizes are checked where those
+/// rows are made).
+pub fn apply_targets(rows: &mut [Row]) {
+    if let Some(row) = find_mut(rows, CREATE_IMAGE, Via::Http, 8) {
+        let ratio = row.ratio();
+        let p99 = row.p99_ms();
+        row.targets.push(Target::check(
+            "≥ 0.50× in-process baseline",
+            ratio,
+            0.5,
+            true,
+        ));
+        row.targets
+            .push(Target::check("p99 ≤ 5 ms", p99, 5.0, false).showing(format!("{p99:.2} ms")));
+    }
+    let first = find(rows, LIST_FIRST, Via::Http, 1).map(Row::p50_ms);
+    if let (Some(first), Some(row)) = (first, find_mut(rows, LIST_DEEP, Via::Http, 1)) {
+        let ratio = row.p50_ms() / first;
+        row.targets.push(
+            Target::check("p50 ≤ 2× first page", ratio, 2.0, false)
+                .showing(format!("{ratio:.2}×")),
+        );
+    }
+    let spin = find(rows, SPIN_HEALTH, Via::Http, 1).map(Row::p50_ms);
+    if let (Some(spin), Some(row)) = (spin, find_mut(rows, IMAGES_HEALTH, Via::Http, 1)) {
+        let instantiation = row.p50_ms() - spin;
+        row.targets.push(
+            Target::check("instantiation ≤ 1 ms p50", instantiation, 1.0, false)
+                .showing(format!("{instantiation:.2} ms")),
+        );
+    }
+}
