@@ -35,7 +35,7 @@ wasm="$target/wasm32-wasip2/release"
 if [ ! -f "$wasm/cd_registry.wasm" ] || [ ! -f "$wasm/cd_images.wasm" ] || [ ! -f "$wasm/cd_lead_time.wasm" ]; then
   cargo build --target wasm32-wasip2 --release -p cd-registry -p cd-images -p cd-lead-time
 fi
-cargo build -q -p cd-host
+cargo build -q -p cd-host --bin cd-host
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/cd-contract.XXXXXX")"
 host_pid=""

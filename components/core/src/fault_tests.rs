@@ -37,7 +37,12 @@ impl Db for FailingDb {
 
 impl FailingDb {
     fn new(error: DbError) -> FailingDb {
-        FailingDb { inner: RusqliteDb::open_in_memory(), fail_at: Cell::new(None), executed: Cell::new(0), error }
+        FailingDb {
+            inner: RusqliteDb::open_in_memory(),
+            fail_at: Cell::new(None),
+            executed: Cell::new(0),
+            error,
+        }
     }
 
     fn arm(&self, fail_at: Option<usize>) {
@@ -53,10 +58,15 @@ impl FailingDb {
     }
 
     fn text(&self, sql: &str) -> Option<String> {
-        self.inner.execute(sql, &[]).unwrap().rows.first().map(|row| match &row[0] {
-            Value::Text(t) => t.clone(),
-            other => format!("{other:?}"),
-        })
+        self.inner
+            .execute(sql, &[])
+            .unwrap()
+            .rows
+            .first()
+            .map(|row| match &row[0] {
+                Value::Text(t) => t.clone(),
+                other => format!("{other:?}"),
+            })
     }
 }
 
@@ -93,10 +103,20 @@ struct World {
 
 impl World {
     fn new(error: DbError) -> World {
-        World { db: FailingDb::new(error), ids: SequentialIds(Cell::new(0)) }
+        World {
+            db: FailingDb::new(error),
+            ids: SequentialIds(Cell::new(0)),
+        }
     }
 
-    fn call(&self, handler: Handler, method: &str, path: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value, String) {
+    fn call(
+        &self,
+        handler: Handler,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value, String) {
         let request = http::Request::builder()
             .method(method)
             .uri(path)
@@ -108,27 +128,54 @@ impl World {
             db: &self.db,
             clock: &FixedClock,
             ids: &self.ids,
-            config: Config { admin_token: Some(ADMIN.to_owned()), max_body_bytes: 1 << 20 },
+            config: Config {
+                admin_token: Some(ADMIN.to_owned()),
+                max_body_bytes: 1 << 20,
+            },
         };
         let response = handler(&request, &env);
-        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
         let json = serde_json::from_slice(response.body()).unwrap_or(serde_json::Value::Null);
         (response.status().as_u16(), json, content_type)
     }
 
     /// An org write token, a registry and an image: what the write paths start from.
     fn seed(&self) -> (String, String, String) {
-        let (status, token, _) = self.call(crate::handle_registry_request, "POST", "/api/v1/tokens", ADMIN,
-            serde_json::json!({"org_id": "acme", "role": "admin", "name": "t"}));
+        let (status, token, _) = self.call(
+            crate::handle_registry_request,
+            "POST",
+            "/api/v1/tokens",
+            ADMIN,
+            serde_json::json!({"org_id": "acme", "role": "admin", "name": "t"}),
+        );
         assert_eq!(status, 201);
         let token = token["token"].as_str().unwrap().to_owned();
-        let (status, registry, _) = self.call(crate::handle_registry_request, "POST", "/api/v1/registries", &token,
-            serde_json::json!({"image_repository_name": "app", "container_registry_id": "ghcr"}));
+        let (status, registry, _) = self.call(
+            crate::handle_registry_request,
+            "POST",
+            "/api/v1/registries",
+            &token,
+            serde_json::json!({"image_repository_name": "app", "container_registry_id": "ghcr"}),
+        );
         assert_eq!(status, 201);
         let registry_id = registry["registry_id"].as_str().unwrap().to_owned();
-        let (status, image, _) = self.call(crate::handle_images_request, "POST", &format!("/api/v1/registries/{registry_id}/images"), &token, cd_request("seed"));
+        let (status, image, _) = self.call(
+            crate::handle_images_request,
+            "POST",
+            &format!("/api/v1/registries/{registry_id}/images"),
+            &token,
+            cd_request("seed"),
+        );
         assert_eq!(status, 201);
-        (token, registry_id, image["image_id"].as_str().unwrap().to_owned())
+        (
+            token,
+            registry_id,
+            image["image_id"].as_str().unwrap().to_owned(),
+        )
     }
 }
 
@@ -151,7 +198,12 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "create image",
             request: |(_, registry_id, _)| {
-                (crate::handle_images_request, "POST", format!("/api/v1/registries/{registry_id}/images"), cd_request("new"))
+                (
+                    crate::handle_images_request,
+                    "POST",
+                    format!("/api/v1/registries/{registry_id}/images"),
+                    cd_request("new"),
+                )
             },
             applied: |db| {
                 let images = db.count("SELECT COUNT(*) FROM images WHERE run_id = 'new'");
@@ -166,20 +218,30 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "bump",
             request: |(_, registry_id, _)| {
-                (crate::handle_registry_request, "POST", format!("/api/v1/registries/{registry_id}/channels/beta/bump"),
-                    serde_json::json!({"update_type": "minor"}))
+                (
+                    crate::handle_registry_request,
+                    "POST",
+                    format!("/api/v1/registries/{registry_id}/channels/beta/bump"),
+                    serde_json::json!({"update_type": "minor"}),
+                )
             },
-            applied: |db| match db.text("SELECT major || '.' || minor || '.' || patch FROM image_versions WHERE channel = 'beta'").as_deref() {
+            applied: |db| {
+                match db.text("SELECT major || '.' || minor || '.' || patch FROM image_versions WHERE channel = 'beta'").as_deref() {
                 Some("0.1.0") => Some(true),
                 None => Some(false),
                 _ => None,
+            }
             },
         },
         Scenario {
             name: "record deployment",
             request: |(_, _, image_id)| {
-                (crate::handle_lead_time_request, "POST", "/api/v1/deployments".to_owned(),
-                    serde_json::json!({"image_id": image_id, "project_id": "p", "app_id": "a", "environment": "production", "prod": true}))
+                (
+                    crate::handle_lead_time_request,
+                    "POST",
+                    "/api/v1/deployments".to_owned(),
+                    serde_json::json!({"image_id": image_id, "project_id": "p", "app_id": "a", "environment": "production", "prod": true}),
+                )
             },
             applied: |db| {
                 let records = db.count("SELECT COUNT(*) FROM image_lead_times");
@@ -195,10 +257,15 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "create token",
             request: |_| {
-                (crate::handle_registry_request, "POST", "/api/v1/tokens".to_owned(),
-                    serde_json::json!({"org_id": "globex", "role": "read", "name": "new"}))
+                (
+                    crate::handle_registry_request,
+                    "POST",
+                    "/api/v1/tokens".to_owned(),
+                    serde_json::json!({"org_id": "globex", "role": "read", "name": "new"}),
+                )
             },
-            applied: |db| match db.count("SELECT COUNT(*) FROM api_tokens WHERE org_id = 'globex'") {
+            applied: |db| match db.count("SELECT COUNT(*) FROM api_tokens WHERE org_id = 'globex'")
+            {
                 1 => Some(true),
                 0 => Some(false),
                 _ => None,
@@ -223,23 +290,45 @@ fn every_write_is_all_or_nothing_under_a_failure_at_every_statement() {
         let dry = World::new(DbError::Other(String::new()));
         let seeded = dry.seed();
         let (handler, method, path, body) = (scenario.request)(&seeded);
-        let token = if scenario.name == "create token" { ADMIN.to_owned() } else { seeded.0.clone() };
+        let token = if scenario.name == "create token" {
+            ADMIN.to_owned()
+        } else {
+            seeded.0.clone()
+        };
         dry.db.arm(None);
         let (status, _, _) = dry.call(handler, method, &path, &token, body.clone());
-        assert!(status == 200 || status == 201, "{}: dry run answered {status}", scenario.name);
+        assert!(
+            status == 200 || status == 201,
+            "{}: dry run answered {status}",
+            scenario.name
+        );
         let statements = dry.db.executed.get();
-        assert_eq!((scenario.applied)(&dry.db), Some(true), "{}: dry run applied", scenario.name);
+        assert_eq!(
+            (scenario.applied)(&dry.db),
+            Some(true),
+            "{}: dry run applied",
+            scenario.name
+        );
 
         for (fault, expected_status) in faults() {
             for fail_at in 0..statements {
                 let world = World::new(fault.clone());
                 let seeded = world.seed();
                 let (handler, method, path, body) = (scenario.request)(&seeded);
-                let token = if scenario.name == "create token" { ADMIN.to_owned() } else { seeded.0.clone() };
+                let token = if scenario.name == "create token" {
+                    ADMIN.to_owned()
+                } else {
+                    seeded.0.clone()
+                };
                 world.db.arm(Some(fail_at));
-                let (status, problem, content_type) = world.call(handler, method, &path, &token, body.clone());
-                let what = format!("{} with {fault:?} at statement {fail_at}/{statements}", scenario.name);
-                let applied = (scenario.applied)(&world.db).unwrap_or_else(|| panic!("{what}: half a write is stored"));
+                let (status, problem, content_type) =
+                    world.call(handler, method, &path, &token, body.clone());
+                let what = format!(
+                    "{} with {fault:?} at statement {fail_at}/{statements}",
+                    scenario.name
+                );
+                let applied = (scenario.applied)(&world.db)
+                    .unwrap_or_else(|| panic!("{what}: half a write is stored"));
                 if status < 300 {
                     // A failure the write path recovered from (none today): it must be complete.
                     assert!(applied, "{what}: success without the write");
@@ -251,8 +340,15 @@ fn every_write_is_all_or_nothing_under_a_failure_at_every_statement() {
                 // Nothing is left open: the same request now succeeds and applies fully.
                 world.db.arm(None);
                 let (status, _, _) = world.call(handler, method, &path, &token, body.clone());
-                assert!(status == 200 || status == 201, "{what}: retry answered {status}");
-                assert_eq!((scenario.applied)(&world.db), Some(true), "{what}: retry applied");
+                assert!(
+                    status == 200 || status == 201,
+                    "{what}: retry answered {status}"
+                );
+                assert_eq!(
+                    (scenario.applied)(&world.db),
+                    Some(true),
+                    "{what}: retry applied"
+                );
                 cases += 1;
             }
         }

@@ -20,9 +20,13 @@
 //! `bench --seed PATH`. In-memory measurements are skipped; the in-process baseline still runs
 //! here, so the ratios mean something when that instance runs on this machine.
 
+#[path = "bench/load.rs"]
 mod load;
+#[path = "bench/report.rs"]
 mod report;
+#[path = "bench/scenarios.rs"]
 mod scenarios;
+#[path = "bench/seed.rs"]
 mod seed;
 
 use std::collections::HashMap;
@@ -278,8 +282,7 @@ fn wasm_sizes(manifest: &cd_host::manifest::Manifest, cargo_target_dir: Option<&
                 }
                 None => (
                     "missing".to_owned(),
-                    Target::check("≤ 2 MB", f64::NAN, LIMIT, false)
-                        .showing("not built".to_owned()),
+                    Target::check("≤ 2 MB", f64::NAN, LIMIT, false).showing("not built".to_owned()),
                 ),
             };
             Row {

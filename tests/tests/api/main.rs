@@ -10,5 +10,6 @@ mod health;
 mod images;
 mod lead_time;
 mod registries;
+mod robustness;
 mod tenancy;
 mod tokens;

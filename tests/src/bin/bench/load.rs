@@ -389,7 +389,6 @@ fn entry_point(path: &str) -> EntryPoint {
     }
 }
 
-
 /// The database and configuration the in-process handlers run with.
 #[derive(Debug, Clone)]
 pub struct Baseline {

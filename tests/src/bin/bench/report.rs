@@ -109,11 +109,15 @@ impl Row {
     }
 
     pub fn p50_ms(&self) -> f64 {
-        self.measurement.as_ref().map_or(f64::NAN, Measurement::p50_ms)
+        self.measurement
+            .as_ref()
+            .map_or(f64::NAN, Measurement::p50_ms)
     }
 
     pub fn p99_ms(&self) -> f64 {
-        self.measurement.as_ref().map_or(f64::NAN, Measurement::p99_ms)
+        self.measurement
+            .as_ref()
+            .map_or(f64::NAN, Measurement::p99_ms)
     }
 
     /// This row's rate over its baseline's.
@@ -178,9 +182,7 @@ pub fn table(rows: &[Row]) -> String {
             [
                 format!("{}{errors}", row.label()),
                 row.clients.map_or("-".to_owned(), |c| c.to_string()),
-                row.value
-                    .clone()
-                    .unwrap_or_else(|| number(row.rps(), 0)),
+                row.value.clone().unwrap_or_else(|| number(row.rps(), 0)),
                 number(row.p50_ms(), 2),
                 number(row.p99_ms(), 2),
                 row.baseline_rps

@@ -383,8 +383,7 @@ pub fn apply_targets(rows: &mut [Row]) {
     if let (Some(first), Some(row)) = (first, find_mut(rows, LIST_DEEP, Via::Http, 1)) {
         let ratio = row.p50_ms() / first;
         row.targets.push(
-            Target::check("p50 ≤ 2× first page", ratio, 2.0, false)
-                .showing(format!("{ratio:.2}×")),
+            Target::check("p50 ≤ 2× first page", ratio, 2.0, false).showing(format!("{ratio:.2}×")),
         );
     }
     let spin = find(rows, SPIN_HEALTH, Via::Http, 1).map(Row::p50_ms);

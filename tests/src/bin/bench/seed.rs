@@ -312,7 +312,10 @@ mod tests {
     #[test]
     fn stored_instants_are_formatted_like_the_app() {
         assert_eq!(rfc3339_micros(START_MS), "2025-10-01T00:00:00.000000Z");
-        assert_eq!(rfc3339_micros(951_782_400_123), "2000-02-29T00:00:00.123000Z");
+        assert_eq!(
+            rfc3339_micros(951_782_400_123),
+            "2000-02-29T00:00:00.123000Z"
+        );
     }
 
     #[test]

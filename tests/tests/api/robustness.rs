@@ -1,0 +1,219 @@
+//! Robustness across the whole API: a cross-org probe of every route, and writers meeting a
+//! database locked by another writer.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+/// Org A's data, and every route that touches it.
+#[test]
+fn nothing_of_another_org_is_ever_revealed_on_any_route() {
+    let app = TestApp::spawn();
+    let a = app.token("acme", "admin");
+    let registry = app.registry(&a, "secret-acme-app", false);
+    let registry_id = registry["registry_id"].as_str().unwrap().to_owned();
+    let base = format!("/api/v1/registries/{registry_id}");
+    app.post(
+        &format!("{base}/channels/secret-channel/bump"),
+        &json!({"update_type": "major"}),
+    )
+    .bearer(&a)
+    .send()
+    .assert_status(200);
+    let image = app
+        .post(&format!("{base}/images"), &json!({"tag_name": "t", "image_name": "secret-image", "image_name_with_tag": "secret-image:t",
+            "git_hash": "abcdef1", "git_hash_commit_timestamp": "2026-03-01T00:00:00Z", "run_id": "secret-run", "status": "inactive"}))
+        .bearer(&a)
+        .send()
+        .json();
+    let image_id = image["image_id"].as_str().unwrap().to_owned();
+    let deployment = json!({"image_id": image_id, "project_id": "secret-project", "app_id": "secret-app", "environment": "production",
+        "prod": true, "deployment_id": "secret-deployment", "deployed_at": "2026-03-02T00:00:00Z"});
+    app.post("/api/v1/deployments", &deployment)
+        .bearer(&a)
+        .send()
+        .assert_status(201);
+    let a_token_id = app.get("/api/v1/tokens").bearer(&a).send().json()["items"][0]["token_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let secrets = [
+        "acme",
+        "secret",
+        registry_id.as_str(),
+        image_id.as_str(),
+        a_token_id.as_str(),
+    ];
+    let range = "start=2026-01-01T00:00:00Z&end=2026-06-01T00:00:00Z";
+    let routes: Vec<(&str, String, Value)> = vec![
+        ("GET", base.clone(), Value::Null),
+        ("PATCH", base.clone(), json!({"public": true})),
+        ("DELETE", base.clone(), Value::Null),
+        ("GET", format!("{base}/channels"), Value::Null),
+        (
+            "GET",
+            format!("{base}/channels/secret-channel"),
+            Value::Null,
+        ),
+        ("PUT", format!("{base}/channels/secret-channel"), json!({})),
+        (
+            "POST",
+            format!("{base}/channels/secret-channel/bump"),
+            json!({"update_type": "patch"}),
+        ),
+        (
+            "PUT",
+            format!("{base}/channels/secret-channel/version"),
+            json!({"version": "9.0.0"}),
+        ),
+        ("GET", format!("{base}/images"), Value::Null),
+        (
+            "POST",
+            format!("{base}/images"),
+            json!({"tag_name": "t", "image_name": "i", "image_name_with_tag": "i:t", "git_hash": "abcdef1", "run_id": "secret-run"}),
+        ),
+        ("GET", format!("{base}/images/{image_id}"), Value::Null),
+        (
+            "PATCH",
+            format!("{base}/images/{image_id}"),
+            json!({"status": "active"}),
+        ),
+        (
+            "GET",
+            "/api/v1/images/inactive-orgs".to_owned(),
+            Value::Null,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/tokens/{a_token_id}"),
+            Value::Null,
+        ),
+        ("GET", "/api/v1/tokens".to_owned(), Value::Null),
+        ("GET", "/api/v1/registries".to_owned(), Value::Null),
+        ("POST", "/api/v1/deployments".to_owned(), deployment.clone()),
+        (
+            "GET",
+            format!("/api/v1/dora/lead-time?{range}"),
+            Value::Null,
+        ),
+        (
+            "GET",
+            format!("/api/v1/dora/deployment-frequency?{range}"),
+            Value::Null,
+        ),
+    ];
+    let b = app.token("globex", "admin");
+    for (method, path, body) in &routes {
+        for token in [Some(b.as_str()), None] {
+            let mut request = app.request(method, path);
+            if !body.is_null() {
+                request = request.json(body);
+            }
+            if let Some(token) = token {
+                request = request.bearer(token);
+            }
+            let response = request.send();
+            let text = response.text();
+            // An id the caller itself sent may be echoed back ("registry X does not exist").
+            let sent = format!("{path} {body}");
+            for secret in secrets.iter().filter(|s| !sent.contains(*s)) {
+                assert!(
+                    !text.contains(secret),
+                    "{method} {path} as {token:?} revealed {secret:?}: {text}"
+                );
+            }
+            assert!(
+                matches!(response.status, 200 | 401 | 403 | 404),
+                "{method} {path} as {token:?}: {} {text}",
+                response.status
+            );
+            if response.status == 200 {
+                // Only B's own views: B's rows (its token) and no counts of A's rows.
+                let json = response.json();
+                for key in ["items", "values"] {
+                    for item in json
+                        .get(key)
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        assert_eq!(item["org_id"], "globex", "{method} {path}: {json}");
+                    }
+                }
+                if let Some(count) = json.pointer("/summary/count") {
+                    assert_eq!(count, 0, "{method} {path}");
+                }
+            }
+        }
+    }
+    // A's data is untouched.
+    let version = app
+        .get(&format!("{base}/channels/secret-channel"))
+        .bearer(&a)
+        .send()
+        .json();
+    assert_eq!(version["version"], "secret-channel-1.0.0");
+    assert_eq!(
+        app.get(&format!("{base}/images/{image_id}"))
+            .bearer(&a)
+            .send()
+            .json()["status"],
+        "inactive"
+    );
+    let dora = app
+        .get(&format!("/api/v1/dora/deployment-frequency?{range}"))
+        .bearer(&a)
+        .send()
+        .json();
+    assert_eq!(dora["summary"]["count"], 1);
+}
+
+/// Holds the database's write lock from outside for `hold`, while one bump is attempted.
+fn bump_while_locked(hold: Duration) -> (crate::helpers::TestResponse, Duration) {
+    let app = TestApp::spawn();
+    let token = app.token("acme", "write");
+    let registry = app.registry(&token, "app", false);
+    let path = format!(
+        "/api/v1/registries/{}/channels/default/bump",
+        registry["registry_id"].as_str().unwrap()
+    );
+    let connection = rusqlite::Connection::open(&app.database).unwrap();
+    connection.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(hold);
+        connection.execute_batch("COMMIT").unwrap();
+    });
+    let started = Instant::now();
+    let response = app
+        .post(&path, &json!({"update_type": "patch"}))
+        .bearer(&token)
+        .send();
+    let waited = started.elapsed();
+    releaser.join().unwrap();
+    (response, waited)
+}
+
+#[test]
+fn a_writer_waits_for_another_writers_lock_and_then_succeeds() {
+    let (response, waited) = bump_while_locked(Duration::from_millis(1500));
+    response.assert_status(200);
+    assert_eq!(response.json()["version"], "default-0.0.1");
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "it waited for the lock ({waited:?})"
+    );
+}
+
+#[test]
+fn a_lock_held_past_the_busy_timeout_is_a_503_with_retry_after() {
+    let (response, waited) = bump_while_locked(Duration::from_secs(7));
+    response.assert_problem(503, None);
+    assert_eq!(response.header("retry-after"), Some("1"));
+    assert!(
+        waited >= Duration::from_millis(4900) && waited < Duration::from_secs(7),
+        "bounded by the 5 s busy timeout ({waited:?})"
+    );
+}
