@@ -32,6 +32,8 @@ pub mod error;
 mod fault_tests;
 pub mod migrations;
 #[cfg(any(test, feature = "rusqlite"))]
+pub mod properties;
+#[cfg(any(test, feature = "rusqlite"))]
 pub mod sqlite_native;
 pub mod store;
 

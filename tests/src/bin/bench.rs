@@ -161,12 +161,13 @@ fn run(
 
     // The app under test: two in-repo hosts, or the given instance for both.
     let mut hosts = Vec::new();
-    let (fresh, seeded, host, admin_token) = match (&args.base_url, &args.token) {
+    let (fresh, seeded, host, host_db, admin_token) = match (&args.base_url, &args.token) {
         (Some(url), Some(token)) => {
             let endpoint = Endpoint::parse(url)?;
             (
                 Transport::Http(endpoint.clone()),
                 Transport::Http(endpoint),
+                None,
                 None,
                 token.clone(),
             )
@@ -188,6 +189,7 @@ fn run(
                 Transport::Http(Endpoint::from_addr(hosts[0].addr())),
                 Transport::Http(Endpoint::from_addr(hosts[1].addr())),
                 Some(hosts[0].host().clone()),
+                Some(fresh_db.clone()),
                 ADMIN_TOKEN.to_owned(),
             )
         }
@@ -201,6 +203,7 @@ fn run(
         fresh,
         seeded,
         host,
+        fresh_db: host_db,
         baseline_fresh: Baseline {
             database: run_dir.join("baseline.db"),
             admin_token: admin_token.clone(),

@@ -353,17 +353,40 @@ pub fn drive(
 #[derive(Debug, Clone, Copy)]
 pub struct InProcess {
     /// A new connection per request, as a Spin component instance has (no statement cache
-    /// carried over); otherwise one connection per thread for the whole run.
+    /// carried over, and closing the last connection checkpoints a WAL database); otherwise
+    /// one connection per thread for the whole run.
     pub connection_per_request: bool,
     /// `PRAGMA synchronous` to set on each connection (`None`: SQLite's default, as the host).
     pub synchronous: Option<&'static str>,
+    /// `PRAGMA journal_mode` to set on each connection; runs on a copy of the database, since
+    /// leaving WAL changes the file (`None`: the file's mode, WAL, as the app sets it).
+    pub journal_mode: Option<&'static str>,
+    /// Keep one more, idle connection open during the run (so no request's connection is the
+    /// last one to close).
+    pub hold_open: bool,
 }
 
 impl InProcess {
     pub const PERSISTENT: InProcess = InProcess {
         connection_per_request: false,
         synchronous: None,
+        journal_mode: None,
+        hold_open: false,
     };
+
+    pub const PER_REQUEST: InProcess = InProcess {
+        connection_per_request: true,
+        ..InProcess::PERSISTENT
+    };
+}
+
+/// An idle connection that has read the database once, so it holds WAL's shared lock: while
+/// it is open, no other connection's close is the last one (which would checkpoint the WAL and
+/// delete it).
+pub fn hold_open(database: &Path) -> anyhow::Result<rusqlite::Connection> {
+    let connection = rusqlite::Connection::open(database)?;
+    connection.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
+    Ok(connection)
 }
 
 /// A cd-core entry point, as the Spin shell calls it.
@@ -371,6 +394,7 @@ type EntryPoint = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8
 
 /// The cd-core entry point Spin's routing would pick for `path` (the spin.toml routes).
 fn entry_point(path: &str) -> EntryPoint {
+    let path = path.split('?').next().unwrap_or(path);
     let images = path.starts_with("/api/v1/images")
         || path.starts_with("/api/v1/health/images")
         || path
@@ -399,6 +423,12 @@ pub struct Baseline {
 impl Baseline {
     fn open(&self, mode: InProcess) -> RusqliteDb {
         let db = RusqliteDb::open(&self.database).expect("the baseline database opens");
+        if let Some(journal_mode) = mode.journal_mode {
+            let _: String = db
+                .connection()
+                .pragma_update_and_check(None, "journal_mode", journal_mode, |row| row.get(0))
+                .expect("PRAGMA journal_mode");
+        }
         if let Some(synchronous) = mode.synchronous {
             db.connection()
                 .pragma_update(None, "synchronous", synchronous)
@@ -429,6 +459,36 @@ impl Baseline {
     /// Runs `workload` on `threads` OS threads, each with its own connection (or one per
     /// request), for `window`.
     pub fn drive(
+        &self,
+        mode: InProcess,
+        workload: &Workload,
+        threads: usize,
+        window: Window,
+    ) -> Measurement {
+        if let Some(journal_mode) = mode.journal_mode {
+            let copy = Baseline {
+                database: self
+                    .database
+                    .with_extension(format!("{}.db", journal_mode.to_lowercase())),
+                admin_token: self.admin_token.clone(),
+            };
+            if let Err(error) = copy_database(&self.database, &copy.database) {
+                return Measurement {
+                    errors: 1,
+                    first_error: Some(format!("{error:#}")),
+                    seconds: window.measure.as_secs_f64(),
+                    ..Measurement::default()
+                };
+            }
+            return copy.run_threads(mode, workload, threads, window);
+        }
+        let _held = mode
+            .hold_open
+            .then(|| hold_open(&self.database).expect("the baseline database opens"));
+        self.run_threads(mode, workload, threads, window)
+    }
+
+    fn run_threads(
         &self,
         mode: InProcess,
         workload: &Workload,

@@ -6,6 +6,7 @@
 //! To add one: write a function returning `Scenario`s (setup through [`Side`]), list it in
 //! [`all`], and add its targets to [`apply_targets`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
@@ -16,6 +17,7 @@ use crate::report::{Row, Target, Via};
 use crate::seed;
 
 pub const CREATE_IMAGE: &str = "create-image";
+pub const CREATE_IMAGE_HELD_OPEN: &str = "create-image (host db held open by an idle conn)";
 pub const SPIN_HEALTH: &str = "GET /.well-known/spin/health (no component)";
 pub const IMAGES_HEALTH: &str = "GET /api/v1/health/images (instantiate+1 read)";
 pub const LIST_FIRST: &str = "list images: first page (limit 50)";
@@ -33,6 +35,8 @@ pub struct Ctx {
     pub seeded: Transport,
     /// The host behind `fresh`, for in-memory requests (`None` with `--base-url`).
     pub host: Option<cd_host::Host>,
+    /// Its database file (`None` with `--base-url`).
+    pub fresh_db: Option<PathBuf>,
     /// The bootstrap admin token of the app under test.
     pub admin_token: String,
     /// The in-process baseline on its own fresh database…
@@ -116,6 +120,8 @@ pub struct Scenario {
     pub baseline: Option<(Baseline, Workload)>,
     /// More in-process runs that explain the cost: (label, connection mode, threads).
     pub variants: Vec<(&'static str, InProcess, usize)>,
+    /// Hold an idle connection to this database file during the HTTP runs (a diagnostic).
+    pub hold_open: Option<PathBuf>,
 }
 
 fn progress(label: &str, clients: usize, m: &crate::load::Measurement) {
@@ -156,6 +162,12 @@ impl Scenario {
                 in_process.push(Row::load(name, Via::InProcess, *threads, m));
             }
         }
+        let _held = self
+            .hold_open
+            .as_deref()
+            .map(crate::load::hold_open)
+            .transpose()
+            .unwrap_or_else(|e| panic!("cannot hold the database open: {e:#}"));
         let mut rows = Vec::new();
         for &clients in &self.clients {
             let m = drive(
@@ -177,7 +189,7 @@ impl Scenario {
 
 /// Every scenario, in run order.
 pub fn all(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
-    let mut scenarios = vec![create_image(ctx)?];
+    let mut scenarios = create_image(ctx)?;
     scenarios.extend(health(ctx));
     scenarios.extend(list_images(ctx)?);
     // LEAD-TIME QUERY (issue 6; arrives with the lead-time work). Add `lead_time(ctx)?` here:
@@ -230,7 +242,7 @@ fn create_image_workload(registry_id: &str, token: &str) -> Workload {
     })
 }
 
-fn create_image(ctx: &Ctx) -> anyhow::Result<Scenario> {
+fn create_image(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
     let repository = format!("bench/create-{}", unix_seconds());
     let setup = |side: Side<'_>| -> anyhow::Result<Workload> {
         let token = side.token(&ctx.admin_token, "bench", "write")?;
@@ -239,33 +251,58 @@ fn create_image(ctx: &Ctx) -> anyhow::Result<Scenario> {
     };
     let http = setup(Side::Http(ctx, &ctx.fresh))?;
     let baseline = setup(Side::InProcess(&ctx.baseline_fresh))?;
-    Ok(Scenario {
+    let mut scenarios = vec![Scenario {
         name: CREATE_IMAGE,
         via: Via::Http,
         transport: ctx.fresh.clone(),
-        workload: http,
+        workload: http.clone(),
         clients: vec![1, 8, 32],
         baseline: Some((ctx.baseline_fresh.clone(), baseline)),
         variants: vec![
             ("8 threads", InProcess::PERSISTENT, 8),
+            ("connection per request", InProcess::PER_REQUEST, 1),
             (
-                "connection per request",
+                "connection per request, db held open",
                 InProcess {
-                    connection_per_request: true,
-                    synchronous: None,
+                    hold_open: true,
+                    ..InProcess::PER_REQUEST
+                },
+                1,
+            ),
+            (
+                "connection per request, journal_mode=DELETE",
+                InProcess {
+                    journal_mode: Some("DELETE"),
+                    ..InProcess::PER_REQUEST
                 },
                 1,
             ),
             (
                 "synchronous=NORMAL",
                 InProcess {
-                    connection_per_request: false,
                     synchronous: Some("NORMAL"),
+                    ..InProcess::PERSISTENT
                 },
                 1,
             ),
         ],
-    })
+        hold_open: None,
+    }];
+    if let Some(database) = &ctx.fresh_db {
+        // The same over HTTP while the host's database is held open by an idle connection: no
+        // request's connection is then the last to close, so none checkpoints the WAL.
+        scenarios.push(Scenario {
+            name: CREATE_IMAGE_HELD_OPEN,
+            via: Via::Http,
+            transport: ctx.fresh.clone(),
+            workload: http,
+            clients: vec![1, 8],
+            baseline: None,
+            variants: Vec::new(),
+            hold_open: Some(database.clone()),
+        });
+    }
+    Ok(scenarios)
 }
 
 fn fixed(call: Call) -> Workload {
@@ -283,6 +320,7 @@ fn health(ctx: &Ctx) -> Vec<Scenario> {
             clients: vec![1, 8],
             baseline: None,
             variants: Vec::new(),
+            hold_open: None,
         },
         Scenario {
             name: IMAGES_HEALTH,
@@ -291,14 +329,8 @@ fn health(ctx: &Ctx) -> Vec<Scenario> {
             workload: health.clone(),
             clients: vec![1, 8],
             baseline: Some((ctx.baseline_fresh.clone(), health.clone())),
-            variants: vec![(
-                "connection per request",
-                InProcess {
-                    connection_per_request: true,
-                    synchronous: None,
-                },
-                1,
-            )],
+            variants: vec![("connection per request", InProcess::PER_REQUEST, 1)],
+            hold_open: None,
         },
     ];
     if let Some(host) = &ctx.host {
@@ -310,6 +342,7 @@ fn health(ctx: &Ctx) -> Vec<Scenario> {
             clients: vec![1],
             baseline: None,
             variants: Vec::new(),
+            hold_open: None,
         });
     }
     scenarios
@@ -337,7 +370,8 @@ fn list_images(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
             workload: http,
             clients: vec![1, 8],
             baseline: Some((ctx.baseline_seeded.clone(), baseline)),
-            variants: Vec::new(),
+            variants: vec![("connection per request", InProcess::PER_REQUEST, 1)],
+            hold_open: None,
         });
     }
     Ok(scenarios)
