@@ -8,7 +8,7 @@
 #
 # Knobs (environment): CD_CONTRACT_VENV (the virtualenv, default ~/.cache/cd-images/venv),
 # CD_CONTRACT_MAX_EXAMPLES (default 30), CD_CONTRACT_SEED (default 20260301),
-# CD_CONTRACT_WORKERS (default 1), CD_CONTRACT_REPORT_DIR (default: a temporary directory,
+# CD_CONTRACT_WORKERS (default 1), CD_CONTRACT_SPEC (default openapi.yaml), CD_CONTRACT_REPORT_DIR (default: a temporary directory,
 # removed at the end). Extra arguments are passed on to `schemathesis run`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,6 +20,7 @@ max_examples="${CD_CONTRACT_MAX_EXAMPLES:-30}"
 seed="${CD_CONTRACT_SEED:-20260301}"
 workers="${CD_CONTRACT_WORKERS:-1}"
 target="${CARGO_TARGET_DIR:-$root/target}"
+spec="${CD_CONTRACT_SPEC:-$root/openapi.yaml}"
 
 # --- 1. schemathesis, pinned, in its own virtualenv (reinstalled when requirements change).
 stamp="$venv/.cd-contract-requirements"
@@ -72,7 +73,7 @@ export CD_CONTRACT_ADMIN_TOKEN="$admin_token"
 # --- 4. schemathesis: positive and negative data, fixed examples per operation, fixed seed.
 report_dir="${CD_CONTRACT_REPORT_DIR:-$work/report}"
 status=0
-"$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$root/openapi.yaml" \
+"$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$spec" \
   --url "$origin/api/v1" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --phases examples,coverage,fuzzing \

@@ -1,11 +1,16 @@
 //! `bench`: cd-images against its physical limit (issue 6).
 //!
 //! ```text
-//! cargo run -p cd-host --bin bench -- [--quick] [--json PATH] [--base-url URL --token T]
+//! CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo run -p cd-host --bin bench -- [--quick] [--json PATH] \
+//!     [--base-url URL --token T]
 //! ```
-//! (dev profile on purpose: every dependency — wasmtime, cranelift, SQLite, hyper — is built
-//! at opt-level 3 there; the workspace's release profile is the wasm components' size-optimised
-//! LTO one.) The wasm components must be built first (`tests/run` does, or pass `--build`).
+//! The dev profile, on purpose: the workspace's release profile is the wasm components'
+//! size-optimised fat-LTO one (minutes to link wasmtime), while in dev every dependency —
+//! wasmtime, cranelift, SQLite, hyper — is already built at opt-level 3. The variable raises
+//! the workspace's own crates (cd-core, the baseline; cd-host, the host's glue) to opt-level 3
+//! too, without rebuilding any dependency: unoptimised, cd-core's generic serde and row code
+//! makes the baseline ~10× slower and the comparison meaningless. The wasm components must be
+//! built first (`tests/run` does, or pass `--build`).
 //!
 //! It starts the in-repo host on loopback twice — on a fresh database, and on a copy of a
 //! seeded one (1M images, 20k with `--quick`; generated once and cached under
@@ -64,6 +69,9 @@ struct Args {
     /// Build the wasm components first (each component's build command from spin.toml).
     #[arg(long)]
     build: bool,
+    /// Run only the scenarios whose name contains this text (profiling one scenario).
+    #[arg(long)]
+    only: Option<String>,
     /// Only write the seeded database to PATH (to serve it with `spin up` or cd-host) and exit.
     #[arg(long)]
     seed: Option<PathBuf>,
@@ -74,6 +82,7 @@ const ADMIN_TOKEN: &str = "bench-admin-token";
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
+    let load_before = load_average();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("the workspace root")?
@@ -124,6 +133,15 @@ fn main() -> anyhow::Result<()> {
          one connection, same SQLite defaults). Targets from issue 6: PASS/MISS never fails the run."
     );
     meta["seconds_total"] = json!(started.elapsed().as_secs_f64());
+    let load_after = load_average();
+    println!(
+        "Machine load average (1 min) before/after: {} / {} on {} CPUs (other processes compete \
+         with both the host and the baseline).",
+        load_before.as_deref().unwrap_or("?"),
+        load_after.as_deref().unwrap_or("?"),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    meta["load_average_1min"] = json!({"before": load_before, "after": load_after});
     let json_path = args
         .json
         .clone()
@@ -217,6 +235,13 @@ fn run(
 
     let mut rows = Vec::new();
     for scenario in scenarios::all(&ctx)? {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|only| !scenario.name.contains(only.as_str()))
+        {
+            continue;
+        }
         rows.extend(scenario.run(&ctx));
     }
     if let Some(host) = hosts.first() {
@@ -299,6 +324,12 @@ fn wasm_sizes(manifest: &cd_host::manifest::Manifest, cargo_target_dir: Option<&
             }
         })
         .collect()
+}
+
+/// The 1-minute load average (Linux), to judge how noisy the figures are.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_owned)
 }
 
 fn git_commit() -> Option<String> {

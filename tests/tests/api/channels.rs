@@ -191,6 +191,8 @@ fn unknown_update_types_and_bad_channel_names_are_422() {
         .send()
         .assert_problem(422, Some("update_type"));
     let long = "a".repeat(64);
+    // "-beta", "beta-", ".x" and "..": regressions found by schemathesis (a channel must start
+    // and end with a letter or digit, so its version string is a valid OCI tag).
     for channel in [
         "Beta",
         "beta_1",
@@ -198,6 +200,10 @@ fn unknown_update_types_and_bad_channel_names_are_422() {
         "beta%20x",
         "%27%3B--",
         long.as_str(),
+        "-beta",
+        "beta-",
+        ".x",
+        "..",
     ] {
         f.app
             .request("PUT", &format!("{}/{channel}", f.base))

@@ -2,7 +2,8 @@
 
 use crate::Error;
 
-/// A channel name: 1–63 characters of lowercase letters, digits, `-` and `.`.
+/// A channel name: 1–63 characters of lowercase letters, digits, `-` and `.`, starting and
+/// ending with a letter or digit (so `..` or `-beta` can never be one).
 ///
 /// The limits make a channel safe inside an image tag (`{channel}-{major}.{minor}.{patch}` stays
 /// a valid OCI tag) and inside a URL path segment without escaping.
@@ -20,13 +21,12 @@ impl Channel {
         if value.len() > Self::MAX_LEN {
             return Err(Error::invalid(FIELD, "must be at most 63 characters"));
         }
-        if !value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        {
+        let alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        let edges_ok = value.starts_with(alphanumeric) && value.ends_with(alphanumeric);
+        if !edges_ok || !value.chars().all(|c| alphanumeric(c) || c == '-' || c == '.') {
             return Err(Error::invalid(
                 FIELD,
-                "must be lowercase letters, digits, '-' and '.' only",
+                "must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
             ));
         }
         Ok(Channel(value.to_owned()))
@@ -66,6 +66,11 @@ mod tests {
             " beta",
             &"a".repeat(64),
             "a;--",
+            "..",
+            ".",
+            "-beta",
+            "beta-",
+            ".x",
         ] {
             let error = Channel::parse(bad).unwrap_err();
             assert_eq!(

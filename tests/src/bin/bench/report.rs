@@ -47,12 +47,10 @@ impl Target {
         Target {
             promise: promise.into(),
             measured: None,
-            pass: (!measured.is_nan()).then(|| {
-                if at_least {
-                    measured >= limit
-                } else {
-                    measured <= limit
-                }
+            pass: (!measured.is_nan()).then_some(if at_least {
+                measured >= limit
+            } else {
+                measured <= limit
             }),
         }
     }
@@ -147,7 +145,19 @@ pub fn table(rows: &[Row]) -> String {
     let header = [
         "scenario", "clients", "req/s", "p50 ms", "p99 ms", "baseline", "ratio", "target", "",
     ];
-    let widths = [46, 7, 9, 8, 8, 10, 7, 34, 4];
+    let errors = |row: &Row| {
+        row.measurement
+            .as_ref()
+            .filter(|m| m.errors > 0)
+            .map(|m| format!(" ({} errors)", m.errors))
+            .unwrap_or_default()
+    };
+    let label_width = rows
+        .iter()
+        .map(|r| r.label().chars().count() + errors(r).len())
+        .max()
+        .unwrap_or(0);
+    let widths = [label_width.max(20), 7, 9, 8, 8, 10, 7, 36, 4];
     let line = |out: &mut String, cells: [String; 9]| {
         for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
             if i == 0 || i == 7 {
@@ -163,12 +173,7 @@ pub fn table(rows: &[Row]) -> String {
     let total: usize = widths.iter().sum::<usize>() + widths.len() - 1;
     let _ = writeln!(out, "{}", "-".repeat(total));
     for row in rows {
-        let errors = row
-            .measurement
-            .as_ref()
-            .filter(|m| m.errors > 0)
-            .map(|m| format!(" ({} errors)", m.errors))
-            .unwrap_or_default();
+        let suffix = errors(row);
         let first = row.targets.first();
         let target_text = |t: Option<&Target>| {
             t.map(|t| match &t.measured {
@@ -180,7 +185,7 @@ pub fn table(rows: &[Row]) -> String {
         line(
             &mut out,
             [
-                format!("{}{errors}", row.label()),
+                format!("{}{suffix}", row.label()),
                 row.clients.map_or("-".to_owned(), |c| c.to_string()),
                 row.value.clone().unwrap_or_else(|| number(row.rps(), 0)),
                 number(row.p50_ms(), 2),

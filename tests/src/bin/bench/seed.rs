@@ -157,7 +157,7 @@ fn generate(path: &Path, images: u64) -> anyhow::Result<()> {
                 1 + ((r >> 1) % (registries.len() as u64 - 1)) as usize
             };
             let registry = &registries[registry_index];
-            let beta = (r >> 20) % 10 == 0;
+            let beta = (r >> 20).is_multiple_of(10);
             let channel = if beta { "beta" } else { "default" };
             let patch = &mut patches[registry_index][usize::from(beta)];
             *patch += 1;
