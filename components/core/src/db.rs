@@ -6,6 +6,7 @@
 //! Two facts of Spin shape the helpers here: only the first statement of an `execute` string
 //! runs, and a connection's open transaction is rolled back when the instance ends.
 
+use crate::env::Clock;
 use crate::error::Error;
 
 /// One SQLite value, as Spin's `value` variant.
@@ -110,18 +111,30 @@ pub trait Db {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
 }
 
+/// How long a writer waits for another writer's lock before the request fails with 503:
+/// Spin's own busy timeout.
+pub const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs `work` inside `BEGIN IMMEDIATE … COMMIT`, rolling back on any error.
 ///
 /// `IMMEDIATE` takes the write lock up front, so two writers never deadlock upgrading a read
-/// lock, and the busy timeout applies at `BEGIN`, before any work is done. If `COMMIT` itself
-/// fails the transaction is still open in SQLite, so it is rolled back too: a failed request
-/// never leaves half a write behind, even if the connection outlived the request.
-pub fn transaction<T>(db: &dyn Db, work: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    db.execute("BEGIN IMMEDIATE", &[])?;
-    let outcome = work().and_then(|value| {
-        db.execute("COMMIT", &[])?;
-        Ok(value)
-    });
+/// lock. If `COMMIT` itself fails the transaction is still open in SQLite, so it is rolled back
+/// too: a failed request never leaves half a write behind, even if the connection outlived the
+/// request.
+pub fn transaction<T>(
+    db: &dyn Db,
+    clock: &dyn Clock,
+    work: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    begin_immediate(db, clock)?;
+    let outcome = db
+        .execute("PRAGMA busy_timeout = 5000", &[])
+        .map_err(Error::from)
+        .and_then(|_| work())
+        .and_then(|value| {
+            db.execute("COMMIT", &[])?;
+            Ok(value)
+        });
     if outcome.is_err()
         && let Err(rollback) = db.execute("ROLLBACK", &[])
         // Nothing to roll back is expected when COMMIT succeeded halfway; anything else is
@@ -131,6 +144,41 @@ pub fn transaction<T>(db: &dyn Db, work: impl FnOnce() -> Result<T, Error>) -> R
         eprintln!("cd-core: ROLLBACK failed: {rollback}");
     }
     outcome
+}
+
+/// Takes the write lock, waiting up to [`BUSY_WAIT`] for a concurrent writer.
+///
+/// SQLite's own busy handler sleeps 1, 2, 5, 10 … up to 100 ms between attempts, so under
+/// contention a waiter often sleeps long after the lock is free: that is the 828 ms p99 of
+/// DESIGN.md §5. Here the wait for `BEGIN IMMEDIATE` is ours instead — SQLite's handler off
+/// (`busy_timeout = 0`), retries every 0.25–2 ms — and [`transaction`] restores SQLite's 5 s
+/// timeout once the lock is held, for the rest of the transaction.
+fn begin_immediate(db: &dyn Db, clock: &dyn Clock) -> Result<(), Error> {
+    const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_micros(250);
+    const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+    // A backstop for clocks that do not move (tests): BUSY_WAIT / FIRST_PAUSE attempts.
+    const MAX_ATTEMPTS: u32 = 20_000;
+    db.execute("PRAGMA busy_timeout = 0", &[])?;
+    let started = clock.now().instant();
+    let mut pause = FIRST_PAUSE;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match db.execute("BEGIN IMMEDIATE", &[]) {
+            Ok(_) => return Ok(()),
+            Err(DbError::Busy(_))
+                if attempts < MAX_ATTEMPTS
+                    && (clock.now().instant() - started)
+                        .to_std()
+                        .unwrap_or_default()
+                        < BUSY_WAIT =>
+            {
+                clock.sleep(pause);
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+            Err(other) => return Err(Error::from(other)),
+        }
+    }
 }
 
 /// Typed access to one row, by column position.

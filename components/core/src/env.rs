@@ -8,9 +8,11 @@ use uuid::Uuid;
 use crate::db::Db;
 use crate::domain::Timestamp;
 
-/// The current instant.
+/// The current instant, and waiting.
 pub trait Clock {
     fn now(&self) -> Timestamp;
+    /// Waits `duration` (between retries of a busy database).
+    fn sleep(&self, duration: std::time::Duration);
 }
 
 /// New ids and secrets.
@@ -27,6 +29,12 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_utc(chrono::Utc::now())
+    }
+
+    fn sleep(&self, duration: std::time::Duration) {
+        // On wasm32-wasip2 this is a wasi:clocks monotonic-clock subscription: the instance
+        // waits without spinning.
+        std::thread::sleep(duration);
     }
 }
 

@@ -67,6 +67,8 @@ impl Clock for Clock0 {
     fn now(&self) -> Timestamp {
         Timestamp::parse("now", "2026-06-01T12:00:00Z").expect("a valid instant")
     }
+
+    fn sleep(&self, _: std::time::Duration) {}
 }
 
 struct Counter(Cell<u128>);

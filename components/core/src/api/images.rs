@@ -274,7 +274,7 @@ fn create(
     let now = env.clock.now();
     cd_request.check_commit_time(now)?;
     let digest = store::request_digest(&cd_request);
-    let recorded = transaction(env.db, || {
+    let recorded = transaction(env.db, env.clock, || {
         let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
         if let Some((existing, existing_digest)) =
             store::find_by_run(env.db, registry_id, &cd_request.run_id)?
@@ -394,7 +394,7 @@ fn update(
     env: &Env<'_>,
 ) -> Result<Response<Vec<u8>>, Error> {
     let fields: Map<String, Json> = request.json()?;
-    let updated = transaction(env.db, || {
+    let updated = transaction(env.db, env.clock, || {
         let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
         let image = store::find(env.db, registry.registry_id, image_id)?
             .ok_or_else(|| not_found(image_id))?;

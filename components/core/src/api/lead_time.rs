@@ -155,7 +155,7 @@ fn record_deployment(
             deployed_at
         }
     };
-    let recorded = transaction(env.db, || {
+    let recorded = transaction(env.db, env.clock, || {
         let image = images::find_in_org(env.db, image_id, &org_id)?
             .ok_or_else(|| Error::not_found(format!("image {image_id} does not exist")))?;
         let same_context = |r: &LeadTimeRecord| {

@@ -269,7 +269,7 @@ pub fn serve(
             });
         }
         let api_request = ApiRequest::new(request)?;
-        migrations::ensure_schema(env.db)?;
+        migrations::ensure_schema(env.db, env.clock)?;
         let caller = auth::authenticate(api_request.headers, env)?;
         routes(&api_request, &caller, env)
     })();

@@ -174,7 +174,7 @@ fn get_or_create(
         (None, Some(tag)) => SemVersion::parse_for_channel("original_image_tag", channel, tag)?,
         (None, None) => SemVersion::default(),
     };
-    let (version, was_created) = transaction(env.db, || {
+    let (version, was_created) = transaction(env.db, env.clock, || {
         let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
         store::get_or_create(env.db, &registry, channel, initial, env.clock.now())
     })?;
@@ -194,7 +194,7 @@ fn bump(
 ) -> Result<Response<Vec<u8>>, Error> {
     let body: BumpBody = request.json()?;
     let update_type = UpdateType::parse("update_type", &body.update_type)?;
-    let bumped = transaction(env.db, || {
+    let bumped = transaction(env.db, env.clock, || {
         let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
         let now = env.clock.now();
         let (current, _) =
@@ -216,7 +216,7 @@ fn set_version(
 ) -> Result<Response<Vec<u8>>, Error> {
     let body: SetVersionBody = request.json()?;
     let requested = SemVersion::parse_for_channel("version", channel, &body.version)?;
-    let stored = transaction(env.db, || {
+    let stored = transaction(env.db, env.clock, || {
         let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
         let now = env.clock.now();
         let (current, _) = store::get_or_create(env.db, &registry, channel, requested, now)?;

@@ -23,7 +23,11 @@ impl Channel {
         }
         let alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
         let edges_ok = value.starts_with(alphanumeric) && value.ends_with(alphanumeric);
-        if !edges_ok || !value.chars().all(|c| alphanumeric(c) || c == '-' || c == '.') {
+        if !edges_ok
+            || !value
+                .chars()
+                .all(|c| alphanumeric(c) || c == '-' || c == '.')
+        {
             return Err(Error::invalid(
                 FIELD,
                 "must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",

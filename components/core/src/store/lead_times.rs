@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn the_lead_time_range_query_reads_only_its_covering_index_in_order() {
         let db = RusqliteDb::open_in_memory();
-        crate::migrations::ensure_schema(&db).unwrap();
+        crate::migrations::ensure_schema(&db, &crate::SystemClock).unwrap();
         let (org_id, range) = query();
         let (condition, params) = where_clause(&org_id, &range, &DoraFilter::default(), true);
         let plan = plan(
@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn filtered_and_frequency_queries_use_the_org_time_index() {
         let db = RusqliteDb::open_in_memory();
-        crate::migrations::ensure_schema(&db).unwrap();
+        crate::migrations::ensure_schema(&db, &crate::SystemClock).unwrap();
         let (org_id, range) = query();
         let filter = DoraFilter {
             environment: Some("production".into()),
