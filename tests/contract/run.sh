@@ -73,6 +73,7 @@ export CD_CONTRACT_ADMIN_TOKEN="$admin_token"
 # --- 4. schemathesis: positive and negative data, fixed examples per operation, fixed seed.
 report_dir="${CD_CONTRACT_REPORT_DIR:-$work/report}"
 status=0
+SCHEMATHESIS_HOOKS="$here/hooks.py" \
 "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$spec" \
   --url "$origin/api/v1" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \

@@ -9,6 +9,11 @@ Creates, as the bootstrap admin and then as an org admin token of org "contract"
 - CD_CONTRACT_REGISTRY_ID      a registry with channel "default" and one image
 - CD_CONTRACT_IMAGE_ID         that image
 - CD_CONTRACT_DOOMED_REGISTRY_ID  a second registry, the target of DELETE /registries/{id}
+- three deployments of that image in 2020 (commit 2020-01-01T10:00:00Z): one that counts for
+  lead time (project "shop", app "checkout", production), one deployed before its commit
+  (clock skew) and one without a project (a deployment, not a lead time), so the DORA queries
+  of the contract run's range (2020, see openapi.yaml's start/end examples) have values,
+  a summary and a series with something in them.
 Only the standard library: it runs with any python3.
 """
 
@@ -65,6 +70,14 @@ def main():
         "cluster_image_tags": [{"cluster_id": "eu-1", "tag": "default-0.0.1"}],
         "api_version_id": "v1",
     })["image_id"]
+    for deployment in (
+        {"project_id": "shop", "app_id": "checkout", "environment": "production", "prod": True,
+         "deployment_id": "contract-seed-1", "deployed_at": "2020-01-02T11:30:00+01:00"},
+        {"project_id": "shop", "app_id": "skewed", "environment": "staging",
+         "deployment_id": "contract-seed-2", "deployed_at": "2020-01-01T09:00:00Z"},
+        {"app_id": "no-project", "environment": "dev", "deployed_at": "2020-03-01T00:00:00Z"},
+    ):
+        call(base, token, "POST", "/deployments", {"image_id": image, **deployment}, expect=(201,))
     values = {
         "CD_CONTRACT_TOKEN": token,
         "CD_CONTRACT_DOOMED_TOKEN_ID": doomed_token,

@@ -1,30 +1,34 @@
 //! `bench`: cd-images against its physical limit (issue 6).
 //!
 //! ```text
-//! CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo run -p cd-host --bin bench -- [--quick] [--json PATH] \
+//! cargo run -p cd-host --bin bench -- [--quick] [--json PATH] [--lead-times 10000,100000] \
 //!     [--base-url URL --token T]
 //! ```
 //! The dev profile, on purpose: the workspace's release profile is the wasm components'
-//! size-optimised fat-LTO one (minutes to link wasmtime), while in dev every dependency —
-//! wasmtime, cranelift, SQLite, hyper — is already built at opt-level 3. The variable raises
-//! the workspace's own crates (cd-core, the baseline; cd-host, the host's glue) to opt-level 3
-//! too, without rebuilding any dependency: unoptimised, cd-core's generic serde and row code
-//! makes the baseline ~10× slower and the comparison meaningless. The wasm components must be
-//! built first (`tests/run` does, or pass `--build`).
+//! size-optimised fat-LTO one (minutes to link wasmtime), while the dev profile builds every
+//! dependency — wasmtime, cranelift, SQLite, hyper — and our own cd-core (the baseline) and
+//! cd-host (the host's glue) at opt-level 3 (the root `Cargo.toml` says so), so the
+//! comparison is between optimised code on both sides. The wasm components must be built
+//! first (`tests/run` does, or pass `--build`).
 //!
-//! It starts the in-repo host on loopback twice — on a fresh database, and on a copy of a
-//! seeded one (1M images, 20k with `--quick`; generated once and cached under
-//! `<target>/bench-cache/`) — and drives both over real HTTP with keep-alive connections from
-//! N concurrent client tasks. In the same run it measures the baseline: the same requests
-//! through cd-core's handler on rusqlite in this process (same SQL and SQLite defaults as the
-//! host, no wasm, no HTTP). It prints a table with issue 6's targets (PASS/MISS, never a
-//! failure) and writes the figures as JSON (default `<target>/bench/bench.json`).
+//! It starts the in-repo host on loopback — on a fresh database, on a copy of a seeded one
+//! (1M images, 20k with `--quick`), and on each DORA database (10k, 100k and 1M lead-time
+//! records; 10k with `--quick`), all generated once and cached under `<target>/bench-cache/` —
+//! and drives them over real HTTP with keep-alive connections from N concurrent client tasks.
+//! In the same run it measures the baseline: the same requests through cd-core's handler on
+//! rusqlite in this process (same SQL and SQLite defaults as the host, no wasm, no HTTP). It
+//! prints a table with issue 6's targets (PASS/MISS, never a failure) and writes the figures
+//! as JSON (default `<target>/bench/bench.json`).
 //!
 //! `--base-url http://HOST:PORT --token ADMIN_TOKEN` drives another running instance (e.g.
 //! `spin up`) instead; for the list scenarios it must serve a database made by
-//! `bench --seed PATH`. In-memory measurements are skipped; the in-process baseline still runs
-//! here, so the ratios mean something when that instance runs on this machine.
+//! `bench --seed PATH`, for the DORA ones (run only when `--lead-times N` names one size) one
+//! made by `bench --seed PATH --lead-times N`. In-memory measurements are skipped; the
+//! in-process baseline still runs here, so the ratios mean something when that instance runs
+//! on this machine.
 
+#[path = "bench/dora.rs"]
+mod dora;
 #[path = "bench/load.rs"]
 mod load;
 #[path = "bench/report.rs"]
@@ -72,7 +76,12 @@ struct Args {
     /// Run only the scenarios whose name contains this text (profiling one scenario).
     #[arg(long)]
     only: Option<String>,
-    /// Only write the seeded database to PATH (to serve it with `spin up` or cd-host) and exit.
+    /// Lead-time records of the DORA databases, comma-separated (default 10000,100000,1000000;
+    /// 10000 with --quick; none with --base-url).
+    #[arg(long, value_delimiter = ',')]
+    lead_times: Option<Vec<u64>>,
+    /// Only write the seeded database to PATH (to serve it with `spin up` or cd-host) and exit:
+    /// the images one, or with `--lead-times N` the DORA one of N records.
     #[arg(long)]
     seed: Option<PathBuf>,
 }
@@ -98,17 +107,33 @@ fn main() -> anyhow::Result<()> {
         .images
         .unwrap_or(if args.quick { 20_000 } else { 1_000_000 });
 
-    let seeded_cache = seed::cached(&target_dir.join("bench-cache"), images)?;
+    let cache_dir = target_dir.join("bench-cache");
     if let Some(path) = &args.seed {
-        load::copy_database(&seeded_cache, path)?;
+        let (cache, what) = match args.lead_times.as_deref() {
+            Some([records]) => (
+                dora::cached(&cache_dir, *records)?,
+                format!(
+                    "{records} lead-time records (read token of {}: {})",
+                    dora::BIG_ORG,
+                    dora::read_token()
+                ),
+            ),
+            Some(_) => anyhow::bail!("--seed takes one --lead-times size"),
+            None => (
+                seed::cached(&cache_dir, images)?,
+                format!("{images} images"),
+            ),
+        };
+        load::copy_database(&cache, path)?;
         println!(
-            "seeded database with {images} images written to {}\n\
+            "seeded database with {what} written to {}\n\
              serve it, e.g.: SPIN_VARIABLE_ADMIN_TOKEN=T cargo run -p cd-host -- --database {}",
             path.display(),
             path.display()
         );
         return Ok(());
     }
+    let seeded_cache = seed::cached(&cache_dir, images)?;
 
     let manifest = cd_host::manifest::Manifest::load(&manifest_path)?;
     if args.build {
@@ -120,7 +145,14 @@ fn main() -> anyhow::Result<()> {
         .join("bench")
         .join(format!("run-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir)?;
-    let outcome = run(&args, &manifest_path, &run_dir, &seeded_cache, images);
+    let outcome = run(
+        &args,
+        &manifest_path,
+        &run_dir,
+        &cache_dir,
+        &seeded_cache,
+        images,
+    );
     let _ = std::fs::remove_dir_all(&run_dir);
     let (measured, mut meta) = outcome?;
     rows.extend(measured);
@@ -162,6 +194,7 @@ fn run(
     args: &Args,
     manifest_path: &Path,
     run_dir: &Path,
+    cache_dir: &Path,
     seeded_cache: &Path,
     images: u64,
 ) -> anyhow::Result<(Vec<Row>, serde_json::Value)> {
@@ -191,18 +224,8 @@ fn run(
             )
         }
         _ => {
-            let start = |database: &Path| -> anyhow::Result<cd_host::RunningHost> {
-                let mut options = cd_host::HostOptions::new(manifest_path);
-                options.database = Some(database.to_owned());
-                options.variables =
-                    HashMap::from([("admin_token".to_owned(), ADMIN_TOKEN.to_owned())]);
-                options.env = std::env::vars().collect();
-                cd_host::RunningHost::start(options).context(
-                    "the host starts (build the components first: tests/run, or pass --build)",
-                )
-            };
-            hosts.push(start(&fresh_db)?);
-            hosts.push(start(&seeded_copy)?);
+            hosts.push(start_host(manifest_path, &fresh_db)?);
+            hosts.push(start_host(manifest_path, &seeded_copy)?);
             (
                 Transport::Http(Endpoint::from_addr(hosts[0].addr())),
                 Transport::Http(Endpoint::from_addr(hosts[1].addr())),
@@ -231,7 +254,22 @@ fn run(
             admin_token: admin_token.clone(),
         },
         admin_token,
+        cache_dir: cache_dir.to_owned(),
+        lead_time_sizes: match (&args.lead_times, &args.base_url, args.quick) {
+            (Some(sizes), _, _) => sizes.clone(),
+            (None, Some(_), _) => Vec::new(),
+            (None, None, true) => dora::QUICK_SIZES.to_vec(),
+            (None, None, false) => dora::FULL_SIZES.to_vec(),
+        },
+        start_host: args.base_url.is_none().then(|| {
+            let manifest_path = manifest_path.to_owned();
+            Box::new(move |database: &Path| start_host(&manifest_path, database))
+                as Box<dyn Fn(&Path) -> anyhow::Result<cd_host::RunningHost>>
+        }),
     };
+    if args.base_url.is_some() && ctx.lead_time_sizes.len() > 1 {
+        anyhow::bail!("with --base-url, --lead-times names the one size that instance serves");
+    }
 
     let mut rows = Vec::new();
     for scenario in scenarios::all(&ctx)? {
@@ -270,6 +308,8 @@ fn run(
         "mode": if args.quick { "quick" } else { "full" },
         "base_url": args.base_url,
         "images_seeded": images,
+        "lead_time_records": ctx.lead_time_sizes,
+        "dora_org": dora::BIG_ORG,
         "warmup_seconds": window.warmup.as_secs_f64(),
         "measure_seconds": window.measure.as_secs_f64(),
         "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -285,6 +325,16 @@ fn run(
     });
     drop(hosts);
     Ok((rows, meta))
+}
+
+/// The in-repo host on loopback, serving `database`.
+fn start_host(manifest_path: &Path, database: &Path) -> anyhow::Result<cd_host::RunningHost> {
+    let mut options = cd_host::HostOptions::new(manifest_path);
+    options.database = Some(database.to_owned());
+    options.variables = HashMap::from([("admin_token".to_owned(), ADMIN_TOKEN.to_owned())]);
+    options.env = std::env::vars().collect();
+    cd_host::RunningHost::start(options)
+        .context("the host starts (build the components first: tests/run, or pass --build)")
 }
 
 /// One row per component: its `.wasm` size against the 2 MB target (the files the host loads).
@@ -321,6 +371,7 @@ fn wasm_sizes(manifest: &cd_host::manifest::Manifest, cargo_target_dir: Option<&
                 baseline_rps: None,
                 value: Some(value),
                 targets: vec![target],
+                records: None,
             }
         })
         .collect()

@@ -1,6 +1,7 @@
 //! Deployments and DORA: the lead-time component's routes.
 //!
-//! - `POST /api/v1/deployments`: an image reached an app environment. Records the seed's
+//! - `POST /api/v1/deployments`: an image reached an app environment (`GET
+//!   /api/v1/deployments/{lead_time_id}` reads one back). Records the seed's
 //!   lead-time row (upserting the environment and app environment). Idempotent: the same
 //!   `deployment_id`, or the same image to the same app environment, answers 200 with the
 //!   first record.
@@ -38,6 +39,10 @@ pub fn routes(
         ["deployments"] => match *method {
             Method::POST => record_deployment(request, caller, env),
             _ => method_not_allowed("POST"),
+        },
+        ["deployments", lead_time_id] => match *method {
+            Method::GET => get_deployment(request, lead_time_id, caller, env),
+            _ => method_not_allowed("GET"),
         },
         ["dora", "lead-time"] => match *method {
             Method::GET => lead_time(request, caller, env),
@@ -233,6 +238,20 @@ fn record_deployment(
             json_response(StatusCode::OK, &DeploymentRecordBody::from(record))
         }
     }
+}
+
+/// `GET /api/v1/deployments/{lead_time_id}`: one recorded deployment (the `Location` of a 201).
+fn get_deployment(
+    request: &ApiRequest<'_>,
+    lead_time_id: &str,
+    caller: &Caller,
+    env: &Env<'_>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let org_id = caller.act_for(request.named_org()?, Role::Read)?;
+    let lead_time_id = crate::domain::ids::parse_uuid("lead_time_id", lead_time_id)?;
+    let record = store::find(env.db, &org_id, lead_time_id)?
+        .ok_or_else(|| Error::not_found(format!("deployment {lead_time_id} does not exist")))?;
+    json_response(StatusCode::OK, &DeploymentRecordBody::from(record))
 }
 
 /// The range, filters and interval shared by both DORA queries.

@@ -2,7 +2,7 @@
 //! (`2026-03-01T04:30:00.000000Z`) so that text order is time order and range queries can
 //! use an index on the column.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 
 use crate::Error;
 
@@ -19,9 +19,14 @@ impl Timestamp {
     /// Parses an RFC 3339 instant from a client. The offset is required (`Z` or `+05:30`):
     /// a local time without one names no instant, so it is a 422 naming `field`.
     pub fn parse(field: &str, value: &str) -> Result<Timestamp, Error> {
+        // Years 0001–9999 in UTC only: the stored form has four year digits, and an offset can
+        // push 0000-01-01T00:00+01:00 or 9999-12-31T23:00-05:00 outside them.
+        let in_range = |instant: &DateTime<Utc>| (1..=9999).contains(&instant.year());
         DateTime::parse_from_rfc3339(value)
             .map(|instant| Timestamp::from_utc(instant.with_timezone(&Utc)))
-            .map_err(|_| {
+            .ok()
+            .filter(|t| in_range(&t.0))
+            .ok_or_else(|| {
                 Error::invalid(
                     field,
                     "must be an RFC 3339 date-time with an offset, e.g. 2026-03-01T10:00:00+05:30",
@@ -57,16 +62,26 @@ mod tests {
     }
 
     #[test]
-    fn a_time_without_offset_is_refused() {
+    fn a_time_without_offset_or_outside_years_1_to_9999_is_refused() {
         for bad in [
             "2026-03-01T10:00:00",
             "2026-03-01",
             "yesterday",
             "2026-13-01T00:00:00Z",
             "",
+            // Regressions found by schemathesis: outside years 0001–9999 once in UTC.
+            "0000-01-01T00:00:00+01:00",
+            "0000-06-01T00:00:00Z",
+            "9999-12-31T20:00:00-05:00",
         ] {
             assert!(Timestamp::parse("at", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_first_and_last_storable_instants_are_accepted() {
+        assert!(Timestamp::parse("at", "0001-01-01T00:00:00Z").is_ok());
+        assert!(Timestamp::parse("at", "9999-12-31T23:59:59.999999Z").is_ok());
     }
 
     #[test]

@@ -142,6 +142,22 @@ pub fn upsert_app_environment(
     Ok(new_id)
 }
 
+/// One lead-time record of the org.
+pub fn find(
+    db: &dyn Db,
+    org_id: &OrgId,
+    lead_time_id: Uuid,
+) -> Result<Option<LeadTimeRecord>, Error> {
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM image_lead_times WHERE lead_time_id = ? AND org_id = ?"),
+        &[
+            lead_time_id.hyphenated().to_string().into(),
+            org_id.as_str().into(),
+        ],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
 pub fn find_by_deployment_id(
     db: &dyn Db,
     org_id: &OrgId,

@@ -82,6 +82,8 @@ pub struct Row {
     /// A non-load figure (a file size).
     pub value: Option<String>,
     pub targets: Vec<Target>,
+    /// `(records in the database, rows the query reads)`, for data-size scenarios.
+    pub records: Option<(u64, u64)>,
 }
 
 impl Row {
@@ -99,6 +101,7 @@ impl Row {
             baseline_rps: None,
             value: None,
             targets: Vec::new(),
+            records: None,
         }
     }
 
@@ -246,6 +249,7 @@ pub fn json(rows: &[Row], meta: Value) -> Value {
                 "baseline_rps": row.baseline_rps.map(finite),
                 "ratio": row.baseline_rps.map(|_| finite(row.ratio())),
                 "value": row.value,
+                "records": row.records.map(|(records, read)| json!({"database": records, "read_by_query": read})),
                 "targets": row.targets.iter().map(|t| json!({
                     "target": t.promise,
                     "measured": t.measured,

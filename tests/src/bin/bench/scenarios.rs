@@ -6,7 +6,7 @@
 //! To add one: write a function returning `Scenario`s (setup through [`Side`]), list it in
 //! [`all`], and add its targets to [`apply_targets`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
@@ -43,6 +43,13 @@ pub struct Ctx {
     pub baseline_fresh: Baseline,
     /// …and on a copy of the seeded database.
     pub baseline_seeded: Baseline,
+    /// Where generated databases are cached.
+    pub cache_dir: PathBuf,
+    /// The lead-time record counts of the DORA databases to measure (empty: none).
+    pub lead_time_sizes: Vec<u64>,
+    /// Starts the in-repo host on a database file (`None` with `--base-url`).
+    #[allow(clippy::type_complexity)]
+    pub start_host: Option<Box<dyn Fn(&Path) -> anyhow::Result<cd_host::RunningHost>>>,
 }
 
 /// Where setup requests go: the app under test (HTTP) or the baseline (in-process).
@@ -111,7 +118,7 @@ impl Side<'_> {
 
 /// A benchmark scenario.
 pub struct Scenario {
-    pub name: &'static str,
+    pub name: String,
     pub via: Via,
     pub transport: Transport,
     pub workload: Workload,
@@ -122,6 +129,10 @@ pub struct Scenario {
     pub variants: Vec<(&'static str, InProcess, usize)>,
     /// Hold an idle connection to this database file during the HTTP runs (a diagnostic).
     pub hold_open: Option<PathBuf>,
+    /// `(records in the database, rows the query reads)`, for data-size scenarios.
+    pub records: Option<(u64, u64)>,
+    /// A host serving only this scenario, stopped when the scenario is dropped.
+    pub _keep_alive: Option<Arc<cd_host::RunningHost>>,
 }
 
 fn progress(label: &str, clients: usize, m: &crate::load::Measurement) {
@@ -154,7 +165,7 @@ impl Scenario {
             let m = baseline.drive(InProcess::PERSISTENT, workload, 1, ctx.window);
             progress(&format!("{} [in-process]", self.name), 1, &m);
             baseline_rps = Some(m.rps());
-            in_process.push(Row::load(self.name, Via::InProcess, 1, m));
+            in_process.push(Row::load(&self.name, Via::InProcess, 1, m));
             for (label, mode, threads) in &self.variants {
                 let m = baseline.drive(*mode, workload, *threads, ctx.window);
                 let name = format!("{} ({label})", self.name);
@@ -177,12 +188,15 @@ impl Scenario {
                 clients,
                 ctx.window,
             );
-            progress(self.name, clients, &m);
-            let mut row = Row::load(self.name, self.via, clients, m);
+            progress(&self.name, clients, &m);
+            let mut row = Row::load(&self.name, self.via, clients, m);
             row.baseline_rps = baseline_rps;
             rows.push(row);
         }
         rows.extend(in_process);
+        for row in &mut rows {
+            row.records = self.records;
+        }
         rows
     }
 }
@@ -192,12 +206,7 @@ pub fn all(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
     let mut scenarios = create_image(ctx)?;
     scenarios.extend(health(ctx));
     scenarios.extend(list_images(ctx)?);
-    // LEAD-TIME QUERY (issue 6; arrives with the lead-time work). Add `lead_time(ctx)?` here:
-    // seed 10k/100k/1M lead-time records (100 orgs, one year, a few big orgs) in seed.rs the
-    // way images are seeded (bulk insert, cached by schema and size), then one Scenario per
-    // size — GET the summary + weekly series for one org over 30 days — with its in-process
-    // baseline (same handler via `Baseline`), and its targets in `apply_targets` (≤ 2× the
-    // baseline, ≤ 50 ms median on 1M, 1M/100k ≤ 1.5×). `Scenario::run` needs nothing new.
+    scenarios.extend(crate::dora::scenarios(ctx)?);
     Ok(scenarios)
 }
 
@@ -252,7 +261,7 @@ fn create_image(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
     let http = setup(Side::Http(ctx, &ctx.fresh))?;
     let baseline = setup(Side::InProcess(&ctx.baseline_fresh))?;
     let mut scenarios = vec![Scenario {
-        name: CREATE_IMAGE,
+        name: CREATE_IMAGE.to_owned(),
         via: Via::Http,
         transport: ctx.fresh.clone(),
         workload: http.clone(),
@@ -287,12 +296,14 @@ fn create_image(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
             ),
         ],
         hold_open: None,
+        records: None,
+        _keep_alive: None,
     }];
     if let Some(database) = &ctx.fresh_db {
         // The same over HTTP while the host's database is held open by an idle connection: no
         // request's connection is then the last to close, so none checkpoints the WAL.
         scenarios.push(Scenario {
-            name: CREATE_IMAGE_HELD_OPEN,
+            name: CREATE_IMAGE_HELD_OPEN.to_owned(),
             via: Via::Http,
             transport: ctx.fresh.clone(),
             workload: http,
@@ -300,12 +311,14 @@ fn create_image(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
             baseline: None,
             variants: Vec::new(),
             hold_open: Some(database.clone()),
+            records: None,
+            _keep_alive: None,
         });
     }
     Ok(scenarios)
 }
 
-fn fixed(call: Call) -> Workload {
+pub fn fixed(call: Call) -> Workload {
     Arc::new(move |_| call.clone())
 }
 
@@ -313,7 +326,7 @@ fn health(ctx: &Ctx) -> Vec<Scenario> {
     let health = fixed(Call::get("/api/v1/health/images", None));
     let mut scenarios = vec![
         Scenario {
-            name: SPIN_HEALTH,
+            name: SPIN_HEALTH.to_owned(),
             via: Via::Http,
             transport: ctx.fresh.clone(),
             workload: fixed(Call::get("/.well-known/spin/health", None)),
@@ -321,9 +334,11 @@ fn health(ctx: &Ctx) -> Vec<Scenario> {
             baseline: None,
             variants: Vec::new(),
             hold_open: None,
+            records: None,
+            _keep_alive: None,
         },
         Scenario {
-            name: IMAGES_HEALTH,
+            name: IMAGES_HEALTH.to_owned(),
             via: Via::Http,
             transport: ctx.fresh.clone(),
             workload: health.clone(),
@@ -331,11 +346,13 @@ fn health(ctx: &Ctx) -> Vec<Scenario> {
             baseline: Some((ctx.baseline_fresh.clone(), health.clone())),
             variants: vec![("connection per request", InProcess::PER_REQUEST, 1)],
             hold_open: None,
+            records: None,
+            _keep_alive: None,
         },
     ];
     if let Some(host) = &ctx.host {
         scenarios.push(Scenario {
-            name: IMAGES_HEALTH,
+            name: IMAGES_HEALTH.to_owned(),
             via: Via::InMemory,
             transport: Transport::InMemory(host.clone()),
             workload: health,
@@ -343,6 +360,8 @@ fn health(ctx: &Ctx) -> Vec<Scenario> {
             baseline: None,
             variants: Vec::new(),
             hold_open: None,
+            records: None,
+            _keep_alive: None,
         });
     }
     scenarios
@@ -364,7 +383,7 @@ fn list_images(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
         let http = setup(Side::Http(ctx, &ctx.seeded), cursor)?;
         let baseline = setup(Side::InProcess(&ctx.baseline_seeded), cursor)?;
         scenarios.push(Scenario {
-            name,
+            name: name.to_owned(),
             via: Via::Http,
             transport: ctx.seeded.clone(),
             workload: http,
@@ -372,6 +391,8 @@ fn list_images(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
             baseline: Some((ctx.baseline_seeded.clone(), baseline)),
             variants: vec![("connection per request", InProcess::PER_REQUEST, 1)],
             hold_open: None,
+            records: None,
+            _keep_alive: None,
         });
     }
     Ok(scenarios)
@@ -401,6 +422,7 @@ fn find_mut<'a>(
 /// Attaches issue 6's targets to the rows they are about (wasm sizes are checked where those
 /// rows are made).
 pub fn apply_targets(rows: &mut [Row]) {
+    crate::dora::apply_targets(rows);
     if let Some(row) = find_mut(rows, CREATE_IMAGE, Via::Http, 8) {
         let ratio = row.ratio();
         let p99 = row.p99_ms();

@@ -24,13 +24,28 @@ pub const BIG_REPOSITORY: &str = "bench/big";
 const ORGS: usize = 10;
 const REGISTRIES_PER_ORG: usize = 5;
 /// 2025-10-01T00:00:00Z: the generated builds span one year from here.
-const START_MS: u64 = 1_759_276_800_000;
-const SPAN_MS: u64 = 365 * 86_400_000;
+pub const START_MS: u64 = 1_759_276_800_000;
+pub const SPAN_MS: u64 = 365 * 86_400_000;
 const SEED_ADMIN: &str = "bench-seed-admin";
 
 /// The cached database with `images` images, generating it first if needed.
 pub fn cached(cache_dir: &Path, images: u64) -> anyhow::Result<PathBuf> {
-    let path = cache_dir.join(format!("images-{images}-{}.db", cache_key()));
+    cached_file(
+        cache_dir,
+        &format!("images-{images}-{}.db", cache_key(GENERATOR_VERSION)),
+        &format!("{images} images"),
+        |path| generate(path, images),
+    )
+}
+
+/// `cache_dir/name`, made by `generate` (into a temporary file, then renamed) if missing.
+pub fn cached_file(
+    cache_dir: &Path,
+    name: &str,
+    what: &str,
+    generate: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<PathBuf> {
+    let path = cache_dir.join(name);
     if path.is_file() {
         eprintln!("bench: seeded database (cached) {}", path.display());
         return Ok(path);
@@ -39,10 +54,10 @@ pub fn cached(cache_dir: &Path, images: u64) -> anyhow::Result<PathBuf> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let started = Instant::now();
     eprintln!(
-        "bench: generating {images} images into {} (once; cached for later runs)",
+        "bench: generating {what} into {} (once; cached for later runs)",
         path.display()
     );
-    generate(&tmp, images)?;
+    generate(&tmp)?;
     std::fs::rename(&tmp, &path)?;
     eprintln!(
         "bench: generated in {:.1} s ({} MB)",
@@ -52,14 +67,14 @@ pub fn cached(cache_dir: &Path, images: u64) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Schema version, the migrations' text and the generator version.
-fn cache_key() -> String {
+/// Schema version, the migrations' text and the generator's version.
+pub fn cache_key(generator_version: u32) -> String {
     let mut hasher = Sha256::new();
     for migration in cd_core::migrations::MIGRATIONS {
         hasher.update(migration.name.as_bytes());
         hasher.update(migration.sql.as_bytes());
     }
-    hasher.update(GENERATOR_VERSION.to_le_bytes());
+    hasher.update(generator_version.to_le_bytes());
     let digest: String = hasher.finalize()[..6]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -248,7 +263,7 @@ pub fn middle_cursor() -> String {
 }
 
 /// A UUIDv7 text for `ms` with the given random bits.
-fn uuid_v7(ms: u64, a: u64, b: u64) -> String {
+pub fn uuid_v7(ms: u64, a: u64, b: u64) -> String {
     let value: u128 = (u128::from(ms & 0xffff_ffff_ffff) << 80)
         | (0x7 << 76)
         | (u128::from(a & 0xfff) << 64)
@@ -265,7 +280,7 @@ fn uuid_v7(ms: u64, a: u64, b: u64) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, the app's stored form of an instant.
-fn rfc3339_micros(ms: u64) -> String {
+pub fn rfc3339_micros(ms: u64) -> String {
     let seconds = ms / 1000;
     let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
@@ -293,10 +308,10 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// A small deterministic generator (SplitMix64): the same seed gives the same database.
-struct SplitMix(u64);
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -1,0 +1,528 @@
+//! The DORA scenarios: `GET /api/v1/dora/lead-time` (summary + weekly series + the first page
+//! of values) and `GET /api/v1/dora/deployment-frequency` for the biggest org over the last 30
+//! days, on databases of 10k, 100k and 1M lead-time records.
+//!
+//! The databases are generated once per (schema, size, generator) and cached under
+//! `<target>/bench-cache/`, straight through rusqlite in one transaction with the tables'
+//! indexes dropped during the load: 100 orgs over one year with a Zipf-like skew (s = 1.2: the
+//! biggest org has ~28% of all records, the smallest ~0.1%), each org with its apps (one
+//! registry and one app per repository, four apps per project, every 12th app without a
+//! project), environments `dev`, `staging` and `production` (prod), and images built through
+//! the year, each deployed to dev, ~70% of them on to staging and half of those to production.
+//! ~3% of images carry no commit time and ~0.1% a commit later than the deployment (clock
+//! skew). `duration_mins` is computed by cd-core's own function. Every row satisfies the
+//! schema's foreign keys (images → registries, lead times → images and app environments →
+//! environments). A read token of the biggest org is stored with the data, so the scenarios
+//! write nothing: host and baseline read the cached file itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use cd_core::domain::Timestamp;
+
+use crate::load::{Baseline, Call, Endpoint, InProcess, Transport};
+use crate::report::{Row, Target, Via};
+use crate::scenarios::{Ctx, Scenario, fixed};
+use crate::seed::{self, SplitMix, rfc3339_micros, uuid_v7};
+
+/// Bump when the generated data changes shape: it is part of the cache key.
+const GENERATOR_VERSION: u32 = 1;
+/// The org every DORA scenario queries: the biggest.
+pub const BIG_ORG: &str = "dora-org-000";
+const ORGS: usize = 100;
+/// The Zipf exponent of the orgs' sizes.
+const ZIPF_S: f64 = 1.2;
+/// The lead-time record sizes of a full run, and of `--quick`.
+pub const FULL_SIZES: [u64; 3] = [10_000, 100_000, 1_000_000];
+pub const QUICK_SIZES: [u64; 1] = [10_000];
+/// Scenario name prefixes (the size and the rows in range follow).
+pub const LEAD_TIME: &str = "GET dora/lead-time 30d weekly";
+pub const FREQUENCY: &str = "GET dora/deployment-frequency 30d weekly";
+const DAY_MS: u64 = 86_400_000;
+const MINUTE_MS: u64 = 60_000;
+const HOUR_MS: u64 = 3_600_000;
+
+/// The read token of [`BIG_ORG`] stored in every generated database.
+pub fn read_token() -> String {
+    cd_core::domain::token::format_token([0xd0; 32])
+}
+
+/// `10k`, `100k`, `1M`.
+pub fn size_label(records: u64) -> String {
+    match records {
+        r if r >= 1_000_000 && r % 1_000_000 == 0 => format!("{}M", r / 1_000_000),
+        r if r >= 1_000 && r % 1_000 == 0 => format!("{}k", r / 1_000),
+        r => r.to_string(),
+    }
+}
+
+/// The cached database with `records` lead-time records, generating it first if needed.
+pub fn cached(cache_dir: &Path, records: u64) -> anyhow::Result<PathBuf> {
+    seed::cached_file(
+        cache_dir,
+        &format!(
+            "lead-times-{records}-{}.db",
+            seed::cache_key(GENERATOR_VERSION)
+        ),
+        &format!("{records} lead-time records"),
+        |path| generate(path, records),
+    )
+}
+
+/// The last 30 days of the generated year, as the query's `start` and `end`.
+fn window() -> (String, String) {
+    let end = seed::START_MS + seed::SPAN_MS;
+    (rfc3339_micros(end - 30 * DAY_MS), rfc3339_micros(end - 1))
+}
+
+fn query(route: &str) -> String {
+    let (start, end) = window();
+    format!("/api/v1/dora/{route}?start={start}&end={end}&interval=week")
+}
+
+/// The DORA scenarios, one database (and, in-repo, one host) per size.
+pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
+    let mut scenarios = Vec::new();
+    let largest = ctx.lead_time_sizes.iter().copied().max();
+    for &records in &ctx.lead_time_sizes {
+        let path = cached(&ctx.cache_dir, records)?;
+        let (transport, host) = match &ctx.start_host {
+            Some(start) => {
+                let host = start(&path)?;
+                (
+                    Transport::Http(Endpoint::from_addr(host.addr())),
+                    Some(Arc::new(host)),
+                )
+            }
+            // --base-url: the instance serves this database (`bench --seed PATH --lead-times N`).
+            None => (ctx.seeded.clone(), None),
+        };
+        let baseline = Baseline {
+            database: path.clone(),
+            admin_token: ctx.admin_token.clone(),
+        };
+        let (in_range, counted) = rows_in_range(&path)?;
+        let token = read_token();
+        let mut routes = vec![(LEAD_TIME, "lead-time")];
+        if Some(records) == largest {
+            routes.push((FREQUENCY, "deployment-frequency"));
+        }
+        for (prefix, route) in routes {
+            let call = Call::get(query(route), Some(&token));
+            check_same_answer(ctx, &transport, &baseline, &call, counted, route)?;
+            let name = format!(
+                "{prefix}, {} records ({in_range} in range)",
+                size_label(records)
+            );
+            scenarios.push(Scenario {
+                name: name.clone(),
+                via: Via::Http,
+                transport: transport.clone(),
+                workload: fixed(call.clone()),
+                clients: vec![1, 8],
+                baseline: Some((baseline.clone(), fixed(call.clone()))),
+                variants: vec![("connection per request", InProcess::PER_REQUEST, 1)],
+                hold_open: None,
+                records: Some((records, in_range)),
+                _keep_alive: host.clone(),
+            });
+            if let (Some(host), true) = (&host, Some(records) == largest && route == "lead-time") {
+                // The same through `Host::handle`: the host without sockets (what HTTP adds).
+                scenarios.push(Scenario {
+                    name,
+                    via: Via::InMemory,
+                    transport: Transport::InMemory(host.host().clone()),
+                    workload: fixed(call.clone()),
+                    clients: vec![1],
+                    baseline: None,
+                    variants: Vec::new(),
+                    hold_open: None,
+                    records: Some((records, in_range)),
+                    _keep_alive: Some(host.clone()),
+                });
+            }
+        }
+    }
+    Ok(scenarios)
+}
+
+/// Issue 6's lead-time targets: on every size, over HTTP at 1 client, ≤ 2× the in-process
+/// baseline's time and p50 ≤ 50 ms (the issue sets both for 1M); and from 100k to 1M records
+/// the p50 grows ≤ 1.5×, shown beside how much more the query has to read.
+pub fn apply_targets(rows: &mut [Row]) {
+    let is_lead_time =
+        |r: &Row| r.scenario.starts_with(LEAD_TIME) && r.via == Via::Http && r.clients == Some(1);
+    let at = |rows: &[Row], records: u64| {
+        rows.iter()
+            .find(|r| is_lead_time(r) && r.records.is_some_and(|(n, _)| n == records))
+            .map(|r| (r.p50_ms(), r.records.map_or(0, |(_, read)| read)))
+    };
+    let growth = match (at(rows, 100_000), at(rows, 1_000_000)) {
+        (Some((small_ms, small_read)), Some((big_ms, big_read))) => Some((
+            big_ms / small_ms,
+            big_read as f64 / small_read.max(1) as f64,
+        )),
+        _ => None,
+    };
+    for row in rows.iter_mut().filter(|r| is_lead_time(r)) {
+        let ratio = row.ratio();
+        let p50 = row.p50_ms();
+        row.targets.push(
+            Target::check("≤ 2× in-process time (ratio ≥ 0.50)", ratio, 0.5, true)
+                .showing(format!("{:.2}×", 1.0 / ratio)),
+        );
+        row.targets
+            .push(Target::check("p50 ≤ 50 ms", p50, 50.0, false).showing(format!("{p50:.2} ms")));
+        if let (Some((growth, read)), Some((1_000_000, _))) = (growth, row.records) {
+            row.targets.push(
+                Target::check("p50 1M ÷ 100k ≤ 1.5×", growth, 1.5, false).showing(format!(
+                    "{growth:.2}× (rows read {read:.1}×; per row read {:.2}×)",
+                    growth / read
+                )),
+            );
+        }
+    }
+}
+
+/// Deployments of [`BIG_ORG`] in the window, and those that count for lead time.
+fn rows_in_range(path: &Path) -> anyhow::Result<(u64, u64)> {
+    let connection = rusqlite::Connection::open(path)?;
+    let (start, end) = window();
+    Ok(connection.query_row(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE project_id IS NOT NULL AND duration_mins >= 0) \
+         FROM image_lead_times WHERE org_id = ? AND created_at BETWEEN ? AND ?",
+        rusqlite::params![BIG_ORG, start, end],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?)
+}
+
+/// The app under test and the baseline must give the same answer (the same JSON, byte for
+/// byte: the data and the code are the same), and the lead-time summary must count what the
+/// generator put in the window.
+fn check_same_answer(
+    ctx: &Ctx,
+    transport: &Transport,
+    baseline: &Baseline,
+    call: &Call,
+    counted: u64,
+    route: &str,
+) -> anyhow::Result<()> {
+    let (status, http_body) = ctx.runtime.block_on(transport.once(call))?;
+    let (baseline_status, baseline_body) = baseline.once(call);
+    if status != 200 || baseline_status != 200 {
+        bail!(
+            "{route}: {status} {} / in-process {baseline_status} {}",
+            String::from_utf8_lossy(&http_body),
+            String::from_utf8_lossy(&baseline_body)
+        );
+    }
+    if http_body.as_ref() != baseline_body.as_slice() {
+        bail!("{route}: the app and the in-process baseline answer differently");
+    }
+    if route == "lead-time" {
+        let answer: serde_json::Value = serde_json::from_slice(&baseline_body)?;
+        let count = answer["summary"]["count"]
+            .as_u64()
+            .context("summary.count")?;
+        if count != counted {
+            bail!("lead-time summary counts {count}, the database has {counted} in range");
+        }
+    }
+    Ok(())
+}
+
+/// An app: its registry, project, name and app environments (dev, staging, production).
+struct App {
+    registry_id: String,
+    image_name: String,
+    project_id: Option<String>,
+    app_id: String,
+    /// `(app_environment_id, environment, prod)` for dev, staging and production.
+    environments: [(String, &'static str, bool); 3],
+    patch: u64,
+}
+
+fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    {
+        // The schema exactly as the app makes it (and WAL, a property of the file).
+        let db = cd_core::sqlite_native::RusqliteDb::open(path)
+            .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?;
+        cd_core::migrations::ensure_schema(&db, &cd_core::SystemClock)
+            .map_err(|e| anyhow::anyhow!("migrating {}: {e:?}", path.display()))?;
+    }
+    let mut connection = rusqlite::Connection::open(path)?;
+    // Loading, not serving: no journal to speak of, no fsync, a big page cache.
+    connection.pragma_update(None, "journal_mode", "DELETE")?;
+    connection.execute_batch(
+        "PRAGMA synchronous = OFF; PRAGMA cache_size = -524288; PRAGMA temp_store = MEMORY;",
+    )?;
+    let indexes: Vec<(String, String)> = connection
+        .prepare(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' \
+             AND tbl_name IN ('images', 'image_lead_times') AND sql IS NOT NULL",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let tx = connection.transaction()?;
+    for (name, _) in &indexes {
+        tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+    }
+    let created = rfc3339_micros(seed::START_MS - DAY_MS);
+    tx.execute(
+        "INSERT INTO api_tokens (token_id, org_id, role, name, token_sha256, created_at) \
+         VALUES (?, ?, 'read', 'bench dora', ?, ?)",
+        rusqlite::params![
+            uuid_v7(seed::START_MS - DAY_MS, 0, 0),
+            BIG_ORG,
+            cd_core::domain::token::token_digest(&read_token()),
+            created,
+        ],
+    )?;
+
+    // Orgs by Zipf weight; apps in proportion (1 to 30 each).
+    let weights: Vec<f64> = (1..=ORGS).map(|k| (k as f64).powf(-ZIPF_S)).collect();
+    let total: f64 = weights.iter().sum();
+    let mut cumulative = Vec::with_capacity(ORGS);
+    let mut sum = 0.0;
+    for weight in &weights {
+        sum += weight / total;
+        cumulative.push(sum);
+    }
+    let mut rng = SplitMix(0xd02a_1ead_u64 ^ records);
+    let mut ids = 0u64;
+    let mut next_id = |rng: &mut SplitMix| {
+        ids += 1;
+        uuid_v7(seed::START_MS - DAY_MS + ids, rng.next(), rng.next())
+    };
+    let mut orgs: Vec<(String, Vec<App>)> = Vec::with_capacity(ORGS);
+    for (org, weight) in weights.iter().enumerate() {
+        let org_id = format!("dora-org-{org:03}");
+        let mut environments = Vec::new();
+        for (name, prod) in [("dev", false), ("staging", false), ("production", true)] {
+            let environment_id = next_id(&mut rng);
+            tx.execute(
+                "INSERT INTO environments (environment_id, org_id, name, prod, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                rusqlite::params![environment_id, org_id, name, prod, created, created],
+            )?;
+            environments.push((environment_id, name, prod));
+        }
+        let app_count = ((weight / total * 100.0).round() as usize).clamp(1, 30);
+        let mut apps = Vec::with_capacity(app_count);
+        for index in 0..app_count {
+            let registry_id = next_id(&mut rng);
+            let repository = format!("dora/app-{index:02}");
+            tx.execute(
+                "INSERT INTO image_registries (registry_id, org_id, image_repository_name, public, \
+                 container_registry_id, created_at, updated_at) VALUES (?, ?, ?, 0, 'ghcr', ?, ?)",
+                rusqlite::params![registry_id, org_id, repository, created, created],
+            )?;
+            let project_id = (index % 12 != 11).then(|| format!("project-{}", index / 4));
+            let app_id = format!("app-{index:02}");
+            let mut app_environments = Vec::new();
+            for (environment_id, name, prod) in &environments {
+                let app_environment_id = next_id(&mut rng);
+                tx.execute(
+                    "INSERT INTO app_environments (app_environment_id, org_id, project_id, app_id, \
+                     environment_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    rusqlite::params![
+                        app_environment_id,
+                        org_id,
+                        project_id,
+                        app_id,
+                        environment_id,
+                        created
+                    ],
+                )?;
+                app_environments.push((app_environment_id, *name, *prod));
+            }
+            apps.push(App {
+                registry_id,
+                image_name: format!("ghcr.io/{org_id}/{repository}"),
+                project_id,
+                app_id,
+                environments: app_environments
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("three environments"))?,
+                patch: 0,
+            });
+        }
+        orgs.push((org_id, apps));
+    }
+
+    {
+        let mut insert_image = tx.prepare(
+            "INSERT INTO images (image_id, org_id, registry_id, channel, version, update_type, \
+             tag_name, image_name, image_name_with_tag, status, tags, git_hash, \
+             git_hash_commit_timestamp, gitops_hash, api_definition_path, committer, commit_msg, \
+             run_id, image_ports, cluster_image_tags, api_version_id, request_sha256, built_at, \
+             updated_at) VALUES (?, ?, ?, 'default', ?, 'patch', ?, ?, ?, 'active', \
+             '[\"latest\",\"main\"]', ?, ?, NULL, 'api/openapi.yaml', ?, ?, ?, \
+             '[{\"port\":8080}]', '[]', 'v1', ?, ?, ?)",
+        )?;
+        let mut insert_lead_time = tx.prepare(
+            "INSERT INTO image_lead_times (lead_time_id, org_id, image_id, app_environment_id, \
+             deployment_id, project_id, app_id, environment, prod, git_hash, \
+             git_hash_commit_timestamp, image_name_with_tag, created_at, duration_mins, \
+             recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        // Each image is deployed ~2.05 times on average (dev, 70% staging, 35% production):
+        // spread the builds so the records span the year.
+        let images_expected = (records as f64 / 2.05).ceil().max(1.0) as u64;
+        let mut written = 0u64;
+        let mut image = 0u64;
+        let unit = |r: u64| (r >> 11) as f64 / (1u64 << 53) as f64;
+        while written < records {
+            let r = rng.next();
+            let org = cumulative.partition_point(|c| *c < unit(r)).min(ORGS - 1);
+            let (org_id, apps) = &mut orgs[org];
+            let org_id = org_id.as_str();
+            let app_index = (rng.next() % apps.len() as u64) as usize;
+            let app = &mut apps[app_index];
+            app.patch += 1;
+            let built_ms =
+                seed::START_MS + image.min(images_expected - 1) * seed::SPAN_MS / images_expected;
+            let dev_ms = built_ms + 2 * MINUTE_MS + rng.next() % (28 * MINUTE_MS);
+            // Commit to build: 10 minutes to ~42 hours, log-uniform; 3% without a commit
+            // time; 0.1% with a skewed clock (the commit after the dev deployment).
+            let lag = (10.0 * MINUTE_MS as f64 * 2f64.powf(unit(rng.next()) * 8.0)) as u64;
+            let commit_ms = match r % 1000 {
+                0..=29 => None,
+                30 => Some(dev_ms + 5 * MINUTE_MS),
+                _ => Some(built_ms - lag),
+            };
+            let image_id = uuid_v7(built_ms, rng.next(), rng.next());
+            let version = format!("default-0.0.{}", app.patch);
+            let tag = format!("build-{image}");
+            let image_name_with_tag = format!("{}:{tag}", app.image_name);
+            let git_hash = format!("{:016x}{:016x}{:08x}", rng.next(), rng.next(), r >> 32);
+            let commit = commit_ms.map(rfc3339_micros);
+            let built = rfc3339_micros(built_ms);
+            insert_image.execute(rusqlite::params![
+                image_id,
+                org_id,
+                app.registry_id,
+                version,
+                tag,
+                app.image_name,
+                image_name_with_tag,
+                git_hash,
+                commit,
+                format!("Committer {} <dev{}@example.com>", r % 97, r % 97),
+                format!("Change number {image}"),
+                format!("run-{image:09}"),
+                format!(
+                    "{:016x}{:016x}{:016x}{:016x}",
+                    rng.next(),
+                    rng.next(),
+                    rng.next(),
+                    r
+                ),
+                built,
+                built,
+            ])?;
+            let staging_ms = dev_ms + HOUR_MS + rng.next() % (47 * HOUR_MS);
+            let production_ms = staging_ms + HOUR_MS + rng.next() % (119 * HOUR_MS);
+            let stages = match rng.next() % 20 {
+                0..=5 => 1,  // 30%: dev only
+                6..=12 => 2, // 35%: dev and staging
+                _ => 3,      // 35%: on to production
+            };
+            let commit_at = commit
+                .as_deref()
+                .map(Timestamp::from_stored)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            for (stage, deployed_ms) in [dev_ms, staging_ms, production_ms]
+                .into_iter()
+                .enumerate()
+                .take(stages)
+            {
+                if written == records {
+                    break;
+                }
+                let (app_environment_id, environment, prod) = &app.environments[stage];
+                let created_at = rfc3339_micros(deployed_ms);
+                let duration = match commit_at {
+                    Some(commit_at) => Some(cd_core::domain::lead_time::duration_mins(
+                        commit_at,
+                        Timestamp::from_stored(&created_at)
+                            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+                    )),
+                    None => None,
+                };
+                let deployment_id =
+                    (!rng.next().is_multiple_of(5)).then(|| format!("deploy-{written}"));
+                insert_lead_time.execute(rusqlite::params![
+                    uuid_v7(deployed_ms, rng.next(), rng.next()),
+                    org_id,
+                    image_id,
+                    app_environment_id,
+                    deployment_id,
+                    app.project_id,
+                    app.app_id,
+                    environment,
+                    prod,
+                    git_hash,
+                    commit,
+                    image_name_with_tag,
+                    created_at,
+                    duration,
+                    created_at,
+                ])?;
+                written += 1;
+            }
+            image += 1;
+        }
+    }
+    for (_, sql) in &indexes {
+        tx.execute_batch(sql)?;
+    }
+    // The channels' current versions agree with the images recorded.
+    for (org_id, apps) in &orgs {
+        for app in apps.iter().filter(|a| a.patch > 0) {
+            tx.execute(
+                "INSERT INTO image_versions \
+                 (registry_id, channel, org_id, major, minor, patch, created_at, updated_at) \
+                 VALUES (?, 'default', ?, 0, 0, ?, ?, ?)",
+                rusqlite::params![
+                    app.registry_id,
+                    org_id,
+                    app.patch as i64,
+                    created,
+                    rfc3339_micros(seed::START_MS + seed::SPAN_MS),
+                ],
+            )?;
+        }
+    }
+    tx.commit()?;
+    let violations: i64 =
+        connection.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |row| {
+            row.get(0)
+        })?;
+    if violations != 0 {
+        bail!("the generated database has {violations} foreign-key violations");
+    }
+    // Serve it as the app would have made it: WAL (a property of the file).
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection
+        .close()
+        .map_err(|(_, e)| anyhow::anyhow!("closing the seeded database: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_labelled() {
+        assert_eq!(size_label(10_000), "10k");
+        assert_eq!(size_label(1_000_000), "1M");
+        assert_eq!(size_label(12_345), "12345");
+    }
+}
