@@ -269,7 +269,7 @@ fn lead_time_values_summary_and_series_match_the_independently_computed_truth() 
     let g = golden();
     let expected: Vec<&Truth> = {
         let mut v: Vec<&Truth> = g.truth.iter().filter(|t| counts_for_lead_time(t)).collect();
-        v.sort_by(|a, b| b.deployed_at.cmp(&a.deployed_at));
+        v.sort_by_key(|t| std::cmp::Reverse(t.deployed_at));
         v
     };
     assert!(expected.len() > 40, "the data set exercises enough rows");
@@ -676,29 +676,56 @@ fn out_of_range_years_are_refused_and_a_deployment_location_resolves() {
     let app = TestApp::spawn();
     let writer = app.token("acme", "write");
     let registry = app.registry(&writer, "app", false);
-    let images = format!("/api/v1/registries/{}/images", registry["registry_id"].as_str().unwrap());
+    let images = format!(
+        "/api/v1/registries/{}/images",
+        registry["registry_id"].as_str().unwrap()
+    );
     let image = json!({"tag_name": "t", "image_name": "i", "image_name_with_tag": "i:t", "git_hash": "abcdef1",
         "run_id": "r", "git_hash_commit_timestamp": "0000-01-01T00:00:00+01:00"});
-    app.post(&images, &image).bearer(&writer).send().assert_problem(422, Some("git_hash_commit_timestamp"));
+    app.post(&images, &image)
+        .bearer(&writer)
+        .send()
+        .assert_problem(422, Some("git_hash_commit_timestamp"));
     let mut image = image;
     image["git_hash_commit_timestamp"] = json!("2026-03-01T00:00:00Z");
-    let image_id = app.post(&images, &image).bearer(&writer).send().json()["image_id"].as_str().unwrap().to_owned();
+    let image_id = app.post(&images, &image).bearer(&writer).send().json()["image_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let deployment = json!({"image_id": image_id, "project_id": "p", "app_id": "a", "environment": "e",
         "deployed_at": "0000-01-01T00:00:00+01:00"});
-    app.post("/api/v1/deployments", &deployment).bearer(&writer).send().assert_problem(422, Some("deployed_at"));
-    for range in ["start=0000-01-01T00:00:00%2B02:00&end=0000-01-01T10:00:00Z", "start=9999-12-31T20:00:00-05:00&end=9999-12-31T23:00:00Z"] {
-        app.get(&format!("/api/v1/dora/lead-time?{range}")).bearer(&writer).send().assert_problem(400, Some("start"));
+    app.post("/api/v1/deployments", &deployment)
+        .bearer(&writer)
+        .send()
+        .assert_problem(422, Some("deployed_at"));
+    for range in [
+        "start=0000-01-01T00:00:00%2B02:00&end=0000-01-01T10:00:00Z",
+        "start=9999-12-31T20:00:00-05:00&end=9999-12-31T23:00:00Z",
+    ] {
+        app.get(&format!("/api/v1/dora/lead-time?{range}"))
+            .bearer(&writer)
+            .send()
+            .assert_problem(400, Some("start"));
     }
 
     let mut deployment = deployment;
     deployment["deployed_at"] = json!("2026-03-01T01:00:00Z");
-    let created = app.post("/api/v1/deployments", &deployment).bearer(&writer).send();
+    let created = app
+        .post("/api/v1/deployments", &deployment)
+        .bearer(&writer)
+        .send();
     created.assert_status(201);
     let location = created.header("location").unwrap().to_owned();
     let fetched = app.get(&location).bearer(&writer).send();
     fetched.assert_status(200);
     assert_eq!(fetched.json(), created.json());
     assert_eq!(fetched.json()["duration_mins"], 60.0);
-    app.get(&location).bearer(&app.token("globex", "read")).send().assert_problem(404, None);
-    app.get("/api/v1/deployments/nope").bearer(&writer).send().assert_problem(400, Some("lead_time_id"));
+    app.get(&location)
+        .bearer(&app.token("globex", "read"))
+        .send()
+        .assert_problem(404, None);
+    app.get("/api/v1/deployments/nope")
+        .bearer(&writer)
+        .send()
+        .assert_problem(400, Some("lead_time_id"));
 }

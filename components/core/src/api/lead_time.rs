@@ -306,6 +306,20 @@ fn dora_query(request: &ApiRequest<'_>, caller: &Caller) -> Result<DoraQuery, Er
     })
 }
 
+/// Period starts in Unix seconds (whole seconds: `All` starts at the range start, truncated
+/// like the rows' `unixepoch`).
+fn period_seconds(periods: &[DateTime<Utc>]) -> Vec<i64> {
+    periods.iter().map(DateTime::timestamp).collect()
+}
+
+/// The period holding `second`: the last start at or before it. Rows come from the range, so
+/// there always is one; clamping keeps a stray row in the first period rather than panicking.
+fn bucket(starts: &[i64], second: i64) -> usize {
+    starts
+        .partition_point(|start| *start <= second)
+        .saturating_sub(1)
+}
+
 fn rfc3339(instant: DateTime<Utc>) -> String {
     Timestamp::from_utc(instant).to_stored()
 }
@@ -392,21 +406,17 @@ fn lead_time(
 
     let durations = store::lead_time_durations(env.db, &query.org_id, &query.range, &query.filter)?;
     let clock_skew_excluded = durations.iter().filter(|(_, d)| *d < 0.0).count();
-    let counted: Vec<(Timestamp, f64)> = durations.into_iter().filter(|(_, d)| *d >= 0.0).collect();
+    let counted: Vec<(i64, f64)> = durations.into_iter().filter(|(_, d)| *d >= 0.0).collect();
 
     let mut all: Vec<f64> = counted.iter().map(|(_, d)| *d).collect();
     all.sort_by(f64::total_cmp);
     let summary = LeadTimeSummary::of_sorted(&all);
 
     let periods = query.interval.periods(&query.range);
+    let starts = period_seconds(&periods);
     let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); periods.len()];
     for (created_at, duration) in &counted {
-        let start = query
-            .interval
-            .period_start(created_at.instant(), &query.range);
-        if let Ok(index) = periods.binary_search(&start) {
-            buckets[index].push(*duration);
-        }
+        buckets[bucket(&starts, *created_at)].push(*duration);
     }
     let series = periods
         .iter()
@@ -504,12 +514,10 @@ fn deployment_frequency(
     let query = dora_query(request, caller)?;
     let times = store::deployment_times(env.db, &query.org_id, &query.range, &query.filter)?;
     let periods = query.interval.periods(&query.range);
+    let starts = period_seconds(&periods);
     let mut counts = vec![0usize; periods.len()];
     for time in &times {
-        let start = query.interval.period_start(time.instant(), &query.range);
-        if let Ok(index) = periods.binary_search(&start) {
-            counts[index] += 1;
-        }
+        counts[bucket(&starts, *time)] += 1;
     }
     let days = query.range.days();
     let per_day = times.len() as f64 / days;

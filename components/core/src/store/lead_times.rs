@@ -261,39 +261,41 @@ fn where_clause(
     (sql, params)
 }
 
-/// `(created_at, duration_mins)` of every deployment that counts for lead time, in time order.
-/// Two columns from a covering index: the summary and the series need nothing else.
+/// `(created_at in Unix seconds, duration_mins)` of every deployment that counts for lead
+/// time, in time order. Two values from a covering index: the summary and the series need
+/// nothing else, and SQLite turns the text into seconds (`unixepoch`) faster than we could —
+/// at a million records this is the per-row cost of the whole query.
 pub fn lead_time_durations(
     db: &dyn Db,
     org_id: &OrgId,
     range: &TimeRange,
     filter: &DoraFilter,
-) -> Result<Vec<(Timestamp, f64)>, Error> {
+) -> Result<Vec<(i64, f64)>, Error> {
     let (condition, params) = where_clause(org_id, range, filter, true);
     let rows = db.execute(
-        &format!("SELECT created_at, duration_mins FROM image_lead_times WHERE {condition} ORDER BY created_at"),
+        &format!(
+            "SELECT unixepoch(created_at), duration_mins FROM image_lead_times WHERE {condition} ORDER BY created_at"
+        ),
         &params,
     )?;
     rows.iter()
-        .map(|row| Ok((Timestamp::from_stored(&row.text(0)?)?, row.real(1)?)))
+        .map(|row| Ok((row.integer(0)?, row.real(1)?)))
         .collect()
 }
 
-/// `created_at` of every deployment in the range, in time order.
+/// `created_at` (Unix seconds) of every deployment in the range, in time order.
 pub fn deployment_times(
     db: &dyn Db,
     org_id: &OrgId,
     range: &TimeRange,
     filter: &DoraFilter,
-) -> Result<Vec<Timestamp>, Error> {
+) -> Result<Vec<i64>, Error> {
     let (condition, params) = where_clause(org_id, range, filter, false);
     let rows = db.execute(
-        &format!("SELECT created_at FROM image_lead_times WHERE {condition} ORDER BY created_at"),
+        &format!("SELECT unixepoch(created_at) FROM image_lead_times WHERE {condition} ORDER BY created_at"),
         &params,
     )?;
-    rows.iter()
-        .map(|row| Timestamp::from_stored(&row.text(0)?))
-        .collect()
+    rows.iter().map(|row| row.integer(0)).collect()
 }
 
 /// A page of the lead-time records that count, newest first. The cursor is
@@ -358,7 +360,7 @@ mod tests {
         let plan = plan(
             &db,
             &format!(
-                "SELECT created_at, duration_mins FROM image_lead_times WHERE {condition} ORDER BY created_at"
+                "SELECT unixepoch(created_at), duration_mins FROM image_lead_times WHERE {condition} ORDER BY created_at"
             ),
             &params,
         );
@@ -382,7 +384,7 @@ mod tests {
             let plan = plan(
                 &db,
                 &format!(
-                    "SELECT created_at FROM image_lead_times WHERE {condition} ORDER BY created_at"
+                    "SELECT unixepoch(created_at) FROM image_lead_times WHERE {condition} ORDER BY created_at"
                 ),
                 &params,
             );
