@@ -186,11 +186,17 @@ fn cd_request(run_id: &str) -> serde_json::Value {
         "git_hash_commit_timestamp": "2026-06-01T11:00:00Z", "run_id": run_id, "tags": ["a"]})
 }
 
+/// The seeded org token, registry id and image id.
+type Seeded = (String, String, String);
+
+/// A write to replay: handler, method, path, body.
+type WriteRequest = (Handler, &'static str, String, serde_json::Value);
+
 /// One write path: what it does, and how to read back whether it happened.
 struct Scenario {
     name: &'static str,
     /// (handler, method, path, body) from the seeded ids.
-    request: fn(&(String, String, String)) -> (Handler, &'static str, String, serde_json::Value),
+    request: fn(&Seeded) -> WriteRequest,
     /// Reads the database: `Some(true)` all of the write, `Some(false)` none; `None` half.
     applied: fn(&FailingDb) -> Option<bool>,
 }
