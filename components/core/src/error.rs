@@ -49,6 +49,19 @@ impl Error {
         }
     }
 
+    /// A 400 naming the query parameter or path segment at fault.
+    pub fn malformed_field(field: impl Into<String>, detail: impl Into<String>) -> Error {
+        Error::Malformed {
+            detail: detail.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    /// A 400 for a `cursor` that no page of this list handed out.
+    pub fn bad_cursor() -> Error {
+        Error::malformed_field("cursor", "cursor is not one this API handed out")
+    }
+
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
         Error::Invalid {
             field: field.into(),

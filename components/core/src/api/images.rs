@@ -472,12 +472,7 @@ fn inactive_orgs(
     }
     let (limit, cursor) = request.page_request()?;
     let after = cursor
-        .map(|c| {
-            OrgId::parse("cursor", c).map_err(|_| Error::Malformed {
-                detail: "cursor is not one this API handed out".to_owned(),
-                field: Some("cursor".to_owned()),
-            })
-        })
+        .map(|c| OrgId::parse("cursor", c).map_err(|_| Error::bad_cursor()))
         .transpose()?;
     let page = store::orgs_with_inactive_images(env.db, after.as_ref(), limit)?;
     json_response(

@@ -270,19 +270,16 @@ fn dora_query(request: &ApiRequest<'_>, caller: &Caller) -> Result<DoraQuery, Er
         Some("true") => Some(true),
         Some("false") => Some(false),
         Some(_) => {
-            return Err(Error::Malformed {
-                detail: "prod must be true or false".to_owned(),
-                field: Some("prod".to_owned()),
-            });
+            return Err(Error::malformed_field("prod", "prod must be true or false"));
         }
     };
     let text_filter = |name: &str| -> Result<Option<String>, Error> {
         match request.query(name)? {
             Some(value) if value.is_empty() || value.chars().count() > MAX_ID_CHARS => {
-                Err(Error::Malformed {
-                    detail: format!("{name} must be 1 to {MAX_ID_CHARS} characters"),
-                    field: Some(name.to_owned()),
-                })
+                Err(Error::malformed_field(
+                    name,
+                    format!("{name} must be 1 to {MAX_ID_CHARS} characters"),
+                ))
             }
             other => Ok(other.map(str::to_owned)),
         }
@@ -385,13 +382,9 @@ fn interval_name(interval: Interval) -> &'static str {
 }
 
 fn parse_values_cursor(cursor: &str) -> Result<(Timestamp, Uuid), Error> {
-    let malformed = || Error::Malformed {
-        detail: "cursor is not one this API handed out".to_owned(),
-        field: Some("cursor".to_owned()),
-    };
-    let (created_at, id) = cursor.split_once('~').ok_or_else(malformed)?;
-    let created_at = Timestamp::parse("cursor", created_at).map_err(|_| malformed())?;
-    let id = Uuid::try_parse(id).map_err(|_| malformed())?;
+    let (created_at, id) = cursor.split_once('~').ok_or_else(Error::bad_cursor)?;
+    let created_at = Timestamp::parse("cursor", created_at).map_err(|_| Error::bad_cursor())?;
+    let id = Uuid::try_parse(id).map_err(|_| Error::bad_cursor())?;
     Ok((created_at, id))
 }
 

@@ -73,10 +73,10 @@ impl<'a> ApiRequest<'a> {
             .map(|(_, v)| v.as_str());
         let first = values.next();
         if values.next().is_some() {
-            return Err(Error::Malformed {
-                detail: format!("query parameter {name} is given more than once"),
-                field: Some(name.to_owned()),
-            });
+            return Err(Error::malformed_field(
+                name,
+                format!("query parameter {name} is given more than once"),
+            ));
         }
         Ok(first)
     }
@@ -96,9 +96,11 @@ impl<'a> ApiRequest<'a> {
                 .parse::<usize>()
                 .ok()
                 .filter(|l| (1..=MAX_LIMIT).contains(l))
-                .ok_or_else(|| Error::Malformed {
-                    detail: format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-                    field: Some("limit".to_owned()),
+                .ok_or_else(|| {
+                    Error::malformed_field(
+                        "limit",
+                        format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                    )
                 })?,
         };
         let cursor = self.query("cursor")?.filter(|c| !c.is_empty());

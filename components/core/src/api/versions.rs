@@ -123,12 +123,7 @@ fn list(
     let registry = find_readable(request, registry_id, caller, env)?;
     let (limit, cursor) = request.page_request()?;
     let after = cursor
-        .map(|c| {
-            Channel::parse(c).map_err(|_| Error::Malformed {
-                detail: "cursor is not a channel name".into(),
-                field: Some("cursor".into()),
-            })
-        })
+        .map(|c| Channel::parse(c).map_err(|_| Error::bad_cursor()))
         .transpose()?;
     let page = store::list(env.db, registry.registry_id, after.as_ref(), limit)?;
     json_response(

@@ -33,16 +33,17 @@ impl std::fmt::Display for RegistryId {
 
 /// Parses a hyphenated UUID (the only form we hand out); anything else is a 400.
 pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid, Error> {
-    if value.len() != 36 {
-        return Err(Error::Malformed {
-            detail: format!("{field} must be a UUID like 0190a5c4-7a2e-7c1b-8c3d-5e6f7a8b9c0d"),
-            field: Some(field.to_owned()),
-        });
-    }
-    Uuid::try_parse(value).map_err(|_| Error::Malformed {
-        detail: format!("{field} must be a UUID like 0190a5c4-7a2e-7c1b-8c3d-5e6f7a8b9c0d"),
-        field: Some(field.to_owned()),
-    })
+    // Only the 36-character hyphenated form: `Uuid::try_parse` would also take braced, URN
+    // and simple forms, which we never hand out.
+    Some(value)
+        .filter(|v| v.len() == 36)
+        .and_then(|v| Uuid::try_parse(v).ok())
+        .ok_or_else(|| {
+            Error::malformed_field(
+                field,
+                format!("{field} must be a UUID like 0190a5c4-7a2e-7c1b-8c3d-5e6f7a8b9c0d"),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -64,32 +64,32 @@ impl TimeRange {
     /// of a GET, not a body to validate.
     pub fn parse(start: Option<&str>, end: Option<&str>) -> Result<TimeRange, Error> {
         let parse = |field: &str, value: Option<&str>| -> Result<Timestamp, Error> {
-            let value = value.ok_or_else(|| Error::Malformed {
-                detail: format!(
-                    "{field} is required (RFC 3339 with offset, e.g. 2026-03-01T00:00:00Z)"
-                ),
-                field: Some(field.to_owned()),
+            let value = value.ok_or_else(|| {
+                Error::malformed_field(
+                    field,
+                    format!(
+                        "{field} is required (RFC 3339 with offset, e.g. 2026-03-01T00:00:00Z)"
+                    ),
+                )
             })?;
-            Timestamp::parse(field, value).map_err(|e| Error::Malformed {
-                detail: e.problem().detail,
-                field: Some(field.to_owned()),
-            })
+            Timestamp::parse(field, value)
+                .map_err(|e| Error::malformed_field(field, e.problem().detail))
         };
         let range = TimeRange {
             start: parse("start", start)?,
             end: parse("end", end)?,
         };
         if range.start > range.end {
-            return Err(Error::Malformed {
-                detail: "start must not be after end".to_owned(),
-                field: Some("start".to_owned()),
-            });
+            return Err(Error::malformed_field(
+                "start",
+                "start must not be after end",
+            ));
         }
         if range.end.instant() - range.start.instant() > Duration::days(MAX_RANGE_DAYS) {
-            return Err(Error::Malformed {
-                detail: format!("the range must be at most {MAX_RANGE_DAYS} days"),
-                field: Some("end".to_owned()),
-            });
+            return Err(Error::malformed_field(
+                "end",
+                format!("the range must be at most {MAX_RANGE_DAYS} days"),
+            ));
         }
         Ok(range)
     }
@@ -122,10 +122,10 @@ impl Interval {
             "week" => Ok(Interval::Week),
             "month" => Ok(Interval::Month),
             "all" => Ok(Interval::All),
-            _ => Err(Error::Malformed {
-                detail: "interval must be one of day, week, month, all".to_owned(),
-                field: Some("interval".to_owned()),
-            }),
+            _ => Err(Error::malformed_field(
+                "interval",
+                "interval must be one of day, week, month, all",
+            )),
         }
     }
 

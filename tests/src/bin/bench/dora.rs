@@ -254,23 +254,10 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
         cd_core::migrations::ensure_schema(&db, &cd_core::SystemClock)
             .map_err(|e| anyhow::anyhow!("migrating {}: {e:?}", path.display()))?;
     }
-    let mut connection = rusqlite::Connection::open(path)?;
-    // Loading, not serving: no journal to speak of, no fsync, a big page cache.
-    connection.pragma_update(None, "journal_mode", "DELETE")?;
-    connection.execute_batch(
-        "PRAGMA synchronous = OFF; PRAGMA cache_size = -524288; PRAGMA temp_store = MEMORY;",
-    )?;
-    let indexes: Vec<(String, String)> = connection
-        .prepare(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' \
-             AND tbl_name IN ('images', 'image_lead_times') AND sql IS NOT NULL",
-        )?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+    let (mut connection, indexes) =
+        seed::open_for_bulk_load(path, &["images", "image_lead_times"])?;
     let tx = connection.transaction()?;
-    for (name, _) in &indexes {
-        tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
-    }
+    seed::drop_indexes(&tx, &indexes)?;
     let created = rfc3339_micros(seed::START_MS - DAY_MS);
     tx.execute(
         "INSERT INTO api_tokens (token_id, org_id, role, name, token_sha256, created_at) \

@@ -135,23 +135,9 @@ fn generate(path: &Path, images: u64) -> anyhow::Result<()> {
         }
     }
 
-    let mut connection = rusqlite::Connection::open(path)?;
-    // Loading, not serving: no journal to speak of, no fsync, a big page cache.
-    connection.pragma_update(None, "journal_mode", "DELETE")?;
-    connection.execute_batch(
-        "PRAGMA synchronous = OFF; PRAGMA cache_size = -524288; PRAGMA temp_store = MEMORY;",
-    )?;
-    let indexes: Vec<(String, String)> = connection
-        .prepare(
-            "SELECT name, sql FROM sqlite_master \
-             WHERE type = 'index' AND tbl_name = 'images' AND sql IS NOT NULL",
-        )?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+    let (mut connection, indexes) = open_for_bulk_load(path, &["images"])?;
     let tx = connection.transaction()?;
-    for (name, _) in &indexes {
-        tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
-    }
+    drop_indexes(&tx, &indexes)?;
     let mut patches = vec![[0u64; 2]; registries.len()];
     {
         let mut insert = tx.prepare(
@@ -258,6 +244,38 @@ fn generate(path: &Path, images: u64) -> anyhow::Result<()> {
 
 /// A cursor (an image id) in the middle of the generated year: `image_id < cursor` starts a
 /// page about halfway down every registry's list.
+/// The `CREATE INDEX` text of each index, by name: dropped for a bulk load, then recreated.
+pub type Indexes = Vec<(String, String)>;
+
+/// Opens a freshly migrated database for loading (not serving): no journal to speak of, no
+/// fsync, a big page cache; and the indexes of `tables`, to drop during the load.
+pub fn open_for_bulk_load(
+    path: &Path,
+    tables: &[&str],
+) -> anyhow::Result<(rusqlite::Connection, Indexes)> {
+    let connection = rusqlite::Connection::open(path)?;
+    connection.pragma_update(None, "journal_mode", "DELETE")?;
+    connection.execute_batch(
+        "PRAGMA synchronous = OFF; PRAGMA cache_size = -524288; PRAGMA temp_store = MEMORY;",
+    )?;
+    let indexes = connection
+        .prepare("SELECT name, sql, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")?
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|(_, _, table)| tables.contains(&table.as_str()))
+        .map(|(name, sql, _)| (name, sql))
+        .collect();
+    Ok((connection, indexes))
+}
+
+pub fn drop_indexes(tx: &rusqlite::Transaction<'_>, indexes: &Indexes) -> anyhow::Result<()> {
+    for (name, _) in indexes {
+        tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+    }
+    Ok(())
+}
+
 pub fn middle_cursor() -> String {
     uuid_v7(START_MS + SPAN_MS / 2, u64::MAX, u64::MAX)
 }
