@@ -248,10 +248,10 @@ impl Manifest {
 
     /// The wasm file of component `id`, following the `CARGO_TARGET_DIR` rule.
     ///
-    /// A relative source resolves against the manifest directory. If that file does not exist
-    /// and the source goes through a `target/` directory while `CARGO_TARGET_DIR` is set (CI keeps
-    /// the cargo target dir outside the clone), `$CARGO_TARGET_DIR/<what follows the last
-    /// target/>` is used instead.
+    /// A relative source resolves against the manifest directory. If the source goes through a
+    /// `target/` directory while `CARGO_TARGET_DIR` is set (CI keeps the cargo target dir
+    /// outside the clone), `$CARGO_TARGET_DIR/<what follows the last target/>` wins when it
+    /// exists: that is where cargo builds, and a stale `./target` must not shadow it.
     pub fn component_source(
         &self,
         id: &str,
@@ -266,10 +266,7 @@ impl Manifest {
             .strip_prefix("file://")
             .unwrap_or(&component.source);
         let direct = self.dir.join(source);
-        if direct.is_file() {
-            return Ok(direct);
-        }
-        let fallback = cargo_target_dir
+        let built = cargo_target_dir
             .filter(|dir| !dir.as_os_str().is_empty())
             .and_then(|target_dir| {
                 let rest = if let Some(rest) = source.strip_prefix("target/") {
@@ -280,8 +277,11 @@ impl Manifest {
                 };
                 Some(target_dir.join(rest))
             });
-        if let Some(path) = fallback.filter(|path| path.is_file()) {
+        if let Some(path) = built.filter(|path| path.is_file()) {
             return Ok(path);
+        }
+        if direct.is_file() {
+            return Ok(direct);
         }
         bail!(
             "component {id:?}: wasm file {} not found (run tests/run or spin build first)",

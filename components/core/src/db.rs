@@ -111,30 +111,79 @@ pub trait Db {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
 }
 
-/// How long a writer waits for another writer's lock before the request fails with 503:
-/// Spin's own busy timeout.
+/// How long a statement waits for another connection's lock before the request fails with
+/// 503: Spin's own busy timeout.
 pub const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A database whose statements wait out `database is locked` with short pauses of our own.
+///
+/// SQLite's busy handler (Spin leaves rusqlite's 5 s timeout on) sleeps 1, 2, 5, 10 … up to
+/// 100 ms between attempts, so a waiter often sleeps long after the lock is free: that is the
+/// 828 ms p99 of DESIGN.md §5. Locks are met in two places here: writers queueing for
+/// `BEGIN IMMEDIATE`, and — because Spin opens a connection per request and closing the last
+/// connection of a WAL database checkpoints it under an exclusive lock — any first read that
+/// meets a checkpoint. [`PatientDb::open`] turns SQLite's handler off (`busy_timeout = 0`)
+/// and every busy statement is retried every 1–2 ms (a wasm sleep is a host timer: 1 ms is
+/// its resolution) for up to [`BUSY_WAIT`], then fails as [`DbError::Busy`] (503).
+///
+/// Retrying is sound for every statement: a busy statement did nothing. Outside a
+/// transaction it rolled back whole; inside one, SQLite keeps the transaction and the
+/// statement may be run again — the documented way to finish a busy `COMMIT`.
+pub struct PatientDb<'a> {
+    db: &'a dyn Db,
+    clock: &'a dyn Clock,
+}
+
+impl<'a> PatientDb<'a> {
+    /// Switches SQLite's own busy handler off for this connection and wraps it.
+    pub fn open(db: &'a dyn Db, clock: &'a dyn Clock) -> Result<PatientDb<'a>, DbError> {
+        let patient = PatientDb { db, clock };
+        patient.execute("PRAGMA busy_timeout = 0", &[])?;
+        Ok(patient)
+    }
+}
+
+impl Db for PatientDb<'_> {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+        const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+        // A backstop for clocks that do not move (tests): BUSY_WAIT / FIRST_PAUSE attempts.
+        const MAX_ATTEMPTS: u32 = 5_000;
+        let mut started = None;
+        let mut pause = FIRST_PAUSE;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.db.execute(sql, params) {
+                Err(DbError::Busy(message)) => {
+                    let started = *started.get_or_insert_with(|| self.clock.now().instant());
+                    let waited = (self.clock.now().instant() - started)
+                        .to_std()
+                        .unwrap_or_default();
+                    if attempts >= MAX_ATTEMPTS || waited >= BUSY_WAIT {
+                        return Err(DbError::Busy(message));
+                    }
+                    self.clock.sleep(pause);
+                    pause = (pause * 2).min(LONGEST_PAUSE);
+                }
+                other => return other,
+            }
+        }
+    }
+}
 
 /// Runs `work` inside `BEGIN IMMEDIATE … COMMIT`, rolling back on any error.
 ///
 /// `IMMEDIATE` takes the write lock up front, so two writers never deadlock upgrading a read
-/// lock. If `COMMIT` itself fails the transaction is still open in SQLite, so it is rolled back
-/// too: a failed request never leaves half a write behind, even if the connection outlived the
-/// request.
-pub fn transaction<T>(
-    db: &dyn Db,
-    clock: &dyn Clock,
-    work: impl FnOnce() -> Result<T, Error>,
-) -> Result<T, Error> {
-    begin_immediate(db, clock)?;
-    let outcome = db
-        .execute("PRAGMA busy_timeout = 5000", &[])
-        .map_err(Error::from)
-        .and_then(|_| work())
-        .and_then(|value| {
-            db.execute("COMMIT", &[])?;
-            Ok(value)
-        });
+/// lock; give it a [`PatientDb`] so the wait for that lock is short-paced. If `COMMIT` itself
+/// fails the transaction is still open in SQLite, so it is rolled back too: a failed request
+/// never leaves half a write behind, even if the connection outlived the request.
+pub fn transaction<T>(db: &dyn Db, work: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    db.execute("BEGIN IMMEDIATE", &[])?;
+    let outcome = work().and_then(|value| {
+        db.execute("COMMIT", &[])?;
+        Ok(value)
+    });
     if outcome.is_err()
         && let Err(rollback) = db.execute("ROLLBACK", &[])
         // Nothing to roll back is expected when COMMIT succeeded halfway; anything else is
@@ -144,41 +193,6 @@ pub fn transaction<T>(
         eprintln!("cd-core: ROLLBACK failed: {rollback}");
     }
     outcome
-}
-
-/// Takes the write lock, waiting up to [`BUSY_WAIT`] for a concurrent writer.
-///
-/// SQLite's own busy handler sleeps 1, 2, 5, 10 … up to 100 ms between attempts, so under
-/// contention a waiter often sleeps long after the lock is free: that is the 828 ms p99 of
-/// DESIGN.md §5. Here the wait for `BEGIN IMMEDIATE` is ours instead — SQLite's handler off
-/// (`busy_timeout = 0`), retries every 0.25–2 ms — and [`transaction`] restores SQLite's 5 s
-/// timeout once the lock is held, for the rest of the transaction.
-fn begin_immediate(db: &dyn Db, clock: &dyn Clock) -> Result<(), Error> {
-    const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_micros(250);
-    const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
-    // A backstop for clocks that do not move (tests): BUSY_WAIT / FIRST_PAUSE attempts.
-    const MAX_ATTEMPTS: u32 = 20_000;
-    db.execute("PRAGMA busy_timeout = 0", &[])?;
-    let started = clock.now().instant();
-    let mut pause = FIRST_PAUSE;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match db.execute("BEGIN IMMEDIATE", &[]) {
-            Ok(_) => return Ok(()),
-            Err(DbError::Busy(_))
-                if attempts < MAX_ATTEMPTS
-                    && (clock.now().instant() - started)
-                        .to_std()
-                        .unwrap_or_default()
-                        < BUSY_WAIT =>
-            {
-                clock.sleep(pause);
-                pause = (pause * 2).min(LONGEST_PAUSE);
-            }
-            Err(other) => return Err(Error::from(other)),
-        }
-    }
 }
 
 /// Typed access to one row, by column position.

@@ -294,6 +294,7 @@ fn faults() -> Vec<(DbError, u16)> {
 fn every_write_is_all_or_nothing_under_a_failure_at_every_statement() {
     let mut cases = 0;
     let mut recovered = 0;
+    let mut busy_cases = 0;
     for scenario in scenarios() {
         // How many statements the write runs when nothing fails.
         let dry = World::new(DbError::Other(String::new()));
@@ -338,8 +339,11 @@ fn every_write_is_all_or_nothing_under_a_failure_at_every_statement() {
                 );
                 let applied = (scenario.applied)(&world.db)
                     .unwrap_or_else(|| panic!("{what}: half a write is stored"));
+                if matches!(fault, DbError::Busy(_)) {
+                    busy_cases += 1;
+                }
                 if status < 300 {
-                    // Recovered (a busy BEGIN is retried): the write must be complete, once.
+                    // Recovered (a busy statement is retried): the write must be complete, once.
                     assert!(applied, "{what}: success without the write");
                     recovered += 1;
                     cases += 1;
@@ -367,7 +371,8 @@ fn every_write_is_all_or_nothing_under_a_failure_at_every_statement() {
     }
     println!("fault-injection cases run: {cases} ({recovered} recovered by the busy retry)");
     assert!(cases > 50);
-    // Exactly the busy BEGIN of each transactional write (create image, bump, deployment) is
-    // retried; busy anywhere else is reported.
-    assert_eq!(recovered, 3);
+    // A busy statement is waited out wherever it happens (PatientDb); every other fault is
+    // reported, with nothing stored.
+    assert_eq!(recovered, busy_cases);
+    assert!(busy_cases > 10);
 }

@@ -7,7 +7,6 @@
 //! transaction: a crash midway leaves the previous schema, never half of a new one.
 
 use crate::db::{Db, DbError, transaction};
-use crate::env::Clock;
 use crate::error::Error;
 
 /// One embedded migration file.
@@ -42,7 +41,7 @@ pub fn latest_version() -> i64 {
 }
 
 /// Brings the database up to [`latest_version`] and returns the version it found it at.
-pub fn ensure_schema(db: &dyn Db, clock: &dyn Clock) -> Result<i64, Error> {
+pub fn ensure_schema(db: &dyn Db) -> Result<i64, Error> {
     let latest = latest_version();
     match current_version(db) {
         Ok(version) if version >= latest => return Ok(version),
@@ -58,7 +57,7 @@ pub fn ensure_schema(db: &dyn Db, clock: &dyn Clock) -> Result<i64, Error> {
         }
         Err(other) => return Err(other.into()),
     }
-    transaction(db, clock, || {
+    transaction(db, || {
         db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version INTEGER PRIMARY KEY,
@@ -161,15 +160,8 @@ mod tests {
     #[test]
     fn ensure_schema_migrates_once_and_is_a_no_op_afterwards() {
         let db = crate::sqlite_native::RusqliteDb::open_in_memory();
-        assert_eq!(
-            ensure_schema(&db, &crate::SystemClock).unwrap(),
-            0,
-            "found an empty database"
-        );
-        assert_eq!(
-            ensure_schema(&db, &crate::SystemClock).unwrap(),
-            latest_version()
-        );
+        assert_eq!(ensure_schema(&db).unwrap(), 0, "found an empty database");
+        assert_eq!(ensure_schema(&db).unwrap(), latest_version());
         let rows = db
             .execute("SELECT COUNT(*) FROM schema_migrations", &[])
             .unwrap();
@@ -213,7 +205,7 @@ mod tests {
                 fail_at,
                 seen: std::cell::Cell::new(0),
             };
-            let outcome = ensure_schema(&failing, &crate::SystemClock);
+            let outcome = ensure_schema(&failing);
             let tables = db
                 .execute(
                     "SELECT COUNT(*) FROM sqlite_master WHERE name = 'image_registries'",
@@ -227,7 +219,7 @@ mod tests {
                 "failure at statement {fail_at}: all or nothing"
             );
             // And a retry always completes.
-            ensure_schema(&db, &crate::SystemClock).unwrap();
+            ensure_schema(&db).unwrap();
         }
     }
 }

@@ -62,3 +62,100 @@ fn three_components_racing_on_an_empty_database_end_with_one_schema() {
     assert_eq!(applied, (1..=applied.len() as i64).collect::<Vec<_>>());
     assert!(!applied.is_empty());
 }
+
+/// A minimal CD request for `run_id` on the `default` channel.
+fn cd_request(run_id: &str) -> serde_json::Value {
+    json!({
+        "channel": "default",
+        "update_type": "patch",
+        "tag_name": run_id,
+        "image_name": "ghcr.io/acme/app",
+        "image_name_with_tag": format!("ghcr.io/acme/app:{run_id}"),
+        "status": "active",
+        "git_hash": "3f786850e387550fdab836ed7e6dc881de23001b",
+        "run_id": run_id,
+    })
+}
+
+#[test]
+fn parallel_pipelines_and_their_retries_record_each_run_once_with_consecutive_versions() {
+    const RUNS: usize = 8;
+    let app = Arc::new(TestApp::spawn());
+    let token = app.token("acme", "write");
+    let registry = app.registry(&token, "app", false);
+    let images = format!(
+        "/api/v1/registries/{}/images",
+        registry["registry_id"].as_str().unwrap()
+    );
+    // Every run is sent twice at once: the retry races the original for the run's row.
+    let handles: Vec<_> = (0..RUNS * 2)
+        .map(|i| {
+            let (app, token, images) = (Arc::clone(&app), token.clone(), images.clone());
+            std::thread::spawn(move || {
+                let run_id = format!("run-{}", i % RUNS);
+                let response = app
+                    .post(&images, &cd_request(&run_id))
+                    .bearer(&token)
+                    .send();
+                assert!(
+                    response.status == 200 || response.status == 201,
+                    "{run_id}: {} {}",
+                    response.status,
+                    response.text()
+                );
+                let body = response.json();
+                (
+                    run_id,
+                    body["image_id"].as_str().unwrap().to_owned(),
+                    body["version"].as_str().unwrap().to_owned(),
+                )
+            })
+        })
+        .collect();
+    let mut answers: Vec<(String, String, String)> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
+    answers.sort();
+    // Both sends of a run got the same image.
+    for pair in answers.chunks(2) {
+        assert_eq!(pair[0], pair[1], "a run answered with two different images");
+    }
+    let mut versions: Vec<String> = answers.chunks(2).map(|pair| pair[0].2.clone()).collect();
+    versions.sort_by_key(|v| v.rsplit('.').next().unwrap().parse::<u64>().unwrap());
+    let expected: Vec<String> = (1..=RUNS).map(|p| format!("default-0.0.{p}")).collect();
+    assert_eq!(
+        versions, expected,
+        "each run bumped the channel exactly once"
+    );
+    let connection = rusqlite::Connection::open(&app.database).unwrap();
+    let stored: i64 = connection
+        .query_row("SELECT COUNT(*) FROM images", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, RUNS as i64);
+}
+
+#[test]
+fn a_retried_run_is_answered_while_another_writer_holds_the_lock() {
+    let app = TestApp::spawn();
+    let token = app.token("acme", "write");
+    let registry = app.registry(&token, "app", false);
+    let images = format!(
+        "/api/v1/registries/{}/images",
+        registry["registry_id"].as_str().unwrap()
+    );
+    let first = app
+        .post(&images, &cd_request("run-1"))
+        .bearer(&token)
+        .send();
+    first.assert_status(201);
+
+    // Another writer takes the write lock and keeps it past the request's 5 s busy wait.
+    let writer = rusqlite::Connection::open(&app.database).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let retry = app
+        .post(&images, &cd_request("run-1"))
+        .bearer(&token)
+        .send();
+    retry.assert_status(200);
+    assert_eq!(retry.json()["image_id"], first.json()["image_id"]);
+    writer.execute_batch("ROLLBACK").unwrap();
+}

@@ -19,7 +19,7 @@ use crate::domain::image::{
     CdRequest, Image, ImageChanges, ImageId, ImageStatus, VersionChange, check_commit_msg,
     check_oci_tag, check_optional_text, check_tags, parse_git_hash,
 };
-use crate::domain::{Channel, OrgId, RegistryId, Role, SemVersion, Timestamp, check_text};
+use crate::domain::{Channel, OrgId, RegistryId, Role, Timestamp, check_text};
 use crate::env::Env;
 use crate::error::Error;
 use crate::store::images::{self as store, ImageFilter};
@@ -274,38 +274,23 @@ fn create(
     let now = env.clock.now();
     cd_request.check_commit_time(now)?;
     let digest = store::request_digest(&cd_request);
-    let recorded = transaction(env.db, env.clock, || {
-        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
-        if let Some((existing, existing_digest)) =
-            store::find_by_run(env.db, registry_id, &cd_request.run_id)?
-        {
-            if existing_digest == digest {
-                return Ok(Recorded::Existing(existing));
-            }
-            return Err(Error::Conflict {
-                detail: format!(
-                    "run_id {:?} is already recorded for this registry with a different request (image {})",
-                    cd_request.run_id, existing.image_id
-                ),
-                field: Some("run_id".to_owned()),
-            });
-        }
-        let (current, _) = versions::get_or_create(
+    // The reads happen before the write lock, so a retried pipeline run (the common retry)
+    // never queues behind other writers; the transaction holds the lock for two statements.
+    let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
+    if let Some(existing) = replay(env, registry_id, &cd_request.run_id, &digest)? {
+        return json_response(StatusCode::OK, &ImageBody::from(existing));
+    }
+    let written = transaction(env.db, || {
+        let version = versions::advance(
             env.db,
             &registry,
             &cd_request.channel,
-            SemVersion::default(),
+            cd_request.version_change,
             now,
         )?;
-        let version = match cd_request.version_change {
-            VersionChange::Bump(update_type) => {
-                versions::set(env.db, &current, current.version.bump(update_type)?, now)?
-            }
-            VersionChange::Keep => current,
-        };
         let image = Image {
             image_id: ImageId::new(env.ids.new_id()),
-            org_id: registry.org_id,
+            org_id: registry.org_id.clone(),
             registry_id,
             version: version.version_string(),
             request: cd_request.clone(),
@@ -313,12 +298,46 @@ fn create(
             updated_at: now,
         };
         store::insert(env.db, &image)?;
-        Ok(Recorded::New(image))
-    })?;
+        Ok(image)
+    });
+    let recorded = match written {
+        Ok(image) => Recorded::New(image),
+        // The same run recorded by a concurrent request since the read above: the insert
+        // failed on the run's unique index and the version bump was rolled back with it.
+        Err(Error::Conflict { .. })
+            if let Some(existing) = replay(env, registry_id, &cd_request.run_id, &digest)? =>
+        {
+            Recorded::Existing(existing)
+        }
+        Err(error) => return Err(error),
+    };
     match recorded {
         Recorded::New(image) => created(image_location(&image), &ImageBody::from(image)),
         Recorded::Existing(image) => json_response(StatusCode::OK, &ImageBody::from(image)),
     }
+}
+
+/// The image already recorded for this run, if the request is the same one (a retry); a
+/// different request reusing the run id is a 409.
+fn replay(
+    env: &Env<'_>,
+    registry_id: RegistryId,
+    run_id: &str,
+    digest: &str,
+) -> Result<Option<Image>, Error> {
+    let Some((existing, existing_digest)) = store::find_by_run(env.db, registry_id, run_id)? else {
+        return Ok(None);
+    };
+    if existing_digest == digest {
+        return Ok(Some(existing));
+    }
+    Err(Error::Conflict {
+        detail: format!(
+            "run_id {run_id:?} is already recorded for this registry with a different request (image {})",
+            existing.image_id
+        ),
+        field: Some("run_id".to_owned()),
+    })
 }
 
 fn not_found(image_id: ImageId) -> Error {
@@ -394,7 +413,7 @@ fn update(
     env: &Env<'_>,
 ) -> Result<Response<Vec<u8>>, Error> {
     let fields: Map<String, Json> = request.json()?;
-    let updated = transaction(env.db, env.clock, || {
+    let updated = transaction(env.db, || {
         let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
         let image = store::find(env.db, registry.registry_id, image_id)?
             .ok_or_else(|| not_found(image_id))?;

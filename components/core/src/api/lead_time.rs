@@ -160,7 +160,7 @@ fn record_deployment(
             deployed_at
         }
     };
-    let recorded = transaction(env.db, env.clock, || {
+    let recorded = transaction(env.db, || {
         let image = images::find_in_org(env.db, image_id, &org_id)?
             .ok_or_else(|| Error::not_found(format!("image {image_id} does not exist")))?;
         let same_context = |r: &LeadTimeRecord| {

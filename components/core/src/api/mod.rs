@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{self, Caller};
+use crate::db::PatientDb;
 use crate::domain::OrgId;
 use crate::env::Env;
 use crate::error::Error;
@@ -271,7 +272,13 @@ pub fn serve(
             });
         }
         let api_request = ApiRequest::new(request)?;
-        migrations::ensure_schema(env.db, env.clock)?;
+        let db = PatientDb::open(env.db, env.clock)?;
+        let env = &Env {
+            db: &db,
+            config: env.config.clone(),
+            ..*env
+        };
+        migrations::ensure_schema(env.db)?;
         let caller = auth::authenticate(api_request.headers, env)?;
         routes(&api_request, &caller, env)
     })();

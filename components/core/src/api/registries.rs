@@ -241,7 +241,7 @@ fn update(
             .map(|v| v.as_deref().map(TokenVaultId::parse).transpose())
             .transpose()?,
     };
-    let updated = transaction(env.db, env.clock, || {
+    let updated = transaction(env.db, || {
         let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
         let updated = registry.with_changes(changes, env.clock.now());
         store::update(env.db, &updated)?;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::db::transaction;
+use crate::domain::image::VersionChange;
 use crate::domain::{Channel, ImageVersion, RegistryId, Role, SemVersion, UpdateType};
 use crate::env::Env;
 use crate::error::Error;
@@ -169,7 +170,7 @@ fn get_or_create(
         (None, Some(tag)) => SemVersion::parse_for_channel("original_image_tag", channel, tag)?,
         (None, None) => SemVersion::default(),
     };
-    let (version, was_created) = transaction(env.db, env.clock, || {
+    let (version, was_created) = transaction(env.db, || {
         let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
         store::get_or_create(env.db, &registry, channel, initial, env.clock.now())
     })?;
@@ -189,13 +190,15 @@ fn bump(
 ) -> Result<Response<Vec<u8>>, Error> {
     let body: BumpBody = request.json()?;
     let update_type = UpdateType::parse("update_type", &body.update_type)?;
-    let bumped = transaction(env.db, env.clock, || {
-        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
-        let now = env.clock.now();
-        let (current, _) =
-            store::get_or_create(env.db, &registry, channel, SemVersion::default(), now)?;
-        let next = current.version.bump(update_type)?;
-        store::set(env.db, &current, next, now)
+    let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
+    let bumped = transaction(env.db, || {
+        store::advance(
+            env.db,
+            &registry,
+            channel,
+            VersionChange::Bump(update_type),
+            env.clock.now(),
+        )
     })?;
     json_response(StatusCode::OK, &VersionBody::from(bumped))
 }
@@ -211,7 +214,7 @@ fn set_version(
 ) -> Result<Response<Vec<u8>>, Error> {
     let body: SetVersionBody = request.json()?;
     let requested = SemVersion::parse_for_channel("version", channel, &body.version)?;
-    let stored = transaction(env.db, env.clock, || {
+    let stored = transaction(env.db, || {
         let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
         let now = env.clock.now();
         let (current, _) = store::get_or_create(env.db, &registry, channel, requested, now)?;

@@ -48,7 +48,7 @@ impl UpdateType {
 
 impl SemVersion {
     /// The largest component we store: SQLite integers are signed 64-bit.
-    const MAX_PART: u64 = i64::MAX as u64;
+    pub const MAX_PART: u64 = i64::MAX as u64;
 
     pub fn new(major: u64, minor: u64, patch: u64) -> Result<SemVersion, Error> {
         for (name, part) in [("major", major), ("minor", minor), ("patch", patch)] {

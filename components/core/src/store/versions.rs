@@ -4,6 +4,7 @@
 //! caller (`db::transaction`), so read-modify-write is atomic under `BEGIN IMMEDIATE`.
 
 use crate::db::{Db, Row};
+use crate::domain::image::VersionChange;
 use crate::domain::{Channel, ImageRegistry, ImageVersion, RegistryId, SemVersion, Timestamp};
 use crate::error::Error;
 
@@ -120,4 +121,63 @@ pub fn set(
         updated_at: now,
         ..current.clone()
     })
+}
+
+/// Moves the channel's version by `change` — creating the channel at 0.0.0 first if needed —
+/// in one statement, and returns the stored result. Call inside a transaction.
+///
+/// One upsert instead of read-then-write: every statement a component runs crosses the wasm
+/// boundary and a host thread hand-off, and this one runs while the write lock is held by
+/// the pipeline trigger (`POST …/images`) and the bump route. The bump rules are
+/// [`SemVersion::bump`]'s, spelled in SQL; a part at its maximum matches no row, and the
+/// caller gets `bump`'s own 409 for it.
+pub fn advance(
+    db: &dyn Db,
+    registry: &ImageRegistry,
+    channel: &Channel,
+    change: VersionChange,
+    now: Timestamp,
+) -> Result<ImageVersion, Error> {
+    let created = match change {
+        VersionChange::Bump(update_type) => SemVersion::default().bump(update_type)?,
+        VersionChange::Keep => SemVersion::default(),
+    };
+    let rows = db.execute(
+        &format!(
+            "INSERT INTO image_versions (registry_id, channel, org_id, major, minor, patch, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+             ON CONFLICT (registry_id, channel) DO UPDATE SET \
+               major = CASE ?8 WHEN 'major' THEN major + 1 ELSE major END, \
+               minor = CASE ?8 WHEN 'major' THEN 0 WHEN 'minor' THEN minor + 1 ELSE minor END, \
+               patch = CASE ?8 WHEN 'major' THEN 0 WHEN 'minor' THEN 0 WHEN 'patch' THEN patch + 1 ELSE patch END, \
+               updated_at = CASE ?8 WHEN 'none' THEN updated_at ELSE ?7 END \
+             WHERE (CASE ?8 WHEN 'major' THEN major WHEN 'minor' THEN minor WHEN 'patch' THEN patch ELSE 0 END) < {max} \
+             RETURNING {COLUMNS}",
+            max = SemVersion::MAX_PART,
+        ),
+        &[
+            registry.registry_id.to_text().into(),
+            channel.as_str().into(),
+            registry.org_id.as_str().into(),
+            (created.major() as i64).into(),
+            (created.minor() as i64).into(),
+            (created.patch() as i64).into(),
+            now.to_stored().into(),
+            change.as_str().into(),
+        ],
+    )?;
+    if let Some(row) = rows.first() {
+        return from_row(row);
+    }
+    // No row: the part to bump is at its maximum. `bump` says so in the domain's words.
+    let current = find(db, registry.registry_id, channel)?
+        .ok_or_else(|| Error::storage("a channel version vanished inside a transaction"))?;
+    match change {
+        VersionChange::Bump(update_type) => current.version.bump(update_type)?,
+        VersionChange::Keep => current.version,
+    };
+    Err(Error::storage(format!(
+        "the version of channel {channel} did not move from {}",
+        current.version
+    )))
 }

@@ -251,7 +251,7 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
         // The schema exactly as the app makes it (and WAL, a property of the file).
         let db = cd_core::sqlite_native::RusqliteDb::open(path)
             .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?;
-        cd_core::migrations::ensure_schema(&db, &cd_core::SystemClock)
+        cd_core::migrations::ensure_schema(&db)
             .map_err(|e| anyhow::anyhow!("migrating {}: {e:?}", path.display()))?;
     }
     let (mut connection, indexes) =
