@@ -110,6 +110,11 @@ pub(crate) fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
+        // `CD_HOST_PROFILE=perfmap` names the guests' compiled functions for `perf report`
+        // (/tmp/perf-PID.map): how the README's profiles were taken.
+        if std::env::var("CD_HOST_PROFILE").is_ok_and(|p| p == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // Compiled components are cached on disk across runs (wasmtime's own cache, default
         // directory); if the cache cannot be set up we just compile every time.
         if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {

@@ -260,6 +260,15 @@ impl<'a> Row<'a> {
         }
     }
 
+    pub fn blob(&self, index: usize) -> Result<&'a [u8], Error> {
+        match self.value(index)? {
+            Value::Blob(blob) => Ok(blob),
+            other => Err(Error::storage(format!(
+                "column {index}: expected a blob, got {other:?}"
+            ))),
+        }
+    }
+
     pub fn flag(&self, index: usize) -> Result<bool, Error> {
         Ok(self.integer(index)? != 0)
     }

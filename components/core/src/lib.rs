@@ -33,6 +33,8 @@ mod fault_tests;
 pub mod migrations;
 #[cfg(any(test, feature = "rusqlite"))]
 pub mod properties;
+#[cfg(test)]
+mod rollup_tests;
 #[cfg(any(test, feature = "rusqlite"))]
 pub mod sqlite_native;
 pub mod store;

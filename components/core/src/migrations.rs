@@ -33,6 +33,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_lead_time",
         sql: include_str!("../../../migrations/0003_lead_time.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_lead_time_days",
+        sql: include_str!("../../../migrations/0004_lead_time_days.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_images_advance_their_channel",
+        sql: include_str!("../../../migrations/0005_images_advance_their_channel.sql"),
+    },
 ];
 
 /// The schema version this build expects.
@@ -95,7 +105,8 @@ fn current_version(db: &dyn Db) -> Result<i64, DbError> {
     }
 }
 
-/// Splits a migration file into statements at `;` ending a line, dropping `--` comments.
+/// Splits a migration file into statements at `;` ending a line, dropping `--` comments. A
+/// `CREATE TRIGGER` runs to the line `END;`: its body's statements are part of it.
 pub fn statements(sql: &str) -> Vec<String> {
     let mut statements = Vec::new();
     let mut current = String::new();
@@ -106,7 +117,16 @@ pub fn statements(sql: &str) -> Vec<String> {
         }
         current.push_str(code);
         current.push('\n');
-        if code.ends_with(';') {
+        let in_trigger = current
+            .trim_start()
+            .get(..14)
+            .is_some_and(|start| start.eq_ignore_ascii_case("CREATE TRIGGER"));
+        let ends = if in_trigger {
+            code.trim().eq_ignore_ascii_case("END;")
+        } else {
+            code.ends_with(';')
+        };
+        if ends {
             statements.push(std::mem::take(&mut current).trim().to_owned());
         }
     }

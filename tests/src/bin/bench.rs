@@ -76,6 +76,12 @@ struct Args {
     /// Run only the scenarios whose name contains this text (profiling one scenario).
     #[arg(long)]
     only: Option<String>,
+    /// Only these client counts of the HTTP runs, comma-separated (profiling one load).
+    #[arg(long, value_delimiter = ',')]
+    clients: Option<Vec<usize>>,
+    /// Skip the in-process runs (profiling the app under test alone).
+    #[arg(long)]
+    http_only: bool,
     /// Lead-time records of the DORA databases, comma-separated (default 10000,100000,1000000;
     /// 10000 with --quick; none with --base-url).
     #[arg(long, value_delimiter = ',')]
@@ -254,6 +260,8 @@ fn run(
             admin_token: admin_token.clone(),
         },
         admin_token,
+        clients: args.clients.clone(),
+        http_only: args.http_only,
         cache_dir: cache_dir.to_owned(),
         lead_time_sizes: match (&args.lead_times, &args.base_url, args.quick) {
             (Some(sizes), _, _) => sizes.clone(),
@@ -272,7 +280,7 @@ fn run(
     }
 
     let mut rows = Vec::new();
-    for scenario in scenarios::all(&ctx)? {
+    for scenario in scenarios::all(&ctx, args.only.as_deref())? {
         if args
             .only
             .as_ref()

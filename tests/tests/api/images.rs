@@ -163,6 +163,40 @@ fn update_types_move_the_channel_and_none_keeps_it() {
 }
 
 #[test]
+fn a_bump_past_the_largest_version_is_409_and_records_nothing() {
+    let f = fixture();
+    let version = format!(
+        "/api/v1/registries/{}/channels/default/version",
+        f.registry_id
+    );
+    let largest = i64::MAX;
+    f.app
+        .put(
+            &version,
+            &json!({"version": format!("{largest}.0.{largest}")}),
+        )
+        .bearer(&f.token)
+        .send()
+        .assert_status(200);
+    for update_type in ["major", "patch"] {
+        let mut body = cd_request(&format!("too-far-{update_type}"));
+        body["update_type"] = json!(update_type);
+        f.create(&body).assert_problem(409, Some("update_type"));
+    }
+    assert_eq!(f.image_count(), 0, "no image for a refused bump");
+    assert_eq!(
+        f.channel_version("default"),
+        format!("default-{largest}.0.{largest}")
+    );
+    let mut body = cd_request("minor-is-fine");
+    body["update_type"] = json!("minor");
+    assert_eq!(
+        f.create(&body).json()["version"],
+        format!("default-{largest}.1.0")
+    );
+}
+
+#[test]
 fn a_retried_cd_request_returns_the_first_image_and_changes_nothing() {
     let f = fixture();
     let first = f.create(&cd_request("run-7"));

@@ -22,7 +22,7 @@ use crate::domain::image::{
 use crate::domain::{Channel, OrgId, RegistryId, Role, Timestamp, check_text};
 use crate::env::Env;
 use crate::error::Error;
-use crate::store::images::{self as store, ImageFilter};
+use crate::store::images::{self as store, ImageFilter, InsertOutcome};
 use crate::store::json_columns::{
     ClusterImageTagJson, PortJson, parse_cluster_image_tags, parse_ports,
 };
@@ -274,42 +274,47 @@ fn create(
     let now = env.clock.now();
     cd_request.check_commit_time(now)?;
     let digest = store::request_digest(&cd_request);
-    // The reads happen before the write lock, so a retried pipeline run (the common retry)
-    // never queues behind other writers; the transaction holds the lock for two statements.
+    // The reads happen before the write, so a retried pipeline run (the common retry) never
+    // queues behind other writers; the write is one statement (store::images::record).
     let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
     if let Some(existing) = replay(env, registry_id, &cd_request.run_id, &digest)? {
         return json_response(StatusCode::OK, &ImageBody::from(existing));
     }
-    let written = transaction(env.db, || {
-        let version = versions::advance(
-            env.db,
-            &registry,
-            &cd_request.channel,
-            cd_request.version_change,
-            now,
-        )?;
-        let image = Image {
-            image_id: ImageId::new(env.ids.new_id()),
-            org_id: registry.org_id.clone(),
-            registry_id,
-            version: version.version_string(),
-            request: cd_request.clone(),
-            built_at: now,
-            updated_at: now,
-        };
-        store::insert(env.db, &image)?;
-        Ok(image)
-    });
-    let recorded = match written {
-        Ok(image) => Recorded::New(image),
-        // The same run recorded by a concurrent request since the read above: the insert
-        // failed on the run's unique index and the version bump was rolled back with it.
-        Err(Error::Conflict { .. })
-            if let Some(existing) = replay(env, registry_id, &cd_request.run_id, &digest)? =>
-        {
-            Recorded::Existing(existing)
+    let mut image = Image {
+        image_id: ImageId::new(env.ids.new_id()),
+        org_id: registry.org_id.clone(),
+        registry_id,
+        version: String::new(),
+        request: cd_request,
+        built_at: now,
+        updated_at: now,
+    };
+    let recorded = match store::record(env.db, &image)? {
+        InsertOutcome::Recorded(version) => {
+            image.version = version;
+            Recorded::New(image)
         }
-        Err(error) => return Err(error),
+        // The same run recorded by a concurrent request since the read above: the insert
+        // failed on the run's unique index, and the channel did not move.
+        InsertOutcome::RunRecorded => {
+            match replay(env, registry_id, &image.request.run_id, &digest)? {
+                Some(existing) => Recorded::Existing(existing),
+                None => return Err(Error::storage("a recorded run vanished")),
+            }
+        }
+        InsertOutcome::VersionAtMaximum => {
+            // Say so in the domain's words: `bump` knows which part and why.
+            let current = versions::find(env.db, registry_id, &image.request.channel)?
+                .ok_or_else(|| Error::storage("a channel at its maximum vanished"))?;
+            match image.request.version_change {
+                VersionChange::Bump(update_type) => current.version.bump(update_type)?,
+                VersionChange::Keep => current.version,
+            };
+            return Err(Error::storage(format!(
+                "channel {} did not move from {}",
+                image.request.channel, current.version
+            )));
+        }
     };
     match recorded {
         Recorded::New(image) => created(image_location(&image), &ImageBody::from(image)),
@@ -329,12 +334,14 @@ fn replay(
         return Ok(None);
     };
     if existing_digest == digest {
-        return Ok(Some(existing));
+        let image = store::find(env.db, registry_id, existing)?
+            .ok_or_else(|| Error::storage("a recorded run vanished"))?;
+        return Ok(Some(image));
     }
     Err(Error::Conflict {
         detail: format!(
             "run_id {run_id:?} is already recorded for this registry with a different request (image {})",
-            existing.image_id
+            existing
         ),
         field: Some("run_id".to_owned()),
     })

@@ -20,10 +20,13 @@ use crate::domain::image::{COMMIT_CLOCK_SKEW_SECONDS, ImageId};
 use crate::domain::lead_time::{
     DoraLevel, EnvironmentName, Interval, LeadTimeSummary, TimeRange, duration_mins,
 };
+use crate::domain::lead_times::LeadTimes;
 use crate::domain::{Role, Timestamp, check_text};
 use crate::env::Env;
 use crate::error::Error;
+use crate::store::dora;
 use crate::store::images;
+use crate::store::lead_time_days;
 use crate::store::lead_times::{self as store, DoraFilter, LeadTimeRecord};
 
 use super::{ApiRequest, BASE_PATH, created, json_response, method_not_allowed, no_route};
@@ -224,6 +227,7 @@ fn record_deployment(
             recorded_at: now,
         };
         store::insert(env.db, &record)?;
+        lead_time_days::add(env.db, &record)?;
         Ok(Recorded::New(record))
     })?;
     match recorded {
@@ -309,14 +313,6 @@ fn period_seconds(periods: &[DateTime<Utc>]) -> Vec<i64> {
     periods.iter().map(DateTime::timestamp).collect()
 }
 
-/// The period holding `second`: the last start at or before it. Rows come from the range, so
-/// there always is one; clamping keeps a stray row in the first period rather than panicking.
-fn bucket(starts: &[i64], second: i64) -> usize {
-    starts
-        .partition_point(|start| *start <= second)
-        .saturating_sub(1)
-}
-
 fn rfc3339(instant: DateTime<Utc>) -> String {
     Timestamp::from_utc(instant).to_stored()
 }
@@ -397,32 +393,26 @@ fn lead_time(
     let (limit, cursor) = request.page_request()?;
     let after = cursor.map(parse_values_cursor).transpose()?;
 
-    let durations = store::lead_time_durations(env.db, &query.org_id, &query.range, &query.filter)?;
-    let clock_skew_excluded = durations.iter().filter(|(_, d)| *d < 0.0).count();
-    let counted: Vec<(i64, f64)> = durations.into_iter().filter(|(_, d)| *d >= 0.0).collect();
-
-    let mut all: Vec<f64> = counted.iter().map(|(_, d)| *d).collect();
-    all.sort_by(f64::total_cmp);
-    let summary = LeadTimeSummary::of_sorted(&all);
-
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
-    let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); periods.len()];
-    for (created_at, duration) in &counted {
-        buckets[bucket(&starts, *created_at)].push(*duration);
-    }
+    let plan = dora::plan(&query.range, &query.filter);
+    let by_period =
+        dora::lead_times_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)?;
+    let mut all = LeadTimes::default();
     let series = periods
         .iter()
-        .zip(buckets)
-        .map(|(start, mut durations)| {
-            durations.sort_by(f64::total_cmp);
+        .zip(&by_period.periods)
+        .map(|(start, lead_times)| {
+            all.extend(lead_times);
             LeadTimePeriodBody {
                 period_start: rfc3339(*start),
-                count: durations.len(),
-                median_mins: crate::domain::lead_time::quantile(&durations, 0.5),
+                count: lead_times.count() as usize,
+                median_mins: lead_times.quantile_mins(0.5),
             }
         })
         .collect();
+    let summary = LeadTimeSummary::of(&all);
+    let clock_skew_excluded = by_period.clock_skew as usize;
 
     let page = store::lead_time_values(
         env.db,
@@ -505,26 +495,24 @@ fn deployment_frequency(
     env: &Env<'_>,
 ) -> Result<Response<Vec<u8>>, Error> {
     let query = dora_query(request, caller)?;
-    let times = store::deployment_times(env.db, &query.org_id, &query.range, &query.filter)?;
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
-    let mut counts = vec![0usize; periods.len()];
-    for time in &times {
-        counts[bucket(&starts, *time)] += 1;
-    }
+    let plan = dora::plan(&query.range, &query.filter);
+    let counts = dora::deployments_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)?;
+    let total: u64 = counts.iter().sum();
     let days = query.range.days();
-    let per_day = times.len() as f64 / days;
+    let per_day = total as f64 / days;
     json_response(
         StatusCode::OK,
         &FrequencyBody {
             start_time: query.range.start.to_stored(),
             end_time: query.range.end.to_stored(),
             summary: FrequencySummaryBody {
-                count: times.len(),
+                count: total as usize,
                 days,
                 per_day,
                 per_week: per_day * 7.0,
-                dora_level: (!times.is_empty())
+                dora_level: (total > 0)
                     .then(|| DoraLevel::for_deployment_frequency(per_day).as_str()),
             },
             interval: interval_name(query.interval),
@@ -533,7 +521,7 @@ fn deployment_frequency(
                 .zip(counts)
                 .map(|(start, count)| FrequencyPeriodBody {
                     period_start: rfc3339(*start),
-                    count,
+                    count: count as usize,
                 })
                 .collect(),
         },

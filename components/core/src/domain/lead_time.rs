@@ -11,18 +11,24 @@
 //! frequency — elite: on demand (multiple deploys per day); high: between once per day and once
 //! per week; medium: between once per week and once per month; low: less often.
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 
 use crate::Error;
 
+use super::lead_times::LeadTimes;
 use super::{Timestamp, check_text};
+
+/// Elapsed whole microseconds from `commit` to `deployed` (negative when the commit's clock is
+/// ahead). Instants are microseconds in years 1–9999, so the difference always fits.
+pub fn duration_micros(commit: Timestamp, deployed: Timestamp) -> i64 {
+    (deployed.instant() - commit.instant())
+        .num_microseconds()
+        .unwrap_or(i64::MAX)
+}
 
 /// Elapsed minutes from `commit` to `deployed` (negative when the commit's clock is ahead).
 pub fn duration_mins(commit: Timestamp, deployed: Timestamp) -> f64 {
-    let micros = (deployed.instant() - commit.instant())
-        .num_microseconds()
-        .unwrap_or(i64::MAX);
-    micros as f64 / 60_000_000.0
+    duration_micros(commit, deployed) as f64 / super::lead_times::MICROS_PER_MINUTE
 }
 
 /// An environment name: 1–63 of ASCII letters, digits, `-`, `_`, `.` (`production`, `eu-1.staging`).
@@ -103,6 +109,104 @@ impl TimeRange {
     }
 }
 
+/// Where the records of a DORA range are read from: whole UTC days from the daily rollup
+/// (`lead_time_days`), and the partial days at the edges from the records themselves.
+///
+/// A partial day is read whichever way touches fewer records, judged by time: if the range
+/// covers most of it, the day's rollup is read and the records of the part *outside* the
+/// range are subtracted (for "the last 30 days" ending now, that part is in the future and
+/// empty); otherwise the records of the part inside are added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadPlan {
+    /// The first and last day read from the rollup (inclusive), if any.
+    pub days: Option<(NaiveDate, NaiveDate)>,
+    /// Ranges whose records are added.
+    pub add: Vec<TimeRange>,
+    /// Ranges whose records are subtracted (inside a rollup day, outside the query range).
+    pub subtract: Vec<TimeRange>,
+}
+
+impl ReadPlan {
+    /// Every record of `range`, none from the rollup: what filters the rollup cannot answer
+    /// (project, app) use.
+    pub fn records_only(range: &TimeRange) -> ReadPlan {
+        ReadPlan {
+            days: None,
+            add: vec![*range],
+            subtract: Vec::new(),
+        }
+    }
+
+    /// Whole days from the rollup, edges from the records.
+    pub fn with_rollup(range: &TimeRange) -> ReadPlan {
+        let start = range.start.instant();
+        let end = range.end.instant();
+        let (first, last) = (start.date_naive(), end.date_naive());
+        let mut plan = ReadPlan {
+            days: None,
+            add: Vec::new(),
+            subtract: Vec::new(),
+        };
+        let mut edge = |day: NaiveDate, from: DateTime<Utc>, to: DateTime<Utc>| -> bool {
+            let (day_start, day_end) = day_bounds(day);
+            if from == day_start && to == day_end {
+                return true;
+            }
+            let covered = (to - from).num_microseconds().unwrap_or(i64::MAX);
+            if covered >= Duration::hours(12).num_microseconds().unwrap_or(i64::MAX) {
+                if from > day_start {
+                    plan.subtract.push(between(day_start, from - MICROSECOND));
+                }
+                if to < day_end {
+                    plan.subtract.push(between(to + MICROSECOND, day_end));
+                }
+                true
+            } else {
+                plan.add.push(between(from, to));
+                false
+            }
+        };
+        let (first_read, last_read) = if first == last {
+            let whole = edge(first, start, end);
+            (whole, whole)
+        } else {
+            let first_read = edge(first, start, day_bounds(first).1);
+            let last_read = edge(last, day_bounds(last).0, end);
+            (first_read, last_read)
+        };
+        let from = if first_read {
+            Some(first)
+        } else {
+            first.succ_opt()
+        };
+        let to = if last_read {
+            Some(last)
+        } else {
+            last.pred_opt()
+        };
+        plan.days = match (from, to) {
+            (Some(from), Some(to)) if from <= to => Some((from, to)),
+            _ => None,
+        };
+        plan
+    }
+}
+
+const MICROSECOND: Duration = Duration::microseconds(1);
+
+/// A day's first and last microsecond.
+fn day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight exists"));
+    (start, start + Duration::days(1) - MICROSECOND)
+}
+
+fn between(start: DateTime<Utc>, end: DateTime<Utc>) -> TimeRange {
+    TimeRange {
+        start: Timestamp::from_utc(start),
+        end: Timestamp::from_utc(end),
+    }
+}
+
 /// The bucket size of a series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interval {
@@ -180,6 +284,15 @@ impl Interval {
     }
 }
 
+/// The period holding `second`: the last start at or before it. Records come from the range,
+/// so there always is one; clamping keeps a stray one in the first period rather than
+/// panicking.
+pub fn period_index(starts: &[i64], second: i64) -> usize {
+    starts
+        .partition_point(|start| *start <= second)
+        .saturating_sub(1)
+}
+
 /// The `q`-quantile (0..=1) of sorted values, interpolating linearly between closest ranks
 /// (the "R-7" definition used by numpy and spreadsheets). `None` for no values.
 pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
@@ -206,17 +319,16 @@ pub struct LeadTimeSummary {
 }
 
 impl LeadTimeSummary {
-    /// Summarises `sorted` (ascending) durations.
-    pub fn of_sorted(sorted: &[f64]) -> LeadTimeSummary {
-        let median = quantile(sorted, 0.5);
+    /// Summarises a set of lead times.
+    pub fn of(lead_times: &LeadTimes) -> LeadTimeSummary {
+        let median = lead_times.quantile_mins(0.5);
         LeadTimeSummary {
-            count: sorted.len(),
+            count: lead_times.count() as usize,
             median_mins: median,
-            p90_mins: quantile(sorted, 0.9),
-            mean_mins: (!sorted.is_empty())
-                .then(|| sorted.iter().sum::<f64>() / sorted.len() as f64),
-            min_mins: sorted.first().copied(),
-            max_mins: sorted.last().copied(),
+            p90_mins: lead_times.quantile_mins(0.9),
+            mean_mins: lead_times.mean_mins(),
+            min_mins: lead_times.min_mins(),
+            max_mins: lead_times.max_mins(),
             level: median.map(DoraLevel::for_lead_time),
         }
     }
@@ -352,6 +464,61 @@ mod tests {
         assert_eq!(months.len(), 4);
         assert_eq!(months[2].to_rfc3339(), "2026-01-01T00:00:00+00:00");
         assert_eq!(Interval::All.periods(&r), vec![r.start.instant()]);
+    }
+
+    #[test]
+    fn whole_days_come_from_the_rollup_and_edges_from_the_smaller_side() {
+        // 30 whole days ending a millisecond before midnight: the last day is read from the
+        // rollup minus its final millisecond.
+        let plan =
+            ReadPlan::with_rollup(&range("2026-03-01T00:00:00Z", "2026-03-30T23:59:59.999Z"));
+        assert_eq!(
+            plan.days,
+            Some((
+                NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+                NaiveDate::from_ymd_opt(2026, 3, 30).unwrap()
+            ))
+        );
+        assert!(plan.add.is_empty());
+        assert_eq!(
+            plan.subtract,
+            [range(
+                "2026-03-30T23:59:59.999001Z",
+                "2026-03-30T23:59:59.999999Z"
+            )]
+        );
+        // Starting at 20:00: that day's four hours are records; ending at 06:00: six hours.
+        let plan = ReadPlan::with_rollup(&range("2026-03-01T20:00:00Z", "2026-03-04T06:00:00Z"));
+        assert_eq!(
+            plan.days,
+            Some((
+                NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+                NaiveDate::from_ymd_opt(2026, 3, 3).unwrap()
+            ))
+        );
+        assert_eq!(
+            plan.add,
+            [
+                range("2026-03-01T20:00:00Z", "2026-03-01T23:59:59.999999Z"),
+                range("2026-03-04T00:00:00Z", "2026-03-04T06:00:00Z"),
+            ]
+        );
+        // Within one day: a short range is records, a long one the day minus both ends.
+        let short = ReadPlan::with_rollup(&range("2026-03-01T10:00:00Z", "2026-03-01T11:00:00Z"));
+        assert_eq!((short.days, short.add.len()), (None, 1));
+        let long = ReadPlan::with_rollup(&range("2026-03-01T01:00:00Z", "2026-03-01T23:00:00Z"));
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        assert_eq!(long.days, Some((day, day)));
+        assert_eq!(
+            long.subtract,
+            [
+                range("2026-03-01T00:00:00Z", "2026-03-01T00:59:59.999999Z"),
+                range("2026-03-01T23:00:00.000001Z", "2026-03-01T23:59:59.999999Z"),
+            ]
+        );
+        // An instant: one record range, no rollup.
+        let instant = ReadPlan::with_rollup(&range("2026-03-01T10:00:00Z", "2026-03-01T10:00:00Z"));
+        assert_eq!((instant.days, instant.add.len()), (None, 1));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod channel;
 pub mod ids;
 pub mod image;
 pub mod lead_time;
+pub mod lead_times;
 pub mod org;
 pub mod registry;
 pub mod time;

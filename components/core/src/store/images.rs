@@ -100,8 +100,54 @@ fn request_values(request: &CdRequest) -> Vec<Value> {
     ]
 }
 
-/// Inserts a new image; `Err(Conflict)` if the run id is already recorded for the registry.
-pub fn insert(db: &dyn Db, image: &Image) -> Result<(), Error> {
+/// What recording an image can meet besides success.
+#[derive(Debug)]
+pub enum InsertOutcome {
+    /// Recorded; the channel moved and this is the version the image was given.
+    Recorded(String),
+    /// The run id is already recorded for the registry (nothing was written).
+    RunRecorded,
+    /// The channel's part to bump is at its maximum (nothing was written).
+    VersionAtMaximum,
+}
+
+/// The message of migration 0005's trigger when a bump would overflow.
+const AT_MAXIMUM: &str = "cd-images: the channel version part is at its maximum";
+
+/// Records a new image, moving its channel by its update type, in one autocommit statement:
+/// the INSERT computes the image's version from the channel as it was, and migration 0005's
+/// trigger moves the channel (and checks the two agree). The write lock is held only inside
+/// SQLite. `image.version` is ignored; the version given comes back.
+pub fn record(db: &dyn Db, image: &Image) -> Result<InsertOutcome, Error> {
+    let rows = match insert(db, image) {
+        Ok(rows) => rows,
+        Err(DbError::Unique(_)) => return Ok(InsertOutcome::RunRecorded),
+        Err(DbError::Other(message)) if message.contains(AT_MAXIMUM) => {
+            return Ok(InsertOutcome::VersionAtMaximum);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let version = rows
+        .first()
+        .map(|row| row.text(0))
+        .transpose()?
+        .ok_or_else(|| Error::storage("the image INSERT returned no version"))?;
+    Ok(InsertOutcome::Recorded(version))
+}
+
+/// The version a new image of channel `?4` gets from update type `?6` (SemVersion::bump's
+/// rules; a channel not recorded yet is at 0.0.0), in the INSERT below.
+const NEXT_VERSION: &str = "(SELECT ?4 || '-' || CASE ?6 \
+       WHEN 'major' THEN (major + 1) || '.0.0' \
+       WHEN 'minor' THEN major || '.' || (minor + 1) || '.0' \
+       WHEN 'patch' THEN major || '.' || minor || '.' || (patch + 1) \
+       ELSE major || '.' || minor || '.' || patch END \
+     FROM (SELECT coalesce(max(major), 0) AS major, coalesce(max(minor), 0) AS minor, \
+                  coalesce(max(patch), 0) AS patch \
+           FROM image_versions WHERE registry_id = ?3 AND channel = ?4))";
+
+/// The INSERT of a new image (its trigger moves the channel).
+fn insert(db: &dyn Db, image: &Image) -> Result<crate::db::Rows, DbError> {
     let r = &image.request;
     let params = vec![
         image.image_id.to_text().into(),
@@ -129,37 +175,37 @@ pub fn insert(db: &dyn Db, image: &Image) -> Result<(), Error> {
         image.updated_at.to_stored().into(),
         request_digest(r).into(),
     ];
+    // ?5 (the version sent) is bound but unused: the version is computed.
+    let placeholders: Vec<String> = (1..=params.len())
+        .map(|n| match n {
+            5 => NEXT_VERSION.to_owned(),
+            n => format!("?{n}"),
+        })
+        .collect();
     let sql = format!(
-        "INSERT INTO images ({COLUMNS}, request_sha256) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO images ({COLUMNS}, request_sha256) VALUES ({}) RETURNING version",
+        placeholders.join(", ")
     );
-    match db.execute(&sql, &params) {
-        Ok(_) => Ok(()),
-        Err(DbError::Unique(_)) => Err(Error::Conflict {
-            detail: format!(
-                "run_id {:?} is already recorded for this registry",
-                r.run_id
-            ),
-            field: Some("run_id".to_owned()),
-        }),
-        Err(other) => Err(other.into()),
-    }
+    db.execute(&sql, &params)
 }
 
-/// The image recorded for `run_id` in the registry, with its request digest.
+/// The image recorded for `run_id` in the registry, with its request digest: only those two
+/// columns (every pipeline call asks, and almost always finds nothing).
 pub fn find_by_run(
     db: &dyn Db,
     registry_id: RegistryId,
     run_id: &str,
-) -> Result<Option<(Image, String)>, Error> {
+) -> Result<Option<(ImageId, String)>, Error> {
     let rows = db.execute(
-        &format!(
-            "SELECT {COLUMNS}, request_sha256 FROM images WHERE registry_id = ? AND run_id = ?"
-        ),
+        "SELECT image_id, request_sha256 FROM images WHERE registry_id = ? AND run_id = ?",
         &[registry_id.to_text().into(), run_id.into()],
     )?;
     rows.first()
-        .map(|row| Ok((from_row(Row::new(&rows.rows[0]))?, row.text(23)?)))
+        .map(|row| {
+            let image_id = ImageId::parse("image_id", &row.text(0)?)
+                .map_err(|e| Error::storage(format!("unreadable image id: {e}")))?;
+            Ok((image_id, row.text(1)?))
+        })
         .transpose()
 }
 
@@ -220,8 +266,18 @@ pub fn list(
     }
     sql.push_str(" ORDER BY image_id DESC LIMIT ?");
     params.push((limit as i64 + 1).into());
-    let rows = db.execute(&sql, &params)?;
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    // One packed text instead of 23 values per row (`super::unpack_rows`).
+    let packed = db.execute(
+        &format!(
+            "SELECT json_group_array(json_array({COLUMNS}) ORDER BY image_id DESC) FROM ({sql})"
+        ),
+        &params,
+    )?;
+    let rows = super::unpack_rows(&super::packed_text(&packed)?)?;
+    let items = rows
+        .iter()
+        .map(|values| from_row(Row::new(values)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Page::from_rows(items, limit, |image| {
         image.image_id.to_text()
     }))

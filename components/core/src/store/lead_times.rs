@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::db::{Db, DbError, Row, Value};
 use crate::domain::image::ImageId;
 use crate::domain::lead_time::{EnvironmentName, TimeRange};
+use crate::domain::lead_times::MICROS_PER_MINUTE;
 use crate::domain::{OrgId, Timestamp};
 use crate::error::Error;
 
@@ -36,8 +37,24 @@ pub struct LeadTimeRecord {
     pub recorded_at: Timestamp,
 }
 
+impl LeadTimeRecord {
+    /// The lead time in whole microseconds; `None` without a commit time.
+    pub fn duration_micros(&self) -> Option<i64> {
+        self.git_hash_commit_timestamp
+            .map(|commit| crate::domain::lead_time::duration_micros(commit, self.created_at))
+    }
+}
+
 const COLUMNS: &str = "lead_time_id, org_id, image_id, app_environment_id, deployment_id, project_id, app_id, \
      environment, prod, git_hash, git_hash_commit_timestamp, image_name_with_tag, created_at, duration_mins, recorded_at";
+
+/// [`COLUMNS`] with the REAL `duration_mins` as exact whole microseconds, for packing.
+const PACKED_COLUMNS: &str = "lead_time_id, org_id, image_id, app_environment_id, deployment_id, project_id, app_id, \
+     environment, prod, git_hash, git_hash_commit_timestamp, image_name_with_tag, created_at, \
+     CAST(round(duration_mins * 60000000.0) AS INTEGER) AS duration_mins, recorded_at";
+
+/// The position of `duration_mins` in [`COLUMNS`].
+const DURATION_COLUMN: usize = 13;
 
 fn uuid(row: &Row<'_>, index: usize) -> Result<Uuid, Error> {
     Uuid::try_parse(&row.text(index)?).map_err(|e| Error::storage(format!("unreadable id: {e}")))
@@ -261,20 +278,20 @@ fn where_clause(
     (sql, params)
 }
 
-/// `(created_at in Unix seconds, duration_mins)` of every deployment that counts for lead
+/// `(created_at in Unix seconds, lead time in µs)` of every deployment that counts for lead
 /// time, in no particular order (the callers sort and bucket).
 ///
 /// Read from a covering index and sent as one text value of `seconds micros` pairs: a
 /// component receives every value of every row through the wasm boundary, one allocation
 /// each, and at a million records that per-row cost was two thirds of the query. Durations
 /// travel as whole microseconds — what [`crate::domain::lead_time::duration_mins`] divides
-/// by 60,000,000 — so the `f64` we rebuild is the one stored, bit for bit.
+/// by 60,000,000 — so they are the ones recorded, exactly.
 pub fn lead_time_durations(
     db: &dyn Db,
     org_id: &OrgId,
     range: &TimeRange,
     filter: &DoraFilter,
-) -> Result<Vec<(i64, f64)>, Error> {
+) -> Result<Vec<(i64, i64)>, Error> {
     let (condition, params) = where_clause(org_id, range, filter, true);
     let packed = packed_column(db, &lead_time_durations_sql(&condition), &params)?;
     packed
@@ -286,7 +303,7 @@ pub fn lead_time_durations(
             });
             let (seconds, micros) =
                 parsed.ok_or_else(|| Error::storage(format!("unreadable lead time {pair:?}")))?;
-            Ok((seconds, micros as f64 / 60_000_000.0))
+            Ok((seconds, micros))
         })
         .collect()
 }
@@ -354,11 +371,26 @@ pub fn lead_time_values(
         params.push(lead_time_id.hyphenated().to_string().into());
     }
     params.push((limit as i64 + 1).into());
+    // One packed text instead of 15 values per row (`super::unpack_rows`); the REAL
+    // duration travels as exact microseconds and is divided back below.
     let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM image_lead_times WHERE {condition} ORDER BY created_at DESC, lead_time_id DESC LIMIT ?"),
+        &format!(
+            "SELECT json_group_array(json_array({COLUMNS}) ORDER BY created_at DESC, lead_time_id DESC) \
+             FROM (SELECT {PACKED_COLUMNS} FROM image_lead_times WHERE {condition} \
+                   ORDER BY created_at DESC, lead_time_id DESC LIMIT ?)"
+        ),
         &params,
     )?;
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let mut rows = super::unpack_rows(&super::packed_text(&rows)?)?;
+    for row in &mut rows {
+        if let Some(Value::Integer(micros)) = row.get(DURATION_COLUMN) {
+            row[DURATION_COLUMN] = Value::Real(*micros as f64 / MICROS_PER_MINUTE);
+        }
+    }
+    let items = rows
+        .iter()
+        .map(|values| from_row(Row::new(values)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Page::from_rows(items, limit, |r| {
         format!(
             "{}~{}",

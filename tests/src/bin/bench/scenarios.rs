@@ -45,6 +45,10 @@ pub struct Ctx {
     pub baseline_fresh: Baseline,
     /// …and on a copy of the seeded database.
     pub baseline_seeded: Baseline,
+    /// Only these client counts over HTTP (`--clients`); `None`: every scenario's own.
+    pub clients: Option<Vec<usize>>,
+    /// No in-process runs (`--http-only`).
+    pub http_only: bool,
     /// Where generated databases are cached.
     pub cache_dir: PathBuf,
     /// The lead-time record counts of the DORA databases to measure (empty: none).
@@ -163,7 +167,7 @@ impl Scenario {
     pub fn run(&self, ctx: &Ctx) -> Vec<Row> {
         let mut in_process = Vec::new();
         let mut baseline_rps = None;
-        if let Some((baseline, workload)) = &self.baseline {
+        if let Some((baseline, workload)) = self.baseline.as_ref().filter(|_| !ctx.http_only) {
             let m = baseline.drive(InProcess::PERSISTENT, workload, 1, ctx.window);
             progress(&format!("{} [in-process]", self.name), 1, &m);
             baseline_rps = Some(m.rps());
@@ -183,6 +187,13 @@ impl Scenario {
             .unwrap_or_else(|e| panic!("cannot hold the database open: {e:#}"));
         let mut rows = Vec::new();
         for &clients in &self.clients {
+            if ctx
+                .clients
+                .as_ref()
+                .is_some_and(|only| !only.contains(&clients))
+            {
+                continue;
+            }
             let m = drive(
                 &ctx.runtime,
                 &self.transport,
@@ -204,11 +215,24 @@ impl Scenario {
 }
 
 /// Every scenario, in run order.
-pub fn all(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
-    let mut scenarios = create_image(ctx)?;
-    scenarios.extend(health(ctx));
-    scenarios.extend(list_images(ctx)?);
-    scenarios.extend(crate::dora::scenarios(ctx)?);
+///
+/// With `only`, a group whose scenario names cannot contain it is not even set up (so
+/// `--only dora --base-url …` needs only a DORA database behind that URL).
+pub fn all(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
+    let wanted = |names: &[&str]| only.is_none_or(|only| names.iter().any(|n| n.contains(only)));
+    let mut scenarios = Vec::new();
+    if wanted(&[CREATE_IMAGE, CREATE_IMAGE_HELD_OPEN]) {
+        scenarios.extend(create_image(ctx)?);
+    }
+    if wanted(&[SPIN_HEALTH, IMAGES_HEALTH]) {
+        scenarios.extend(health(ctx));
+    }
+    if wanted(&[LIST_FIRST, LIST_DEEP]) {
+        scenarios.extend(list_images(ctx)?);
+    }
+    if wanted(&[crate::dora::LEAD_TIME, crate::dora::FREQUENCY]) {
+        scenarios.extend(crate::dora::scenarios(ctx)?);
+    }
     Ok(scenarios)
 }
 

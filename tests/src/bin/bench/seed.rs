@@ -209,7 +209,7 @@ fn generate(path: &Path, images: u64) -> anyhow::Result<()> {
             ])?;
         }
     }
-    for (_, sql) in &indexes {
+    for (_, _, sql) in &indexes {
         tx.execute_batch(sql)?;
     }
     // The channels' current versions agree with the images recorded.
@@ -242,13 +242,13 @@ fn generate(path: &Path, images: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A cursor (an image id) in the middle of the generated year: `image_id < cursor` starts a
-/// page about halfway down every registry's list.
-/// The `CREATE INDEX` text of each index, by name: dropped for a bulk load, then recreated.
-pub type Indexes = Vec<(String, String)>;
+/// The indexes and triggers of the loaded tables — `(type, name, CREATE text)` — dropped for
+/// a bulk load and recreated after it. The generators keep what the triggers would (the
+/// channels' versions) themselves, in bulk.
+pub type Indexes = Vec<(String, String, String)>;
 
 /// Opens a freshly migrated database for loading (not serving): no journal to speak of, no
-/// fsync, a big page cache; and the indexes of `tables`, to drop during the load.
+/// fsync, a big page cache; and the indexes and triggers of `tables`, to drop during the load.
 pub fn open_for_bulk_load(
     path: &Path,
     tables: &[&str],
@@ -259,23 +259,35 @@ pub fn open_for_bulk_load(
         "PRAGMA synchronous = OFF; PRAGMA cache_size = -524288; PRAGMA temp_store = MEMORY;",
     )?;
     let indexes = connection
-        .prepare("SELECT name, sql, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")?
-        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))?
+        .prepare(
+            "SELECT type, name, sql, tbl_name FROM sqlite_master \
+             WHERE type IN ('index', 'trigger') AND sql IS NOT NULL",
+        )?
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })?
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
-        .filter(|(_, _, table)| tables.contains(&table.as_str()))
-        .map(|(name, sql, _)| (name, sql))
+        .filter(|(_, _, _, table)| tables.contains(&table.as_str()))
+        .map(|(kind, name, sql, _)| (kind, name, sql))
         .collect();
     Ok((connection, indexes))
 }
 
 pub fn drop_indexes(tx: &rusqlite::Transaction<'_>, indexes: &Indexes) -> anyhow::Result<()> {
-    for (name, _) in indexes {
-        tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+    for (kind, name, _) in indexes {
+        tx.execute_batch(&format!("DROP {} \"{name}\"", kind.to_uppercase()))?;
     }
     Ok(())
 }
 
+/// A cursor (an image id) in the middle of the generated year: `image_id < cursor` starts a
+/// page about halfway down every registry's list.
 pub fn middle_cursor() -> String {
     uuid_v7(START_MS + SPAN_MS / 2, u64::MAX, u64::MAX)
 }

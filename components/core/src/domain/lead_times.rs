@@ -1,0 +1,284 @@
+//! The lead times of a DORA period as a multiset of sorted runs, and its exact order statistics.
+//!
+//! A query over many days reads each day's lead times already sorted (one run per day and
+//! environment, from `lead_time_days`) plus the records of the partial days at the range's
+//! edges. The median and p90 of the union are found by *selection* — a binary search over the
+//! value, counting each run with a binary search of its own — so the figures cost
+//! O(runs · log values) and never a sort of every value. A run may also be *subtracted*: the
+//! records of a partial day that fall outside the range, taken from that day's full run. The
+//! answer is the same, bit for bit, as sorting every value: the figures here are exact.
+//!
+//! Lead times are whole microseconds (what `duration_mins` divides by 60,000,000), never
+//! negative: a negative duration is clock skew and is counted apart, not held here.
+
+/// Microseconds per minute: lead times are exact microseconds, shown in minutes.
+pub const MICROS_PER_MINUTE: f64 = 60_000_000.0;
+
+/// Whole microseconds as (fractional) minutes, exactly as `duration_mins` computes them.
+pub fn micros_to_mins(micros: u64) -> f64 {
+    micros as f64 / MICROS_PER_MINUTE
+}
+
+/// One sorted run with the sign it counts with.
+#[derive(Debug, Clone, PartialEq)]
+struct Run {
+    ascending: Vec<u64>,
+    subtracted: bool,
+}
+
+/// A multiset of lead times (µs): sorted runs added, and sorted runs subtracted from them.
+///
+/// Invariant (the caller's): every subtracted value is also in an added run, so the multiset
+/// is well defined. Violating it cannot panic; it gives wrong figures, which the rollup tests
+/// would catch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadTimes {
+    runs: Vec<Run>,
+}
+
+impl LeadTimes {
+    /// Adds a run; `ascending` must be sorted (debug builds check).
+    pub fn add_sorted(&mut self, ascending: Vec<u64>) {
+        debug_assert!(ascending.is_sorted());
+        if !ascending.is_empty() {
+            self.runs.push(Run {
+                ascending,
+                subtracted: false,
+            });
+        }
+    }
+
+    /// Adds values in any order.
+    pub fn add_unsorted(&mut self, mut values: Vec<u64>) {
+        values.sort_unstable();
+        self.add_sorted(values);
+    }
+
+    /// Removes values (in any order) that an added run holds.
+    pub fn subtract_unsorted(&mut self, mut values: Vec<u64>) {
+        values.sort_unstable();
+        if !values.is_empty() {
+            self.runs.push(Run {
+                ascending: values,
+                subtracted: true,
+            });
+        }
+    }
+
+    /// Adds every run of `other` (its subtractions too): the union of two periods.
+    pub fn extend(&mut self, other: &LeadTimes) {
+        self.runs.extend(other.runs.iter().cloned());
+    }
+
+    /// How many lead times the set holds.
+    pub fn count(&self) -> u64 {
+        let (added, subtracted) = self.runs.iter().fold((0u64, 0u64), |(a, s), run| {
+            let n = run.ascending.len() as u64;
+            if run.subtracted {
+                (a, s + n)
+            } else {
+                (a + n, s)
+            }
+        });
+        added.saturating_sub(subtracted)
+    }
+
+    /// The exact sum in microseconds (wide: a year of long lead times overflows `u64`).
+    pub fn sum_micros(&self) -> u128 {
+        let (added, subtracted) = self.runs.iter().fold((0u128, 0u128), |(a, s), run| {
+            let sum: u128 = run.ascending.iter().map(|v| u128::from(*v)).sum();
+            if run.subtracted {
+                (a, s + sum)
+            } else {
+                (a + sum, s)
+            }
+        });
+        added.saturating_sub(subtracted)
+    }
+
+    /// The lead time of 0-based `rank` in ascending order; `None` past the end.
+    ///
+    /// A binary search over the value: the answer is the smallest value with more than `rank`
+    /// lead times at or below it. Each run keeps a window of the positions that may still
+    /// hold values inside the search interval, so as the interval narrows, each count is a
+    /// binary search of a few elements, and runs wholly on one side cost nothing.
+    pub fn nth(&self, rank: u64) -> Option<u64> {
+        if rank >= self.count() {
+            return None;
+        }
+        if let [only] = self.runs.as_slice() {
+            return only.ascending.get(rank as usize).copied();
+        }
+        let added = || self.runs.iter().filter(|run| !run.subtracted);
+        let mut low = added()
+            .filter_map(|run| run.ascending.first())
+            .min()
+            .copied()?;
+        let mut high = added()
+            .filter_map(|run| run.ascending.last())
+            .max()
+            .copied()?;
+        // Per run: values before `start` are < low, values from `end` on are > high.
+        let mut windows: Vec<(usize, usize)> = self
+            .runs
+            .iter()
+            .map(|run| (0, run.ascending.len()))
+            .collect();
+        let rank = rank as i64;
+        let mut splits = Vec::with_capacity(windows.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let mut at_most = 0i64;
+            splits.clear();
+            for (run, (start, end)) in self.runs.iter().zip(&windows) {
+                let split = start + run.ascending[*start..*end].partition_point(|v| *v <= middle);
+                splits.push(split);
+                at_most += if run.subtracted {
+                    -(split as i64)
+                } else {
+                    split as i64
+                };
+            }
+            let narrow_high = at_most > rank;
+            for (window, split) in windows.iter_mut().zip(&splits) {
+                if narrow_high {
+                    window.1 = *split;
+                } else {
+                    window.0 = *split;
+                }
+            }
+            if narrow_high {
+                high = middle;
+            } else {
+                low = middle + 1;
+            }
+        }
+        Some(low)
+    }
+
+    /// The `q`-quantile (0..=1) in minutes, interpolating linearly between closest ranks (the
+    /// "R-7" definition of numpy and spreadsheets). `None` for an empty set.
+    pub fn quantile_mins(&self, q: f64) -> Option<f64> {
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        let position = q.clamp(0.0, 1.0) * (count - 1) as f64;
+        let lower = position.floor() as u64;
+        let upper = position.ceil() as u64;
+        let fraction = position - lower as f64;
+        let low = micros_to_mins(self.nth(lower)?);
+        let high = if upper == lower {
+            low
+        } else {
+            micros_to_mins(self.nth(upper)?)
+        };
+        Some(low + (high - low) * fraction)
+    }
+
+    /// The mean in minutes, from the exact sum.
+    pub fn mean_mins(&self) -> Option<f64> {
+        let count = self.count();
+        (count > 0).then(|| self.sum_micros() as f64 / count as f64 / MICROS_PER_MINUTE)
+    }
+
+    pub fn min_mins(&self) -> Option<f64> {
+        if self.runs.iter().all(|run| !run.subtracted) {
+            let first = self.runs.iter().filter_map(|run| run.ascending.first());
+            return first.min().copied().map(micros_to_mins);
+        }
+        self.nth(0).map(micros_to_mins)
+    }
+
+    pub fn max_mins(&self) -> Option<f64> {
+        if self.runs.iter().all(|run| !run.subtracted) {
+            let last = self.runs.iter().filter_map(|run| run.ascending.last());
+            return last.max().copied().map(micros_to_mins);
+        }
+        self.count()
+            .checked_sub(1)
+            .and_then(|last| self.nth(last))
+            .map(micros_to_mins)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definition the selection must agree with: sort everything, index, interpolate.
+    fn sorted_quantile(sorted: &[u64], q: f64) -> Option<f64> {
+        let minutes: Vec<f64> = sorted.iter().map(|v| micros_to_mins(*v)).collect();
+        crate::domain::lead_time::quantile(&minutes, q)
+    }
+
+    #[test]
+    fn an_empty_set_has_no_figures() {
+        let set = LeadTimes::default();
+        assert_eq!(set.count(), 0);
+        assert_eq!(set.nth(0), None);
+        assert_eq!(set.quantile_mins(0.5), None);
+        assert_eq!(set.mean_mins(), None);
+        assert_eq!(set.max_mins(), None);
+    }
+
+    #[test]
+    fn the_median_of_runs_is_the_median_of_their_union() {
+        let mut set = LeadTimes::default();
+        set.add_sorted(vec![60_000_000, 180_000_000]);
+        set.add_sorted(vec![120_000_000, 240_000_000]);
+        assert_eq!(set.count(), 4);
+        assert_eq!(set.quantile_mins(0.5), Some(2.5));
+        assert_eq!(set.min_mins(), Some(1.0));
+        assert_eq!(set.max_mins(), Some(4.0));
+        assert_eq!(set.mean_mins(), Some(2.5));
+    }
+
+    #[test]
+    fn subtracting_the_outside_of_a_partial_day_leaves_the_inside() {
+        let mut set = LeadTimes::default();
+        set.add_sorted(vec![1, 5, 5, 9, 12]);
+        set.subtract_unsorted(vec![5, 12]);
+        assert_eq!(set.count(), 3);
+        assert_eq!(
+            (0..3).map(|r| set.nth(r).unwrap()).collect::<Vec<_>>(),
+            [1, 5, 9]
+        );
+        assert_eq!(set.sum_micros(), 15);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Any split of any values into runs, with any part of them subtracted again, has the
+        /// order statistics of the values that remain, sorted.
+        #[test]
+        fn selection_agrees_with_sorting(
+            values in proptest::collection::vec(0u64..1u64 << 45, 0..200),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+            removed in proptest::collection::vec(any::<bool>(), 200),
+            q in 0.0f64..=1.0,
+        ) {
+            let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(values.len() + 1)).collect();
+            bounds.push(0);
+            bounds.push(values.len());
+            bounds.sort_unstable();
+            let mut set = LeadTimes::default();
+            for pair in bounds.windows(2) {
+                set.add_unsorted(values[pair[0]..pair[1]].to_vec());
+            }
+            let gone: Vec<u64> = (0..values.len()).filter(|i| removed[*i]).map(|i| values[i]).collect();
+            let mut remaining: Vec<u64> =
+                (0..values.len()).filter(|i| !removed[*i]).map(|i| values[i]).collect();
+            set.subtract_unsorted(gone);
+            remaining.sort_unstable();
+
+            prop_assert_eq!(set.count(), remaining.len() as u64);
+            for (rank, value) in remaining.iter().enumerate() {
+                prop_assert_eq!(set.nth(rank as u64), Some(*value));
+            }
+            prop_assert_eq!(set.quantile_mins(q), sorted_quantile(&remaining, q));
+            prop_assert_eq!(set.sum_micros(), remaining.iter().map(|v| u128::from(*v)).sum::<u128>());
+        }
+    }
+}

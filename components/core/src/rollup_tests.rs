@@ -1,0 +1,273 @@
+//! The daily rollup answers exactly what the records answer.
+//!
+//! Deployments are recorded through the real handler (so `lead_time_days` is written by the
+//! real write path) with back-filled times spread over days, environments, prod flags,
+//! records without a project, images without a commit time, and skewed clocks. Then, for
+//! generated ranges and intervals, the figures read through the rollup plan must equal —
+//! exactly, not approximately — the figures read from every record. The rollup that
+//! migration 0004 builds from existing records must equal the one the handler wrote.
+
+use std::cell::Cell;
+
+use chrono::{Duration, TimeZone, Utc};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use crate::db::{Db, Value};
+use crate::domain::lead_time::{Interval, LeadTimeSummary, ReadPlan, TimeRange};
+use crate::domain::{OrgId, Timestamp};
+use crate::env::{Clock, Config, Env, Ids};
+use crate::sqlite_native::RusqliteDb;
+use crate::store::dora;
+use crate::store::lead_times::DoraFilter;
+
+const ADMIN: &str = "rollup-admin-token";
+
+type Handler = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
+
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::parse("now", "2026-06-01T12:00:00Z").unwrap()
+    }
+
+    fn sleep(&self, _: std::time::Duration) {}
+}
+
+struct SequentialIds(Cell<u128>);
+
+impl Ids for SequentialIds {
+    fn new_id(&self) -> Uuid {
+        self.0.set(self.0.get() + 1);
+        Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + self.0.get())
+    }
+
+    fn secret(&self) -> [u8; 32] {
+        let mut secret = [9u8; 32];
+        secret[..16].copy_from_slice(&self.new_id().as_u128().to_be_bytes());
+        secret
+    }
+}
+
+/// A small deterministic generator (the data of one proptest case comes from its seed).
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct World {
+    db: RusqliteDb,
+    ids: SequentialIds,
+}
+
+/// The first instant of the generated data: deployments fall in the 20 days after it.
+fn epoch() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap()
+}
+
+fn rfc3339(instant: chrono::DateTime<Utc>) -> String {
+    Timestamp::from_utc(instant).to_stored()
+}
+
+impl World {
+    fn call(
+        &self,
+        handler: Handler,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        let env = Env {
+            db: &self.db,
+            clock: &FixedClock,
+            ids: &self.ids,
+            config: Config {
+                admin_token: Some(ADMIN.to_owned()),
+                max_body_bytes: 1 << 20,
+            },
+        };
+        let response = handler(&request, &env);
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert!(response.status().is_success(), "{method} {path}: {body}");
+        body
+    }
+
+    /// `deployments` deployments of images with generated commit times.
+    fn generate(seed: u64, deployments: usize) -> World {
+        let world = World {
+            db: RusqliteDb::open_in_memory(),
+            ids: SequentialIds(Cell::new(0)),
+        };
+        let mut rng = SplitMix(seed);
+        let token = world.call(
+            crate::handle_registry_request,
+            "POST",
+            "/api/v1/tokens",
+            ADMIN,
+            serde_json::json!({"org_id": "acme", "role": "admin", "name": "t"}),
+        )["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let registry = world.call(
+            crate::handle_registry_request,
+            "POST",
+            "/api/v1/registries",
+            &token,
+            serde_json::json!({"image_repository_name": "app", "container_registry_id": "ghcr"}),
+        )["registry_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for n in 0..deployments {
+            let deployed = epoch() + Duration::seconds(rng.below(20 * 86_400) as i64);
+            // Lead times from a second to ~3 days, some equal (whole minutes), a few negative.
+            let lead = match rng.below(10) {
+                0 => -(rng.below(3_600) as i64),
+                1..=3 => 60 * rng.below(240) as i64,
+                _ => rng.below(3 * 86_400) as i64 + 1,
+            };
+            let mut image = serde_json::json!({"tag_name": format!("t{n}"), "image_name": "i",
+                "image_name_with_tag": format!("i:t{n}"), "git_hash": "abcdef1", "run_id": format!("r{n}")});
+            if rng.below(20) != 0 {
+                image["git_hash_commit_timestamp"] = rfc3339(
+                    deployed
+                        - Duration::seconds(lead)
+                        - Duration::microseconds(rng.below(1_000_000) as i64),
+                )
+                .into();
+            }
+            let image_id = world.call(
+                crate::handle_images_request,
+                "POST",
+                &format!("/api/v1/registries/{registry}/images"),
+                &token,
+                image,
+            )["image_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let environment = ["dev", "staging", "production"][rng.below(3) as usize];
+            let mut deployment = serde_json::json!({"image_id": image_id, "app_id": "app",
+                "environment": environment, "prod": environment == "production" && rng.below(8) != 0,
+                "deployed_at": rfc3339(deployed)});
+            if rng.below(12) != 0 {
+                deployment["project_id"] = format!("project-{}", rng.below(2)).into();
+            }
+            world.call(
+                crate::handle_lead_time_request,
+                "POST",
+                "/api/v1/deployments",
+                &token,
+                deployment,
+            );
+        }
+        world
+    }
+
+    fn org() -> OrgId {
+        OrgId::parse("org_id", "acme").unwrap()
+    }
+
+    /// The figures of every period, and the deployments, read by `plan`.
+    fn figures(&self, plan: &ReadPlan, filter: &DoraFilter, starts: &[i64]) -> Figures {
+        let lead_times =
+            dora::lead_times_by_period(&self.db, &Self::org(), plan, filter, starts).unwrap();
+        let deployments =
+            dora::deployments_by_period(&self.db, &Self::org(), plan, filter, starts).unwrap();
+        let mut all = crate::domain::lead_times::LeadTimes::default();
+        let periods = lead_times
+            .periods
+            .iter()
+            .map(|set| {
+                all.extend(set);
+                LeadTimeSummary::of(set)
+            })
+            .collect();
+        Figures {
+            summary: LeadTimeSummary::of(&all),
+            periods,
+            clock_skew: lead_times.clock_skew,
+            deployments,
+        }
+    }
+
+    fn rollup_rows(&self) -> Vec<Vec<Value>> {
+        self.db
+            .execute(
+                "SELECT org_id, day, environment, prod, deployments, clock_skew, lead_times \
+                 FROM lead_time_days ORDER BY org_id, day, environment, prod",
+                &[],
+            )
+            .unwrap()
+            .rows
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Figures {
+    summary: LeadTimeSummary,
+    periods: Vec<LeadTimeSummary>,
+    clock_skew: u64,
+    deployments: Vec<u64>,
+}
+
+#[test]
+fn migration_0004_builds_the_rollup_the_write_path_keeps() {
+    let world = World::generate(7, 300);
+    let written = world.rollup_rows();
+    assert!(written.len() > 30, "the data spans days and environments");
+    world.db.execute("DELETE FROM lead_time_days", &[]).unwrap();
+    assert!(world.rollup_rows().is_empty());
+    crate::store::lead_time_days::rebuild(&world.db).unwrap();
+    assert_eq!(world.rollup_rows(), written);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn the_rollup_gives_exactly_the_figures_of_the_records(
+        seed in any::<u64>(),
+        start_offset in 0i64..22 * 86_400_000_000,
+        length in 0i64..22 * 86_400_000_000,
+        interval in prop::sample::select(vec![Interval::Day, Interval::Week, Interval::Month, Interval::All]),
+        environment in prop::option::of(prop::sample::select(vec!["dev", "production"])),
+        prod in prop::option::of(any::<bool>()),
+    ) {
+        let world = World::generate(seed, 120);
+        let start = epoch() - Duration::days(1) + Duration::microseconds(start_offset);
+        let range = TimeRange {
+            start: Timestamp::from_utc(start),
+            end: Timestamp::from_utc(start + Duration::microseconds(length)),
+        };
+        let filter = DoraFilter {
+            environment: environment.map(str::to_owned),
+            prod,
+            ..DoraFilter::default()
+        };
+        let starts: Vec<i64> = interval.periods(&range).iter().map(|p| p.timestamp()).collect();
+        let with_rollup = ReadPlan::with_rollup(&range);
+        let records = world.figures(&ReadPlan::records_only(&range), &filter, &starts);
+        prop_assert_eq!(world.figures(&with_rollup, &filter, &starts), records);
+    }
+}

@@ -1,0 +1,129 @@
+//! The reads behind the DORA figures: lead times and deployments per period of a range.
+//!
+//! Whole UTC days come from the daily rollup (`lead_time_days`), the partial days at the
+//! range's edges from the records (`image_lead_times`), as [`ReadPlan`] decides. Filters the
+//! rollup cannot answer — project and app — read every record of the range instead. Either
+//! way the figures are the same, exactly: the rollup holds the records' own lead times.
+
+use crate::db::Db;
+use crate::domain::OrgId;
+use crate::domain::lead_time::{ReadPlan, TimeRange, period_index};
+use crate::domain::lead_times::LeadTimes;
+use crate::error::Error;
+
+use super::lead_time_days::{self, LeadTimeDay};
+use super::lead_times::{DoraFilter, deployment_times, lead_time_durations};
+
+/// The lead times of each period, and the clock-skewed records of the whole range.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadTimesByPeriod {
+    pub periods: Vec<LeadTimes>,
+    pub clock_skew: u64,
+}
+
+/// How to read `range` for `filter`.
+pub fn plan(range: &TimeRange, filter: &DoraFilter) -> ReadPlan {
+    if filter.project_id.is_some() || filter.app_id.is_some() {
+        ReadPlan::records_only(range)
+    } else {
+        ReadPlan::with_rollup(range)
+    }
+}
+
+fn rollup_days(
+    db: &dyn Db,
+    org_id: &OrgId,
+    plan: &ReadPlan,
+    filter: &DoraFilter,
+    with_lead_times: bool,
+) -> Result<Vec<LeadTimeDay>, Error> {
+    match plan.days {
+        None => Ok(Vec::new()),
+        Some(days) => lead_time_days::read(
+            db,
+            org_id,
+            days,
+            filter.environment.as_deref(),
+            filter.prod,
+            with_lead_times,
+        ),
+    }
+}
+
+fn day_second(day: &LeadTimeDay) -> i64 {
+    day.day
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp()
+}
+
+/// Lead times per period (`starts`: the periods' first seconds, ascending).
+pub fn lead_times_by_period(
+    db: &dyn Db,
+    org_id: &OrgId,
+    plan: &ReadPlan,
+    filter: &DoraFilter,
+    starts: &[i64],
+) -> Result<LeadTimesByPeriod, Error> {
+    let mut result = LeadTimesByPeriod {
+        periods: vec![LeadTimes::default(); starts.len()],
+        clock_skew: 0,
+    };
+    let mut clock_skew: i64 = 0;
+    for day in rollup_days(db, org_id, plan, filter, true)? {
+        let period = period_index(starts, day_second(&day));
+        clock_skew += day.clock_skew as i64;
+        result.periods[period].add_sorted(day.lead_times);
+    }
+    for (ranges, subtract) in [(&plan.add, false), (&plan.subtract, true)] {
+        for range in ranges {
+            let mut by_period: Vec<Vec<u64>> = vec![Vec::new(); starts.len()];
+            for (second, micros) in lead_time_durations(db, org_id, range, filter)? {
+                match u64::try_from(micros) {
+                    Ok(micros) => by_period[period_index(starts, second)].push(micros),
+                    Err(_) if subtract => clock_skew -= 1,
+                    Err(_) => clock_skew += 1,
+                }
+            }
+            for (set, values) in result.periods.iter_mut().zip(by_period) {
+                if subtract {
+                    set.subtract_unsorted(values);
+                } else {
+                    set.add_unsorted(values);
+                }
+            }
+        }
+    }
+    result.clock_skew = u64::try_from(clock_skew)
+        .map_err(|_| Error::storage("lead_time_days counts fewer skewed records than exist"))?;
+    Ok(result)
+}
+
+/// Deployments per period (`starts` as for [`lead_times_by_period`]).
+pub fn deployments_by_period(
+    db: &dyn Db,
+    org_id: &OrgId,
+    plan: &ReadPlan,
+    filter: &DoraFilter,
+    starts: &[i64],
+) -> Result<Vec<u64>, Error> {
+    let mut counts = vec![0i64; starts.len()];
+    for day in rollup_days(db, org_id, plan, filter, false)? {
+        counts[period_index(starts, day_second(&day))] += day.deployments as i64;
+    }
+    for (ranges, sign) in [(&plan.add, 1), (&plan.subtract, -1)] {
+        for range in ranges {
+            for second in deployment_times(db, org_id, range, filter)? {
+                counts[period_index(starts, second)] += sign;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|count| {
+            u64::try_from(count)
+                .map_err(|_| Error::storage("lead_time_days counts fewer deployments than exist"))
+        })
+        .collect()
+}
