@@ -19,7 +19,7 @@
 //! # Invariants
 //! - Core never imports `spin_sdk` and does no I/O except through `Db`.
 //! - Every query filters by the org the caller acts for; another org's row is a 404.
-//! - Every multi-statement write runs in one `BEGIN IMMEDIATE` transaction.
+//! - Every write is one statement or one `BEGIN IMMEDIATE` transaction.
 //! - No handler panics on client input; every error is problem+json.
 
 pub mod api;
@@ -65,4 +65,63 @@ pub fn handle_lead_time_request(
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
     api::serve(request, env, api::lead_time::routes)
+}
+
+/// What a component does after its response is sent and before its connection closes: a
+/// request that may have written checkpoints the WAL, PASSIVE (it waits for no one and blocks
+/// no one).
+///
+/// Spin closes the connection when the instance ends, and closing the last connection of a
+/// WAL database checkpoints the WAL under an exclusive lock and deletes it; the next request
+/// meets that lock and sleeps a timer tick (1 ms) or more before retrying. Checkpointing here,
+/// while other requests carry on, leaves the close nothing to copy. Reads add no WAL frames
+/// and skip it. On a database that is not WAL (a libSQL server) the pragma does nothing or is
+/// refused; either way there is nothing to report, the response is already sent.
+pub fn after_response(request: &http::Request<Vec<u8>>, db: &dyn Db) {
+    if !request.method().is_safe() {
+        let _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)", &[]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// Remembers every statement; answers none.
+    #[derive(Default)]
+    struct Recording(RefCell<Vec<String>>);
+
+    impl Db for Recording {
+        fn execute(&self, sql: &str, _: &[Value]) -> Result<Rows, DbError> {
+            self.0.borrow_mut().push(sql.to_owned());
+            Err(DbError::Other("not a WAL database".to_owned()))
+        }
+    }
+
+    fn after(method: &str) -> Vec<String> {
+        let db = Recording::default();
+        let request = http::Request::builder()
+            .method(method)
+            .uri("/api/v1/registries")
+            .body(Vec::new())
+            .unwrap();
+        after_response(&request, &db);
+        db.0.into_inner()
+    }
+
+    #[test]
+    fn writes_checkpoint_after_responding_and_reads_do_not() {
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            assert_eq!(
+                after(method),
+                ["PRAGMA wal_checkpoint(PASSIVE)"],
+                "{method}"
+            );
+        }
+        for method in ["GET", "HEAD", "OPTIONS"] {
+            assert!(after(method).is_empty(), "{method}");
+        }
+    }
 }

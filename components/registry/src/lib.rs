@@ -4,10 +4,10 @@
 // `#[http_component]` expands to the wasi:http export glue, which is `unsafe` by nature.
 #![allow(unsafe_code)]
 
-use spin_sdk::http::IncomingRequest;
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]
-async fn handle(request: IncomingRequest) -> http::Response<Vec<u8>> {
-    cd_spin_shell::serve(request, cd_core::handle_registry_request).await
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    cd_spin_shell::serve(request, response_out, cd_core::handle_registry_request).await
 }

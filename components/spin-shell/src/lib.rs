@@ -7,7 +7,7 @@
 
 use cd_core::{Config, Db, DbError, Env, Error, Rows, SystemClock, SystemIds, Value};
 use futures::StreamExt;
-use spin_sdk::http::IncomingRequest;
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::sqlite::{self, Connection};
 use spin_sdk::variables;
 
@@ -15,21 +15,32 @@ use spin_sdk::variables;
 pub type EntryPoint = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
 
 /// Serves one request: the whole life of a component instance.
-pub async fn serve(request: IncomingRequest, entry_point: EntryPoint) -> http::Response<Vec<u8>> {
+///
+/// The response is sent, and its body finished, before the database connection closes: Spin
+/// (like wasi-http hosts generally) streams the response while the handler still runs, and
+/// closing the last connection of a WAL database checkpoints the WAL into the database file
+/// and fsyncs it — milliseconds the client need not wait for. A write then checkpoints its
+/// own frames first ([`cd_core::after_response`]), so that the close is quick and the next
+/// request does not meet its lock.
+pub async fn serve(
+    request: IncomingRequest,
+    response_out: ResponseOutparam,
+    entry_point: EntryPoint,
+) {
     let config = Config::from_variables(
         variables::get("admin_token").ok(),
         variables::get("max_body_bytes").ok(),
     );
     let request = match read_request(request, config.max_body_bytes).await {
         Ok(request) => request,
-        Err(error) => return error.into_response(),
+        Err(error) => return send(response_out, error.into_response()).await,
     };
     // Spin opens lazily: this does no I/O, and a failure to open shows on the first execute.
     let db = match Connection::open_default() {
         Ok(connection) => SpinDb(connection),
         Err(error) => {
-            return Error::storage(format!("cannot open the default database: {error}"))
-                .into_response();
+            let error = Error::storage(format!("cannot open the default database: {error}"));
+            return send(response_out, error.into_response()).await;
         }
     };
     let env = Env {
@@ -38,7 +49,37 @@ pub async fn serve(request: IncomingRequest, entry_point: EntryPoint) -> http::R
         ids: &SystemIds,
         config,
     };
-    entry_point(&request, &env)
+    let response = entry_point(&request, &env);
+    send(response_out, response).await;
+    cd_core::after_response(&request, &db);
+    drop(db);
+}
+
+/// Sends `response` whole: status, headers, and the body, finished.
+async fn send(response_out: ResponseOutparam, response: http::Response<Vec<u8>>) {
+    let (parts, body) = response.into_parts();
+    let headers: Vec<(String, Vec<u8>)> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    // `http` has already checked every name and value; Fields refuses only forbidden ones.
+    let (outgoing, body) = match Fields::from_list(&headers) {
+        Ok(fields) => (OutgoingResponse::new(fields), body),
+        Err(error) => {
+            eprintln!("cd-spin-shell: response headers refused: {error:?}");
+            let outgoing = OutgoingResponse::new(Fields::new());
+            let _ = outgoing.set_status_code(500);
+            response_out.set(outgoing);
+            return;
+        }
+    };
+    if outgoing.set_status_code(parts.status.as_u16()).is_err() {
+        eprintln!("cd-spin-shell: status {} refused", parts.status);
+    }
+    if let Err(error) = response_out.set_with_body(outgoing, body).await {
+        eprintln!("cd-spin-shell: the response body could not be sent: {error:?}");
+    }
 }
 
 /// How much of a too-large body we read and discard before answering 413. Answering while the

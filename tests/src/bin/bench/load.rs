@@ -524,6 +524,13 @@ impl Baseline {
                             let (status, body) = self.call_with(connection, &call);
                             let ok = call.expect.contains(&status);
                             tally.record((from, end), started, Ok(((status, ok), body.into())));
+                            // As the Spin shell does once the response is sent.
+                            if mode.connection_per_request {
+                                cd_core::after_response(
+                                    &call.request("localhost", |b| b),
+                                    connection,
+                                );
+                            }
                         }
                         tally
                     })
