@@ -8,7 +8,9 @@
 -- then ~30 rows per environment, and cd-core selects the median and p90 from the sorted runs
 -- (domain/lead_times.rs) instead of sorting every value. Records that count: a project and a
 -- commit time, as in every DORA query. The row is written in the transaction that inserts the
--- record (store/lead_time_days.rs), so the two never disagree.
+-- record (store/lead_time_days.rs), so the two never disagree. (A build older than this
+-- migration would insert records without it: builds from this one on refuse writes on a schema
+-- newer than they know, and README's "Upgrading" says to stop older instances first.)
 --
 -- A rowid table with a unique key, not WITHOUT ROWID: the blobs are kilobytes, and a WITHOUT
 -- ROWID table would carry them in its interior B-tree pages too.

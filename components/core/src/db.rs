@@ -179,7 +179,26 @@ impl Db for PatientDb<'_> {
 /// fails the transaction is still open in SQLite, so it is rolled back too: a failed request
 /// never leaves half a write behind, even if the connection outlived the request.
 pub fn transaction<T>(db: &dyn Db, work: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    db.execute("BEGIN IMMEDIATE", &[])?;
+    within(db, "BEGIN IMMEDIATE", work)
+}
+
+/// Runs reads that must see one state of the database — one snapshot — inside a deferred
+/// `BEGIN … COMMIT`.
+///
+/// Outside a transaction every statement sees the database as it is when it runs. An answer
+/// built from several reads (the DORA figures: a daily rollup plus the records at the range's
+/// edges, some of them subtracted) would otherwise count a deployment recorded between two of
+/// them once in one read and not in the other. In WAL mode the snapshot blocks no writer.
+pub fn read_snapshot<T>(db: &dyn Db, work: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    within(db, "BEGIN", work)
+}
+
+fn within<T>(
+    db: &dyn Db,
+    begin: &str,
+    work: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    db.execute(begin, &[])?;
     let outcome = work().and_then(|value| {
         db.execute("COMMIT", &[])?;
         Ok(value)

@@ -37,6 +37,10 @@ pub enum Error {
     Invalid { field: String, reason: String },
     /// 503: the database stayed locked by other writers past the busy timeout; retry.
     Busy,
+    /// 503: this instance is older than the database's schema (a newer cd-images is being
+    /// rolled out): it answers reads but refuses writes, which it would make without the
+    /// newer schema's derived data. Retry; a new instance will take it.
+    OutdatedInstance { schema: i64, known: i64 },
     /// 500: our bug or the platform's (SQL error, unreadable row, missing configuration).
     Internal { cause: String },
 }
@@ -99,7 +103,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy | Error::OutdatedInstance { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +121,7 @@ impl Error {
             Error::UnsupportedMediaType => "unsupported-media-type",
             Error::Invalid { .. } => "invalid-field",
             Error::Busy => "busy",
+            Error::OutdatedInstance { .. } => "outdated-instance",
             Error::Internal { .. } => "internal-error",
         }
     }
@@ -137,6 +142,10 @@ impl Error {
             }
             Error::Invalid { field, reason } => format!("{field}: {reason}"),
             Error::Busy => "the database is busy with other writers; retry shortly".to_owned(),
+            Error::OutdatedInstance { schema, known } => format!(
+                "this instance knows schema version {known} and the database is at {schema}: \
+                 a newer cd-images is being rolled out; retry shortly"
+            ),
             Error::Internal { .. } => "an internal error occurred; it has been logged".to_owned(),
         }
     }
@@ -178,7 +187,9 @@ impl Error {
             Error::Unauthorized { .. } => {
                 response = response.header(http::header::WWW_AUTHENTICATE, "Bearer");
             }
-            Error::Busy => response = response.header(http::header::RETRY_AFTER, "1"),
+            Error::Busy | Error::OutdatedInstance { .. } => {
+                response = response.header(http::header::RETRY_AFTER, "1");
+            }
             _ => {}
         }
         response.body(body).expect("status and headers are valid")

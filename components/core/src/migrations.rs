@@ -242,4 +242,56 @@ mod tests {
             ensure_schema(&db).unwrap();
         }
     }
+
+    #[test]
+    fn an_instance_older_than_the_schema_answers_reads_and_refuses_writes() {
+        // During a rollout an old instance meets a database a newer build has migrated: it
+        // must not write rows without what the newer schema derives from them.
+        let db = crate::sqlite_native::RusqliteDb::open_in_memory();
+        ensure_schema(&db).unwrap();
+        db.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (?, 'a newer build')",
+            &[(latest_version() + 1).into()],
+        )
+        .unwrap();
+        let env = crate::Env {
+            db: &db,
+            clock: &crate::SystemClock,
+            ids: &crate::SystemIds,
+            config: crate::Config {
+                admin_token: Some("admin-token".to_owned()),
+                max_body_bytes: 1 << 20,
+            },
+        };
+        let request = |method: &str, path: &str, body: &str| {
+            http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", "Bearer admin-token")
+                .header("content-type", "application/json")
+                .body(body.as_bytes().to_vec())
+                .unwrap()
+        };
+        let read =
+            crate::handle_registry_request(&request("GET", "/api/v1/health/registry", ""), &env);
+        assert_eq!(read.status(), 200);
+        let write = crate::handle_registry_request(
+            &request(
+                "POST",
+                "/api/v1/tokens",
+                r#"{"org_id": "acme", "role": "admin", "name": "t"}"#,
+            ),
+            &env,
+        );
+        assert_eq!(write.status(), 503);
+        assert_eq!(write.headers()["retry-after"], "1");
+        let problem: serde_json::Value = serde_json::from_slice(write.body()).unwrap();
+        assert_eq!(problem["type"], "urn:cd-images:problem:outdated-instance");
+        let tokens = db.execute("SELECT COUNT(*) FROM api_tokens", &[]).unwrap();
+        assert_eq!(
+            tokens.rows[0][0],
+            crate::db::Value::Integer(0),
+            "nothing written"
+        );
+    }
 }

@@ -303,17 +303,12 @@ fn create(
             }
         }
         InsertOutcome::VersionAtMaximum => {
-            // Say so in the domain's words: `bump` knows which part and why.
-            let current = versions::find(env.db, registry_id, &image.request.channel)?
-                .ok_or_else(|| Error::storage("a channel at its maximum vanished"))?;
-            match image.request.version_change {
-                VersionChange::Bump(update_type) => current.version.bump(update_type)?,
-                VersionChange::Keep => current.version,
-            };
-            return Err(Error::storage(format!(
-                "channel {} did not move from {}",
-                image.request.channel, current.version
-            )));
+            return Err(versions::at_maximum(
+                env.db,
+                registry_id,
+                &image.request.channel,
+                image.request.version_change,
+            ));
         }
     };
     match recorded {

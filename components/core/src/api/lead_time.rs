@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::db::transaction;
+use crate::db::{read_snapshot, transaction};
 use crate::domain::image::{COMMIT_CLOCK_SKEW_SECONDS, ImageId};
 use crate::domain::lead_time::{
     DoraLevel, EnvironmentName, Interval, LeadTimeSummary, TimeRange, duration_mins,
@@ -396,8 +396,21 @@ fn lead_time(
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
     let plan = dora::plan(&query.range, &query.filter);
-    let by_period =
-        dora::lead_times_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)?;
+    // The figures and the page of values from one snapshot: a deployment recorded meanwhile
+    // must be in all of the reads or in none.
+    let (by_period, page) = read_snapshot(env.db, || {
+        let by_period =
+            dora::lead_times_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)?;
+        let page = store::lead_time_values(
+            env.db,
+            &query.org_id,
+            &query.range,
+            &query.filter,
+            after,
+            limit,
+        )?;
+        Ok((by_period, page))
+    })?;
     let mut all = LeadTimes::default();
     let series = periods
         .iter()
@@ -414,14 +427,6 @@ fn lead_time(
     let summary = LeadTimeSummary::of(&all);
     let clock_skew_excluded = by_period.clock_skew as usize;
 
-    let page = store::lead_time_values(
-        env.db,
-        &query.org_id,
-        &query.range,
-        &query.filter,
-        after,
-        limit,
-    )?;
     let values = page
         .items
         .into_iter()
@@ -498,7 +503,9 @@ fn deployment_frequency(
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
     let plan = dora::plan(&query.range, &query.filter);
-    let counts = dora::deployments_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)?;
+    let counts = read_snapshot(env.db, || {
+        dora::deployments_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)
+    })?;
     let total: u64 = counts.iter().sum();
     let days = query.range.days();
     let per_day = total as f64 / days;

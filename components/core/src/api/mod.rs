@@ -278,7 +278,11 @@ pub fn serve(
             config: env.config.clone(),
             ..*env
         };
-        migrations::ensure_schema(env.db)?;
+        let schema = migrations::ensure_schema(env.db)?;
+        let known = migrations::latest_version();
+        if schema > known && !request.method().is_safe() {
+            return Err(Error::OutdatedInstance { schema, known });
+        }
         let caller = auth::authenticate(api_request.headers, env)?;
         routes(&api_request, &caller, env)
     })();

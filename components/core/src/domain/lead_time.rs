@@ -20,7 +20,7 @@ use super::{Timestamp, check_text};
 
 /// Elapsed whole microseconds from `commit` to `deployed` (negative when the commit's clock is
 /// ahead). Instants are microseconds in years 1–9999, so the difference always fits.
-pub fn duration_micros(commit: Timestamp, deployed: Timestamp) -> i64 {
+fn duration_micros(commit: Timestamp, deployed: Timestamp) -> i64 {
     (deployed.instant() - commit.instant())
         .num_microseconds()
         .unwrap_or(i64::MAX)
@@ -294,7 +294,10 @@ pub fn period_index(starts: &[i64], second: i64) -> usize {
 }
 
 /// The `q`-quantile (0..=1) of sorted values, interpolating linearly between closest ranks
-/// (the "R-7" definition used by numpy and spreadsheets). `None` for no values.
+/// (the "R-7" definition used by numpy and spreadsheets). `None` for no values. The
+/// definition, kept as the tests' oracle: the service selects order statistics from sorted
+/// runs instead (`LeadTimes::quantile_mins`), and must agree with this.
+#[cfg(test)]
 pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;

@@ -19,6 +19,12 @@ pub fn micros_to_mins(micros: u64) -> f64 {
     micros as f64 / MICROS_PER_MINUTE
 }
 
+/// Minutes back to whole microseconds, rounding as SQLite's `round()` does (half away from
+/// zero; integral values past 2^52 unchanged). The inverse of [`micros_to_mins`] below 2^52 µs.
+pub fn mins_to_micros(mins: f64) -> i64 {
+    (mins * MICROS_PER_MINUTE).round() as i64
+}
+
 /// One sorted run with the sign it counts with.
 #[derive(Debug, Clone, PartialEq)]
 struct Run {

@@ -273,7 +273,7 @@ pub fn list(
         ),
         &params,
     )?;
-    let rows = super::unpack_rows(&super::packed_text(&packed)?)?;
+    let rows = super::packed_rows(&packed)?;
     let items = rows
         .iter()
         .map(|values| from_row(Row::new(values)))

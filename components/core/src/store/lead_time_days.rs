@@ -179,9 +179,9 @@ pub fn read(
         .collect()
 }
 
-/// Rebuilds the whole rollup from the records, with migration 0004's own statement: for bulk
-/// loads that bypass the write path (the benchmark's generator) and as a repair. Call inside a
-/// transaction.
+/// Rebuilds the whole rollup from the records, with migration 0004's own statement (the
+/// benchmark's generator runs [`backfill_statement`] after its bulk load in the same way).
+/// Call inside a transaction.
 pub fn rebuild(db: &dyn Db) -> Result<(), Error> {
     db.execute("DELETE FROM lead_time_days", &[])?;
     db.execute(&backfill_statement()?, &[])?;

@@ -38,10 +38,14 @@ pub struct LeadTimeRecord {
 }
 
 impl LeadTimeRecord {
-    /// The lead time in whole microseconds; `None` without a commit time.
+    /// The lead time in whole microseconds, computed from the stored `duration_mins` exactly
+    /// as every SQL read computes it (`CAST(round(duration_mins * 60000000.0) AS INTEGER)`),
+    /// so the daily rollup and the records agree even where a REAL cannot hold the exact
+    /// microseconds (lead times past 2^53 µs, ~285 years: only nonsense commit times). `None`
+    /// without a commit time.
     pub fn duration_micros(&self) -> Option<i64> {
-        self.git_hash_commit_timestamp
-            .map(|commit| crate::domain::lead_time::duration_micros(commit, self.created_at))
+        self.duration_mins
+            .map(crate::domain::lead_times::mins_to_micros)
     }
 }
 
@@ -344,13 +348,7 @@ fn deployment_times_sql(condition: &str) -> String {
 
 /// The one text value of a `group_concat` query ("" when it aggregated no rows).
 fn packed_column(db: &dyn Db, sql: &str, params: &[Value]) -> Result<String, Error> {
-    let rows = db.execute(sql, params)?;
-    Ok(rows
-        .first()
-        .map(|row| row.optional_text(0))
-        .transpose()?
-        .flatten()
-        .unwrap_or_default())
+    Ok(super::aggregated_text(&db.execute(sql, params)?)?.unwrap_or_default())
 }
 
 /// A page of the lead-time records that count, newest first. The cursor is
@@ -381,7 +379,7 @@ pub fn lead_time_values(
         ),
         &params,
     )?;
-    let mut rows = super::unpack_rows(&super::packed_text(&rows)?)?;
+    let mut rows = super::packed_rows(&rows)?;
     for row in &mut rows {
         if let Some(Value::Integer(micros)) = row.get(DURATION_COLUMN) {
             row[DURATION_COLUMN] = Value::Real(*micros as f64 / MICROS_PER_MINUTE);

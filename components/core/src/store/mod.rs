@@ -19,7 +19,7 @@ pub mod versions;
 /// 15–24 columns, that per-value cost was most of the request. One text per page crosses
 /// once. Only TEXT, INTEGER and NULL columns may be packed: JSON renders REAL with 15
 /// significant digits, so REAL columns travel as exact integers (see the callers).
-pub(crate) fn unpack_rows(packed: &str) -> Result<Vec<Vec<crate::db::Value>>, crate::Error> {
+fn unpack_rows(packed: &str) -> Result<Vec<Vec<crate::db::Value>>, crate::Error> {
     use crate::db::Value;
     let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(packed)
         .map_err(|e| crate::Error::storage(format!("unreadable packed rows: {e}")))?;
@@ -41,14 +41,21 @@ pub(crate) fn unpack_rows(packed: &str) -> Result<Vec<Vec<crate::db::Value>>, cr
         .collect()
 }
 
-/// The one TEXT value of a packing query (`json_group_array` over no rows is `[]`).
-pub(crate) fn packed_text(rows: &crate::db::Rows) -> Result<String, crate::Error> {
+/// The one TEXT value of an aggregating query (`json_group_array`, `group_concat`); `None`
+/// when it aggregated nothing into NULL.
+pub(crate) fn aggregated_text(rows: &crate::db::Rows) -> Result<Option<String>, crate::Error> {
     Ok(rows
         .first()
         .map(|row| row.optional_text(0))
         .transpose()?
-        .flatten()
-        .unwrap_or_else(|| "[]".to_owned()))
+        .flatten())
+}
+
+/// The rows packed by `json_group_array(json_array(..))`.
+pub(crate) fn packed_rows(
+    rows: &crate::db::Rows,
+) -> Result<Vec<Vec<crate::db::Value>>, crate::Error> {
+    unpack_rows(aggregated_text(rows)?.as_deref().unwrap_or("[]"))
 }
 
 /// One page of a newest-first (or name-ordered) list.

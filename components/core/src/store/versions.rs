@@ -169,15 +169,31 @@ pub fn advance(
     if let Some(row) = rows.first() {
         return from_row(row);
     }
-    // No row: the part to bump is at its maximum. `bump` says so in the domain's words.
-    let current = find(db, registry.registry_id, channel)?
-        .ok_or_else(|| Error::storage("a channel version vanished inside a transaction"))?;
-    match change {
-        VersionChange::Bump(update_type) => current.version.bump(update_type)?,
-        VersionChange::Keep => current.version,
+    // No row: the part to bump is at its maximum.
+    Err(at_maximum(db, registry.registry_id, channel, change))
+}
+
+/// Why a channel did not move when SQL found the part to bump at its maximum: `bump` says so
+/// in the domain's words (409 naming the part). If the channel has moved since the write was
+/// refused (a concurrent `PUT …/version` outside our transaction), it is contention: 503,
+/// retry.
+pub fn at_maximum(
+    db: &dyn Db,
+    registry_id: RegistryId,
+    channel: &Channel,
+    change: VersionChange,
+) -> Error {
+    let current = match find(db, registry_id, channel) {
+        Ok(Some(current)) => current,
+        Ok(None) => return Error::storage(format!("channel {channel} vanished")),
+        Err(error) => return error,
     };
-    Err(Error::storage(format!(
-        "the version of channel {channel} did not move from {}",
-        current.version
-    )))
+    let bumped = match change {
+        VersionChange::Bump(update_type) => current.version.bump(update_type),
+        VersionChange::Keep => Ok(current.version),
+    };
+    match bumped {
+        Err(at_maximum) => at_maximum,
+        Ok(_) => Error::Busy,
+    }
 }
