@@ -6,12 +6,10 @@
 
 use std::cell::Cell;
 
-use uuid::Uuid;
-
 use crate::db::{Db, DbError, Rows, Value};
-use crate::domain::Timestamp;
-use crate::env::{Clock, Config, Env, Ids};
+use crate::env::{Config, Env};
 use crate::sqlite_native::RusqliteDb;
+use crate::test_support::{FixedClock, Handler, SequentialIds};
 
 const ADMIN: &str = "fault-admin-token";
 
@@ -70,34 +68,6 @@ impl FailingDb {
     }
 }
 
-struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::parse("now", "2026-06-01T12:00:00Z").unwrap()
-    }
-
-    fn sleep(&self, _: std::time::Duration) {}
-}
-
-/// Increasing ids, so "newest first" stays meaningful.
-struct SequentialIds(Cell<u128>);
-
-impl Ids for SequentialIds {
-    fn new_id(&self) -> Uuid {
-        self.0.set(self.0.get() + 1);
-        Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + self.0.get())
-    }
-
-    fn secret(&self) -> [u8; 32] {
-        let mut secret = [7u8; 32];
-        secret[..16].copy_from_slice(&self.new_id().as_u128().to_be_bytes());
-        secret
-    }
-}
-
-type Handler = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
-
 struct World {
     db: FailingDb,
     ids: SequentialIds,
@@ -107,7 +77,7 @@ impl World {
     fn new(error: DbError) -> World {
         World {
             db: FailingDb::new(error),
-            ids: SequentialIds(Cell::new(0)),
+            ids: SequentialIds::default(),
         }
     }
 

@@ -38,6 +38,8 @@ mod rollup_tests;
 #[cfg(any(test, feature = "rusqlite"))]
 pub mod sqlite_native;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 
 pub use db::{Db, DbError, Rows, Value};
 pub use env::{Clock, Config, Env, Ids, SystemClock, SystemIds};

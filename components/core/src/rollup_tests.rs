@@ -7,48 +7,19 @@
 //! exactly, not approximately — the figures read from every record. The rollup that
 //! migration 0004 builds from existing records must equal the one the handler wrote.
 
-use std::cell::Cell;
-
 use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
-use uuid::Uuid;
 
 use crate::db::{Db, Value};
 use crate::domain::lead_time::{Interval, LeadTimeSummary, ReadPlan, TimeRange};
 use crate::domain::{OrgId, Timestamp};
-use crate::env::{Clock, Config, Env, Ids};
+use crate::env::{Config, Env};
 use crate::sqlite_native::RusqliteDb;
 use crate::store::dora;
 use crate::store::lead_times::DoraFilter;
+use crate::test_support::{FixedClock, Handler, SequentialIds};
 
 const ADMIN: &str = "rollup-admin-token";
-
-type Handler = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
-
-struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::parse("now", "2026-06-01T12:00:00Z").unwrap()
-    }
-
-    fn sleep(&self, _: std::time::Duration) {}
-}
-
-struct SequentialIds(Cell<u128>);
-
-impl Ids for SequentialIds {
-    fn new_id(&self) -> Uuid {
-        self.0.set(self.0.get() + 1);
-        Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + self.0.get())
-    }
-
-    fn secret(&self) -> [u8; 32] {
-        let mut secret = [9u8; 32];
-        secret[..16].copy_from_slice(&self.new_id().as_u128().to_be_bytes());
-        secret
-    }
-}
 
 /// A small deterministic generator (the data of one proptest case comes from its seed).
 struct SplitMix(u64);
@@ -136,7 +107,7 @@ impl World {
     fn generate_in(db: RusqliteDb, seed: u64, deployments: usize) -> World {
         let mut world = World {
             db,
-            ids: SequentialIds(Cell::new(0)),
+            ids: SequentialIds::default(),
             token: String::new(),
             registry: String::new(),
         };

@@ -1,0 +1,41 @@
+//! Deterministic time and ids for cd-core's own integration-style tests (fault injection, the
+//! rollup equivalence): a clock stopped at one instant and ids that increase, so "newest
+//! first" stays meaningful and a failing case replays exactly.
+
+use std::cell::Cell;
+
+use uuid::Uuid;
+
+use crate::domain::Timestamp;
+use crate::env::{Clock, Env, Ids};
+
+/// A cd-core entry point (`handle_*_request`).
+pub type Handler = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
+
+/// Always 2026-06-01T12:00:00Z; sleeping returns at once.
+pub struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::parse("now", "2026-06-01T12:00:00Z").unwrap()
+    }
+
+    fn sleep(&self, _: std::time::Duration) {}
+}
+
+/// Increasing UUIDv7-shaped ids; token secrets derived from them.
+#[derive(Default)]
+pub struct SequentialIds(Cell<u128>);
+
+impl Ids for SequentialIds {
+    fn new_id(&self) -> Uuid {
+        self.0.set(self.0.get() + 1);
+        Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + self.0.get())
+    }
+
+    fn secret(&self) -> [u8; 32] {
+        let mut secret = [7u8; 32];
+        secret[..16].copy_from_slice(&self.new_id().as_u128().to_be_bytes());
+        secret
+    }
+}
