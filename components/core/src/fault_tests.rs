@@ -7,9 +7,8 @@
 use std::cell::Cell;
 
 use crate::db::{Db, DbError, Rows, Value};
-use crate::env::{Config, Env};
 use crate::sqlite_native::RusqliteDb;
-use crate::test_support::{FixedClock, Handler, SequentialIds};
+use crate::test_support::{Handler, SequentialIds, serve};
 
 const ADMIN: &str = "fault-admin-token";
 
@@ -89,23 +88,15 @@ impl World {
         token: &str,
         body: serde_json::Value,
     ) -> (u16, serde_json::Value, String) {
-        let request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap())
-            .unwrap();
-        let env = Env {
-            db: &self.db,
-            clock: &FixedClock,
-            ids: &self.ids,
-            config: Config {
-                admin_token: Some(ADMIN.to_owned()),
-                max_body_bytes: 1 << 20,
-            },
-        };
-        let response = handler(&request, &env);
+        let response = serve(
+            &self.db,
+            &self.ids,
+            ADMIN,
+            handler,
+            (method, path),
+            token,
+            &body,
+        );
         let content_type = response
             .headers()
             .get("content-type")

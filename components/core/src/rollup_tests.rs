@@ -13,11 +13,10 @@ use proptest::prelude::*;
 use crate::db::{Db, Value};
 use crate::domain::lead_time::{Interval, LeadTimeSummary, ReadPlan, TimeRange};
 use crate::domain::{OrgId, Timestamp};
-use crate::env::{Config, Env};
 use crate::sqlite_native::RusqliteDb;
 use crate::store::dora;
 use crate::store::lead_times::DoraFilter;
-use crate::test_support::{FixedClock, Handler, SequentialIds};
+use crate::test_support::{Handler, SequentialIds, serve};
 
 const ADMIN: &str = "rollup-admin-token";
 
@@ -77,23 +76,7 @@ impl World {
         token: &str,
         body: serde_json::Value,
     ) -> serde_json::Value {
-        let request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap())
-            .unwrap();
-        let env = Env {
-            db,
-            clock: &FixedClock,
-            ids: &self.ids,
-            config: Config {
-                admin_token: Some(ADMIN.to_owned()),
-                max_body_bytes: 1 << 20,
-            },
-        };
-        let response = handler(&request, &env);
+        let response = serve(db, &self.ids, ADMIN, handler, (method, path), token, &body);
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert!(response.status().is_success(), "{method} {path}: {body}");
         body

@@ -6,8 +6,9 @@ use std::cell::Cell;
 
 use uuid::Uuid;
 
+use crate::db::Db;
 use crate::domain::Timestamp;
-use crate::env::{Clock, Env, Ids};
+use crate::env::{Clock, Config, Env, Ids};
 
 /// A cd-core entry point (`handle_*_request`).
 pub type Handler = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
@@ -38,4 +39,34 @@ impl Ids for SequentialIds {
         secret[..16].copy_from_slice(&self.new_id().as_u128().to_be_bytes());
         secret
     }
+}
+
+/// Serves one JSON request with `token` as the bearer through `handler`, on `db`, with the
+/// fixed clock, `ids`, and `admin` as the bootstrap admin token.
+pub fn serve(
+    db: &dyn Db,
+    ids: &dyn Ids,
+    admin: &str,
+    handler: Handler,
+    (method, path): (&str, &str),
+    token: &str,
+    body: &serde_json::Value,
+) -> http::Response<Vec<u8>> {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).unwrap())
+        .unwrap();
+    let env = Env {
+        db,
+        clock: &FixedClock,
+        ids,
+        config: Config {
+            admin_token: Some(admin.to_owned()),
+            max_body_bytes: 1 << 20,
+        },
+    };
+    handler(&request, &env)
 }
