@@ -7,15 +7,16 @@
 
 use http::HeaderMap;
 
+use crate::db::Db;
 use crate::domain::token::token_digest;
-use crate::domain::{OrgId, Role};
+use crate::domain::{ImageRegistry, OrgId, RegistryId, Role};
 use crate::env::Env;
 use crate::error::Error;
-use crate::store::registries::Visibility;
+use crate::store::registries::{self, Visibility};
 use crate::store::tokens::{self, ApiToken};
 
 #[derive(Debug, Clone)]
-pub enum Caller {
+pub(crate) enum Caller {
     /// No `Authorization` header.
     Anonymous,
     /// The bootstrap admin token from the `admin_token` variable.
@@ -26,7 +27,7 @@ pub enum Caller {
 
 /// Identifies the caller. A malformed header or an unknown or revoked token is a 401; only the
 /// absence of the header is anonymous.
-pub fn authenticate(headers: &HeaderMap, env: &Env<'_>) -> Result<Caller, Error> {
+pub(crate) fn authenticate(headers: &HeaderMap, env: &Env<'_>) -> Result<Caller, Error> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(Caller::Anonymous);
@@ -73,7 +74,7 @@ impl Caller {
     ///
     /// An org token acts for its own org (naming another is a 403). The bootstrap admin acts
     /// for the org named by `org_id` (query or body) and must name one.
-    pub fn act_for(&self, named_org: Option<OrgId>, needed: Role) -> Result<OrgId, Error> {
+    pub(crate) fn act_for(&self, named_org: Option<OrgId>, needed: Role) -> Result<OrgId, Error> {
         match self {
             Caller::Anonymous => Err(authentication_required()),
             Caller::BootstrapAdmin => named_org.ok_or_else(|| {
@@ -102,19 +103,90 @@ impl Caller {
         }
     }
 
-    /// Which registries the caller may read: anonymous callers see public ones only.
-    pub fn visibility<'a>(&self, acting_org: Option<&'a OrgId>) -> Visibility<'a> {
-        match acting_org {
-            Some(org_id) => Visibility::Org(org_id),
-            None => Visibility::PublicOnly,
-        }
-    }
-
-    pub fn is_anonymous(&self) -> bool {
+    pub(crate) fn is_anonymous(&self) -> bool {
         matches!(self, Caller::Anonymous)
     }
+}
 
-    pub fn is_bootstrap_admin(&self) -> bool {
-        matches!(self, Caller::BootstrapAdmin)
+/// A registry the caller may read the rows of (channels, images): the proof the store's
+/// registry-scoped reads ask for. Only [`readable_registry`] makes one, so a handler cannot
+/// reach another org's rows by forgetting a check.
+#[derive(Debug)]
+pub(crate) struct ReadableRegistry(ImageRegistry);
+
+/// A live registry of the org the caller acts for, with the role a write needs: the proof the
+/// store's registry-scoped writes ask for. Only [`writable_registry`] makes one.
+#[derive(Debug)]
+pub(crate) struct WritableRegistry(ReadableRegistry);
+
+impl ReadableRegistry {
+    pub(crate) fn id(&self) -> RegistryId {
+        self.0.registry_id
     }
+
+    pub(crate) fn registry(&self) -> &ImageRegistry {
+        &self.0
+    }
+
+    pub(crate) fn into_registry(self) -> ImageRegistry {
+        self.0
+    }
+}
+
+impl WritableRegistry {
+    /// Whoever may write a registry's rows may read them.
+    pub(crate) fn readable(&self) -> &ReadableRegistry {
+        &self.0
+    }
+
+    pub(crate) fn id(&self) -> RegistryId {
+        self.0.id()
+    }
+
+    pub(crate) fn registry(&self) -> &ImageRegistry {
+        self.0.registry()
+    }
+}
+
+fn registry_not_found(registry_id: RegistryId) -> Error {
+    Error::not_found(format!("registry {registry_id} does not exist"))
+}
+
+/// Finds a registry the caller may read: public ones for anyone (even anonymous), the org's
+/// own for its tokens. Anonymous callers get 401 for anything not public, so that "forgot the
+/// token" is distinguishable from "no such registry" without revealing private ones.
+pub(crate) fn readable_registry(
+    db: &dyn Db,
+    caller: &Caller,
+    named_org: Option<OrgId>,
+    registry_id: RegistryId,
+) -> Result<ReadableRegistry, Error> {
+    let org_id = match caller {
+        Caller::Anonymous => None,
+        _ => Some(caller.act_for(named_org, Role::Read)?),
+    };
+    let visibility = org_id
+        .as_ref()
+        .map_or(Visibility::PublicOnly, Visibility::Org);
+    match registries::find_visible(db, registry_id, visibility)? {
+        Some(registry) => Ok(ReadableRegistry(registry)),
+        None if caller.is_anonymous() => Err(Error::Unauthorized {
+            detail: "this registry is not public: send a token".to_owned(),
+        }),
+        None => Err(registry_not_found(registry_id)),
+    }
+}
+
+/// Finds a live registry of the acting org for a write needing `role`.
+pub(crate) fn writable_registry(
+    db: &dyn Db,
+    caller: &Caller,
+    named_org: Option<OrgId>,
+    role: Role,
+    registry_id: RegistryId,
+) -> Result<WritableRegistry, Error> {
+    let org_id = caller.act_for(named_org, role)?;
+    registries::find_owned(db, registry_id, &org_id)?
+        .map(|registry| WritableRegistry(ReadableRegistry(registry)))
+        .ok_or_else(|| registry_not_found(registry_id))
 }

@@ -23,7 +23,7 @@ pub enum Error {
     /// 404: no such resource, or one the caller may not see (never reveals another org's rows).
     NotFound { detail: String },
     /// 405: the path exists, the method does not.
-    MethodNotAllowed { allowed: &'static str },
+    MethodNotAllowed { allowed: String },
     /// 409: the request conflicts with what is stored.
     Conflict {
         detail: String,
@@ -182,7 +182,7 @@ impl Error {
             .header(http::header::CONTENT_TYPE, "application/problem+json");
         match &self {
             Error::MethodNotAllowed { allowed } => {
-                response = response.header(http::header::ALLOW, *allowed);
+                response = response.header(http::header::ALLOW, allowed.as_str());
             }
             Error::Unauthorized { .. } => {
                 response = response.header(http::header::WWW_AUTHENTICATE, "Bearer");

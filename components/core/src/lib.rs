@@ -41,6 +41,7 @@ pub mod store;
 #[cfg(test)]
 mod test_support;
 
+pub use api::routes::{Access, Component, Route};
 pub use db::{Db, DbError, Rows, Value};
 pub use env::{Clock, Config, Env, Ids, SystemClock, SystemIds};
 pub use error::Error;
@@ -50,7 +51,7 @@ pub fn handle_registry_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, api::registries::routes)
+    api::serve(request, env, Component::Registry)
 }
 
 /// The images component: image entries (the pipeline trigger), image queries and updates.
@@ -58,7 +59,7 @@ pub fn handle_images_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, api::images::routes)
+    api::serve(request, env, Component::Images)
 }
 
 /// The lead-time component: deployments and DORA lead time for changes.
@@ -66,7 +67,7 @@ pub fn handle_lead_time_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, api::lead_time::routes)
+    api::serve(request, env, Component::LeadTime)
 }
 
 /// What a component does after its response is sent and before its connection closes: a

@@ -8,7 +8,7 @@ use std::cell::Cell;
 
 use uuid::Uuid;
 
-use crate::domain::lead_time::{Interval, MAX_RANGE_DAYS, TimeRange};
+use crate::domain::dora::{Interval, MAX_RANGE_DAYS, TimeRange};
 use crate::domain::{Channel, SemVersion, Timestamp};
 use crate::env::{Clock, Config, Env, Ids};
 use crate::sqlite_native::RusqliteDb;

@@ -11,11 +11,11 @@ use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
 
 use crate::db::{Db, Value};
-use crate::domain::lead_time::{Interval, LeadTimeSummary, ReadPlan, TimeRange};
+use crate::domain::dora::{Interval, LeadTimeSummary, ReadPlan, TimeRange};
 use crate::domain::{OrgId, Timestamp};
 use crate::sqlite_native::RusqliteDb;
+use crate::store::deployments::DoraFilter;
 use crate::store::dora;
-use crate::store::lead_times::DoraFilter;
 use crate::test_support::{Handler, SequentialIds, serve};
 
 const ADMIN: &str = "rollup-admin-token";
@@ -209,7 +209,7 @@ impl World {
             dora::lead_times_by_period(&self.db, &Self::org(), plan, filter, starts).unwrap();
         let deployments =
             dora::deployments_by_period(&self.db, &Self::org(), plan, filter, starts).unwrap();
-        let mut all = crate::domain::lead_times::LeadTimes::default();
+        let mut all = crate::domain::sorted_runs::LeadTimes::default();
         let periods = lead_times
             .periods
             .iter()
@@ -253,7 +253,7 @@ fn migration_0004_builds_the_rollup_the_write_path_keeps() {
     assert!(written.len() > 30, "the data spans days and environments");
     world.db.execute("DELETE FROM lead_time_days", &[]).unwrap();
     assert!(world.rollup_rows().is_empty());
-    crate::store::lead_time_days::rebuild(&world.db).unwrap();
+    crate::store::daily_rollup::rebuild(&world.db).unwrap();
     assert_eq!(world.rollup_rows(), written);
 }
 

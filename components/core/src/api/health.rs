@@ -1,12 +1,12 @@
 //! `GET /api/v1/health/<component>`: the component runs and its database answers.
 
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::migrations;
 
-use super::{ApiRequest, json_response, method_not_allowed};
+use super::{Context, json_response};
 
 #[derive(Serialize)]
 struct HealthBody<'a> {
@@ -15,12 +15,21 @@ struct HealthBody<'a> {
     schema_version: i64,
 }
 
+pub(super) fn registry(_: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    health("registry")
+}
+
+pub(super) fn images(_: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    health("images")
+}
+
+pub(super) fn lead_time(_: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    health("lead-time")
+}
+
 /// Answers the health route of `component`. The schema was ensured before routing, so
 /// reaching here means the database is readable and current.
-pub fn health(request: &ApiRequest<'_>, component: &str) -> Result<Response<Vec<u8>>, Error> {
-    if request.method != Method::GET {
-        return method_not_allowed("GET");
-    }
+fn health(component: &str) -> Result<Response<Vec<u8>>, Error> {
     json_response(
         StatusCode::OK,
         &HealthBody {

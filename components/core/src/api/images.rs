@@ -9,65 +9,26 @@
 //! - `GET   /api/v1/registries/{registry_id}/images/{image_id}`; `PATCH` the operational fields.
 //! - `GET   /api/v1/images/inactive-orgs`: GetDistinctOrgsOfInactiveImages (bootstrap admin).
 
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, ReadableRegistry, WritableRegistry};
 use crate::db::transaction;
 use crate::domain::image::{
-    CdRequest, Image, ImageChanges, ImageId, ImageStatus, VersionChange, check_commit_msg,
-    check_oci_tag, check_optional_text, check_tags, parse_git_hash,
+    CdRequest, Image, ImageChanges, ImageId, ImageStatus, NewImage, VersionChange,
+    check_commit_msg, check_oci_tag, check_optional_text, check_tags, parse_git_hash,
 };
-use crate::domain::{Channel, OrgId, RegistryId, Role, Timestamp, check_text};
+use crate::domain::{Channel, OrgId, Recorded, Timestamp, check_text};
 use crate::env::Env;
 use crate::error::Error;
+use crate::store::channels;
 use crate::store::images::{self as store, ImageFilter, InsertOutcome};
 use crate::store::json_columns::{
     ClusterImageTagJson, PortJson, parse_cluster_image_tags, parse_ports,
 };
-use crate::store::versions;
 
-use super::registries::{find_readable, find_writable};
-use super::{
-    ApiRequest, BASE_PATH, PageBody, created, decode_json, json_response, method_not_allowed,
-    no_route,
-};
-
-/// The images component's routes (Spin sends it `/api/v1/registries/:registry_id/images/...`,
-/// `/api/v1/images/...` and `/api/v1/health/images`).
-pub fn routes(
-    request: &ApiRequest<'_>,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let method = request.method;
-    match request.segments.as_slice() {
-        ["health", "images"] => super::health::health(request, "images"),
-        ["images", "inactive-orgs"] => match *method {
-            Method::GET => inactive_orgs(request, caller, env),
-            _ => method_not_allowed("GET"),
-        },
-        ["registries", registry_id, "images"] => {
-            let registry_id = RegistryId::parse("registry_id", registry_id)?;
-            match *method {
-                Method::POST => create(request, registry_id, caller, env),
-                Method::GET => list(request, registry_id, caller, env),
-                _ => method_not_allowed("GET, POST"),
-            }
-        }
-        ["registries", registry_id, "images", image_id] => {
-            let registry_id = RegistryId::parse("registry_id", registry_id)?;
-            let image_id = ImageId::parse("image_id", image_id)?;
-            match *method {
-                Method::GET => get(request, registry_id, image_id, caller, env),
-                Method::PATCH => update(request, registry_id, image_id, caller, env),
-                _ => method_not_allowed("GET, PATCH"),
-            }
-        }
-        _ => no_route(request),
-    }
-}
+use super::{BASE_PATH, Context, PageBody, decode_json, json_response, respond};
 
 /// The CD request as a pipeline posts it.
 #[derive(Deserialize)]
@@ -256,80 +217,60 @@ fn image_location(image: &Image) -> String {
     )
 }
 
-/// What creating an image did.
-enum Recorded {
-    New(Image),
-    /// A retry of a run already recorded: the first image, untouched.
-    Existing(Image),
-}
-
-fn create(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let body: CdRequestBody = request.json()?;
+pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let env = ctx.env;
+    let registry_id = ctx.registry_id()?;
+    let body: CdRequestBody = ctx.request.json()?;
     let cd_request = CdRequest::try_from(body)?;
     let now = env.clock.now();
     cd_request.check_commit_time(now)?;
     let digest = store::request_digest(&cd_request);
     // The reads happen before the write, so a retried pipeline run (the common retry) never
     // queues behind other writers; the write is one statement (store::images::record).
-    let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
-    if let Some(existing) = replay(env, registry_id, &cd_request.run_id, &digest)? {
+    let registry = ctx.writable_registry(registry_id)?;
+    if let Some(existing) = replay(env, registry.readable(), &cd_request.run_id, &digest)? {
         return json_response(StatusCode::OK, &ImageBody::from(existing));
     }
-    let mut image = Image {
+    let run_id = cd_request.run_id.clone();
+    let (channel, version_change) = (cd_request.channel.clone(), cd_request.version_change);
+    let image = NewImage {
         image_id: ImageId::new(env.ids.new_id()),
-        org_id: registry.org_id.clone(),
-        registry_id,
-        version: String::new(),
         request: cd_request,
         built_at: now,
-        updated_at: now,
     };
-    let recorded = match store::record(env.db, &image)? {
-        InsertOutcome::Recorded(version) => {
-            image.version = version;
-            Recorded::New(image)
-        }
+    let recorded = match store::record(env.db, &registry, image)? {
+        InsertOutcome::Recorded(image) => Recorded::New(image),
         // The same run recorded by a concurrent request since the read above: the insert
         // failed on the run's unique index, and the channel did not move.
-        InsertOutcome::RunRecorded => {
-            match replay(env, registry_id, &image.request.run_id, &digest)? {
-                Some(existing) => Recorded::Existing(existing),
-                None => return Err(Error::storage("a recorded run vanished")),
-            }
-        }
+        InsertOutcome::RunRecorded => match replay(env, registry.readable(), &run_id, &digest)? {
+            Some(existing) => Recorded::Existing(existing),
+            None => return Err(Error::storage("a recorded run vanished")),
+        },
         InsertOutcome::VersionAtMaximum => {
-            return Err(versions::at_maximum(
+            return Err(channels::at_maximum(
                 env.db,
-                registry_id,
-                &image.request.channel,
-                image.request.version_change,
+                &registry,
+                &channel,
+                version_change,
             ));
         }
     };
-    match recorded {
-        Recorded::New(image) => created(image_location(&image), &ImageBody::from(image)),
-        Recorded::Existing(image) => json_response(StatusCode::OK, &ImageBody::from(image)),
-    }
+    respond(recorded, image_location, ImageBody::from)
 }
 
 /// The image already recorded for this run, if the request is the same one (a retry); a
 /// different request reusing the run id is a 409.
 fn replay(
     env: &Env<'_>,
-    registry_id: RegistryId,
+    registry: &ReadableRegistry,
     run_id: &str,
     digest: &str,
 ) -> Result<Option<Image>, Error> {
-    let Some((existing, existing_digest)) = store::find_by_run(env.db, registry_id, run_id)? else {
+    let Some((existing, existing_digest)) = store::find_by_run(env.db, registry, run_id)? else {
         return Ok(None);
     };
     if existing_digest == digest {
-        let image = store::find(env.db, registry_id, existing)?
+        let image = store::find(env.db, registry, existing)?
             .ok_or_else(|| Error::storage("a recorded run vanished"))?;
         return Ok(Some(image));
     }
@@ -346,26 +287,17 @@ fn not_found(image_id: ImageId) -> Error {
     Error::not_found(format!("image {image_id} does not exist"))
 }
 
-fn get(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    image_id: ImageId,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let registry = find_readable(request, registry_id, caller, env)?;
-    let image =
-        store::find(env.db, registry.registry_id, image_id)?.ok_or_else(|| not_found(image_id))?;
+pub(super) fn get(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let registry_id = ctx.registry_id()?;
+    let image_id = ctx.image_id()?;
+    let registry = ctx.readable_registry(registry_id)?;
+    let image = store::find(ctx.env.db, &registry, image_id)?.ok_or_else(|| not_found(image_id))?;
     json_response(StatusCode::OK, &ImageBody::from(image))
 }
 
-fn list(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let registry = find_readable(request, registry_id, caller, env)?;
+pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let request = ctx.request;
+    let registry = ctx.readable_registry(ctx.registry_id()?)?;
     let (limit, cursor) = request.page_request()?;
     let after = cursor.map(|c| ImageId::parse("cursor", c)).transpose()?;
     let filter = ImageFilter {
@@ -377,7 +309,7 @@ fn list(
         tag: request.query("tag")?.map(str::to_owned),
         api_version_id: request.query("api_version_id")?.map(str::to_owned),
     };
-    let page = store::list(env.db, registry.registry_id, &filter, after, limit)?;
+    let page = store::list(ctx.env.db, &registry, &filter, after, limit)?;
     json_response(StatusCode::OK, &PageBody::from_page(page, ImageBody::from))
 }
 
@@ -407,17 +339,14 @@ struct UpdateImageBody {
 
 /// Changes the operational fields. Build metadata may be sent back unchanged (so a client can
 /// PATCH a whole image it read), but a different value is 422: it is the record of a build.
-fn update(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    image_id: ImageId,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let fields: Map<String, Json> = request.json()?;
+pub(super) fn update(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let env = ctx.env;
+    let registry_id = ctx.registry_id()?;
+    let image_id = ctx.image_id()?;
+    let fields: Map<String, Json> = ctx.request.json()?;
     let updated = transaction(env.db, || {
-        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
-        let image = store::find(env.db, registry.registry_id, image_id)?
+        let registry: WritableRegistry = ctx.writable_registry(registry_id)?;
+        let image = store::find(env.db, registry.readable(), image_id)?
             .ok_or_else(|| not_found(image_id))?;
         let current = serde_json::to_value(ImageBody::from(image.clone()))
             .map_err(|e| Error::storage(format!("image encoding failed: {e}")))?;
@@ -440,7 +369,7 @@ fn update(
         let body: UpdateImageBody = decode_json(&encoded)?;
         let changes = image_changes(body)?;
         let updated = image.with_changes(changes, env.clock.now());
-        store::update(env.db, &updated)?;
+        store::update(env.db, &registry, &updated)?;
         Ok(updated)
     })?;
     json_response(StatusCode::OK, &ImageBody::from(updated))
@@ -473,12 +402,9 @@ fn image_changes(body: UpdateImageBody) -> Result<ImageChanges, Error> {
 }
 
 /// A cross-org answer, so only the bootstrap admin may ask.
-fn inactive_orgs(
-    request: &ApiRequest<'_>,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    match caller {
+pub(super) fn inactive_orgs(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let (request, env) = (ctx.request, ctx.env);
+    match ctx.caller {
         Caller::BootstrapAdmin => {}
         Caller::Anonymous => {
             return Err(Error::Unauthorized {

@@ -4,61 +4,62 @@
 //! `http::Request<Vec<u8>>`, calls one entry point here, and sends back what it returns. Every
 //! failure becomes problem+json through `Error::into_response`, so no path panics or leaks.
 
-pub mod health;
-pub mod images;
-pub mod lead_time;
-pub mod registries;
-pub mod tokens;
-pub mod versions;
+mod channels;
+mod deployments;
+mod dora;
+mod health;
+mod images;
+mod registries;
+pub(crate) mod routes;
+mod tokens;
 
 use http::{HeaderMap, Method, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::auth::{self, Caller};
+use crate::auth::{self, Caller, ReadableRegistry, WritableRegistry};
 use crate::db::PatientDb;
-use crate::domain::OrgId;
+use crate::domain::{Channel, ImageId, OrgId, Recorded, RegistryId, ids::parse_uuid};
 use crate::env::Env;
 use crate::error::Error;
 use crate::migrations;
 use crate::store::Page;
 
+use routes::{Access, Component};
+
 /// The API's path prefix.
-pub const BASE_PATH: &str = "/api/v1";
+pub(crate) const BASE_PATH: &str = "/api/v1";
 
 /// The default and largest page sizes of every list.
-pub const DEFAULT_LIMIT: usize = 50;
-pub const MAX_LIMIT: usize = 500;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
+pub(crate) const MAX_LIMIT: usize = 500;
 
-/// A request as handlers see it: path segments after `/api/v1`, decoded query, headers, body.
-pub struct ApiRequest<'a> {
-    pub method: &'a Method,
-    pub segments: Vec<&'a str>,
+/// A request as handlers see it: the path after `/api/v1`, decoded query, headers, body.
+pub(crate) struct ApiRequest<'a> {
+    pub(crate) method: &'a Method,
+    /// `/registries/…`, without trailing slashes.
+    pub(crate) path: &'a str,
     query: Vec<(String, String)>,
-    pub headers: &'a HeaderMap,
-    pub body: &'a [u8],
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) body: &'a [u8],
 }
 
 impl<'a> ApiRequest<'a> {
-    pub fn new(request: &'a http::Request<Vec<u8>>) -> Result<ApiRequest<'a>, Error> {
+    pub(crate) fn new(request: &'a http::Request<Vec<u8>>) -> Result<ApiRequest<'a>, Error> {
         let path = request.uri().path();
         let rest = path
             .strip_prefix(BASE_PATH)
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
             .ok_or_else(|| Error::not_found(format!("no route for {path}")))?;
-        // Spin matches `/x/` and `/x//` like `/x`; so do we.
-        let segments = rest.trim_start_matches('/').trim_end_matches('/');
-        let segments = if segments.is_empty() {
-            Vec::new()
-        } else {
-            segments.split('/').collect()
-        };
+        // Spin matches `/x/` and `/x//` like `/x`, and `//x` like `/x`; so do we.
+        let leading = rest.len() - rest.trim_start_matches('/').len();
+        let path = rest[leading.saturating_sub(1)..].trim_end_matches('/');
         let query = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         Ok(ApiRequest {
             method: request.method(),
-            segments,
+            path,
             query,
             headers: request.headers(),
             body: request.body(),
@@ -66,7 +67,7 @@ impl<'a> ApiRequest<'a> {
     }
 
     /// A query parameter; repeating one is ambiguous, so it is a 400.
-    pub fn query(&self, name: &str) -> Result<Option<&str>, Error> {
+    pub(crate) fn query(&self, name: &str) -> Result<Option<&str>, Error> {
         let mut values = self
             .query
             .iter()
@@ -83,14 +84,14 @@ impl<'a> ApiRequest<'a> {
     }
 
     /// `org_id` from the query, for the bootstrap admin (org tokens may repeat their own).
-    pub fn named_org(&self) -> Result<Option<OrgId>, Error> {
+    pub(crate) fn named_org(&self) -> Result<Option<OrgId>, Error> {
         self.query("org_id")?
             .map(|v| OrgId::parse("org_id", v))
             .transpose()
     }
 
     /// `limit` and `cursor` of a list request.
-    pub fn page_request(&self) -> Result<(usize, Option<&str>), Error> {
+    pub(crate) fn page_request(&self) -> Result<(usize, Option<&str>), Error> {
         let limit = match self.query("limit")? {
             None => DEFAULT_LIMIT,
             Some(raw) => raw
@@ -109,7 +110,7 @@ impl<'a> ApiRequest<'a> {
     }
 
     /// Decodes a required JSON body.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         self.require_json_content_type()?;
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::malformed("this request needs a JSON body"));
@@ -118,7 +119,7 @@ impl<'a> ApiRequest<'a> {
     }
 
     /// Decodes an optional JSON body: an empty body is `T::default()`.
-    pub fn optional_json<T: DeserializeOwned + Default>(&self) -> Result<T, Error> {
+    pub(crate) fn optional_json<T: DeserializeOwned + Default>(&self) -> Result<T, Error> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(T::default());
         }
@@ -151,7 +152,7 @@ impl<'a> ApiRequest<'a> {
 /// Decodes JSON into `T`. Syntax errors are 400; a wrong type, a missing or an unknown field
 /// is 422 naming the field (unknown fields are refused: a typo in a pipeline should fail
 /// loudly, not be ignored).
-pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+pub(crate) fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     // serde would read a struct from a JSON array by position; a body is always an object.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
@@ -206,7 +207,7 @@ where
 }
 
 /// A JSON response.
-pub fn json_response<T: Serialize>(
+pub(crate) fn json_response<T: Serialize>(
     status: StatusCode,
     body: &T,
 ) -> Result<Response<Vec<u8>>, Error> {
@@ -220,7 +221,10 @@ pub fn json_response<T: Serialize>(
 }
 
 /// A JSON response for a newly created resource at `location`.
-pub fn created<T: Serialize>(location: String, body: &T) -> Result<Response<Vec<u8>>, Error> {
+pub(crate) fn created<T: Serialize>(
+    location: String,
+    body: &T,
+) -> Result<Response<Vec<u8>>, Error> {
     let mut response = json_response(StatusCode::CREATED, body)?;
     let location =
         http::HeaderValue::try_from(location).map_err(|e| Error::storage(e.to_string()))?;
@@ -230,7 +234,20 @@ pub fn created<T: Serialize>(location: String, body: &T) -> Result<Response<Vec<
     Ok(response)
 }
 
-pub fn no_content() -> Response<Vec<u8>> {
+/// The answer to a write that may be a retry: 201 at the new record's location, or 200 with
+/// the record the first request made.
+pub(crate) fn respond<T, B: Serialize>(
+    recorded: Recorded<T>,
+    location: impl FnOnce(&T) -> String,
+    body: impl FnOnce(T) -> B,
+) -> Result<Response<Vec<u8>>, Error> {
+    match recorded {
+        Recorded::New(record) => created(location(&record), &body(record)),
+        Recorded::Existing(record) => json_response(StatusCode::OK, &body(record)),
+    }
+}
+
+pub(crate) fn no_content() -> Response<Vec<u8>> {
     Response::builder()
         .status(StatusCode::NO_CONTENT)
         .body(Vec::new())
@@ -239,13 +256,13 @@ pub fn no_content() -> Response<Vec<u8>> {
 
 /// The JSON form of a page: `{"items": [...], "next_cursor": "..."|null}`.
 #[derive(Serialize)]
-pub struct PageBody<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
+pub(crate) struct PageBody<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
 }
 
 impl<T> PageBody<T> {
-    pub fn from_page<D>(page: Page<D>, convert: impl Fn(D) -> T) -> PageBody<T> {
+    pub(crate) fn from_page<D>(page: Page<D>, convert: impl Fn(D) -> T) -> PageBody<T> {
         PageBody {
             items: page.items.into_iter().map(convert).collect(),
             next_cursor: page.next_cursor,
@@ -253,17 +270,87 @@ impl<T> PageBody<T> {
     }
 }
 
-/// `Err(405)` listing the allowed methods.
-pub fn method_not_allowed<T>(allowed: &'static str) -> Result<T, Error> {
-    Err(Error::MethodNotAllowed { allowed })
+/// What a handler is given: the request, who sent it, what it needs, and the route's access.
+pub(crate) struct Context<'a> {
+    pub(crate) request: &'a ApiRequest<'a>,
+    pub(crate) caller: &'a Caller,
+    pub(crate) env: &'a Env<'a>,
+    access: Access,
+    params: Vec<(&'static str, &'a str)>,
+}
+
+impl<'a> Context<'a> {
+    /// A path parameter of the route's pattern (the table names it, so it is there).
+    fn param(&self, name: &str) -> &'a str {
+        self.params
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map_or("", |(_, value)| value)
+    }
+
+    pub(crate) fn registry_id(&self) -> Result<RegistryId, Error> {
+        RegistryId::parse("registry_id", self.param("registry_id"))
+    }
+
+    pub(crate) fn channel(&self) -> Result<Channel, Error> {
+        Channel::parse(self.param("channel"))
+    }
+
+    pub(crate) fn image_id(&self) -> Result<ImageId, Error> {
+        ImageId::parse("image_id", self.param("image_id"))
+    }
+
+    /// A UUID path parameter (`token_id`, `lead_time_id`).
+    pub(crate) fn uuid(&self, name: &str) -> Result<uuid::Uuid, Error> {
+        parse_uuid(name, self.param(name))
+    }
+
+    /// The org this request acts for, named by the query's `org_id` (the bootstrap admin
+    /// must name one), with the role the route needs.
+    pub(crate) fn acting_org(&self) -> Result<OrgId, Error> {
+        self.act_for(self.request.named_org()?)
+    }
+
+    /// The org this request acts for, named as the handler found it (query or body).
+    pub(crate) fn act_for(&self, named: Option<OrgId>) -> Result<OrgId, Error> {
+        self.caller.act_for(named, self.access.role())
+    }
+
+    /// A registry whose rows the caller may read: public ones for anyone, the org's own for
+    /// its tokens.
+    pub(crate) fn readable_registry(
+        &self,
+        registry_id: RegistryId,
+    ) -> Result<ReadableRegistry, Error> {
+        // An anonymous caller names no org: a bad `org_id` is not its problem.
+        let named = match self.caller {
+            Caller::Anonymous => None,
+            _ => self.request.named_org()?,
+        };
+        auth::readable_registry(self.env.db, self.caller, named, registry_id)
+    }
+
+    /// A live registry of the acting org, for a write with the route's role.
+    pub(crate) fn writable_registry(
+        &self,
+        registry_id: RegistryId,
+    ) -> Result<WritableRegistry, Error> {
+        auth::writable_registry(
+            self.env.db,
+            self.caller,
+            self.request.named_org()?,
+            self.access.role(),
+            registry_id,
+        )
+    }
 }
 
 /// What every entry point does around its route table: enforce the body limit, bring the
 /// schema up to date, authenticate, route, and turn any error into problem+json.
-pub fn serve(
+pub(crate) fn serve(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
-    routes: impl FnOnce(&ApiRequest<'_>, &Caller, &Env<'_>) -> Result<Response<Vec<u8>>, Error>,
+    component: Component,
 ) -> Response<Vec<u8>> {
     let outcome = (|| {
         if request.body().len() > env.config.max_body_bytes {
@@ -284,15 +371,15 @@ pub fn serve(
             return Err(Error::OutdatedInstance { schema, known });
         }
         let caller = auth::authenticate(api_request.headers, env)?;
-        routes(&api_request, &caller, env)
+        let matched = routes::find(component, api_request.method, api_request.path)?;
+        let context = Context {
+            request: &api_request,
+            caller: &caller,
+            env,
+            access: matched.access,
+            params: matched.params,
+        };
+        (matched.handler)(&context)
     })();
     outcome.unwrap_or_else(Error::into_response)
-}
-
-/// 404 for a path no route of this component knows.
-pub fn no_route<T>(request: &ApiRequest<'_>) -> Result<T, Error> {
-    Err(Error::not_found(format!(
-        "no route for {BASE_PATH}/{}",
-        request.segments.join("/")
-    )))
 }

@@ -1,60 +1,21 @@
-//! Image registries: `/api/v1/registries[/{registry_id}]`, and the registry component's
-//! route table.
+//! Image registries: `/api/v1/registries[/{registry_id}]`.
 
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Caller;
 use crate::db::transaction;
 use crate::domain::{
-    ContainerRegistryId, ImageRegistry, ImageRepositoryName, OrgId, RegistryId, Role, TokenVaultId,
+    ContainerRegistryId, ImageRegistry, ImageRepositoryName, OrgId, RegistryId, TokenVaultId,
     registry::RegistryChanges,
 };
-use crate::env::Env;
 use crate::error::Error;
-use crate::store::registries::{self as store, Visibility};
+use crate::store::registries as store;
 
-use super::{
-    ApiRequest, BASE_PATH, PageBody, created, json_response, method_not_allowed, no_content,
-    no_route,
-};
-
-/// The registry component's routes (Spin sends it `/api/v1/registries/...`,
-/// `/api/v1/tokens/...` and `/api/v1/health/registry`).
-pub fn routes(
-    request: &ApiRequest<'_>,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let method = request.method;
-    match request.segments.as_slice() {
-        ["health", "registry"] => super::health::health(request, "registry"),
-        ["tokens", rest @ ..] => super::tokens::routes(request, rest, caller, env),
-        ["registries"] => match *method {
-            Method::GET => list(request, caller, env),
-            Method::POST => create(request, caller, env),
-            _ => method_not_allowed("GET, POST"),
-        },
-        ["registries", registry_id] => {
-            let registry_id = RegistryId::parse("registry_id", registry_id)?;
-            match *method {
-                Method::GET => get(request, registry_id, caller, env),
-                Method::PATCH => update(request, registry_id, caller, env),
-                Method::DELETE => delete(request, registry_id, caller, env),
-                _ => method_not_allowed("GET, PATCH, DELETE"),
-            }
-        }
-        ["registries", registry_id, "channels", rest @ ..] => {
-            let registry_id = RegistryId::parse("registry_id", registry_id)?;
-            super::versions::routes(request, registry_id, rest, caller, env)
-        }
-        _ => no_route(request),
-    }
-}
+use super::{BASE_PATH, Context, PageBody, created, json_response, no_content};
 
 /// The JSON form of a registry.
 #[derive(Serialize)]
-pub struct RegistryBody {
+pub(crate) struct RegistryBody {
     registry_id: String,
     org_id: String,
     image_repository_name: String,
@@ -110,31 +71,23 @@ struct UpdateRegistryBody {
 }
 
 /// The org a request acts for: the query's `org_id`, else the body's (creation only).
-fn acting_org(
-    request: &ApiRequest<'_>,
-    body_org: Option<&str>,
-    caller: &Caller,
-    role: Role,
-) -> Result<OrgId, Error> {
-    let named = match (request.named_org()?, body_org) {
+fn acting_org(ctx: &Context<'_>, body_org: Option<&str>) -> Result<OrgId, Error> {
+    let named = match (ctx.request.named_org()?, body_org) {
         (Some(org), _) => Some(org),
         (None, Some(org)) => Some(OrgId::parse("org_id", org)?),
         (None, None) => None,
     };
-    caller.act_for(named, role)
+    ctx.act_for(named)
 }
 
 fn not_found(registry_id: RegistryId) -> Error {
     Error::not_found(format!("registry {registry_id} does not exist"))
 }
 
-fn create(
-    request: &ApiRequest<'_>,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let body: CreateRegistryBody = request.json()?;
-    let org_id = acting_org(request, body.org_id.as_deref(), caller, Role::Write)?;
+pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let env = ctx.env;
+    let body: CreateRegistryBody = ctx.request.json()?;
+    let org_id = acting_org(ctx, body.org_id.as_deref())?;
     let now = env.clock.now();
     let registry = ImageRegistry {
         registry_id: RegistryId::new(env.ids.new_id()),
@@ -155,75 +108,29 @@ fn create(
     created(location, &RegistryBody::from(registry))
 }
 
-/// Finds a registry the caller may read: public ones for anyone (even anonymous), the org's
-/// own for its tokens. Anonymous callers get 401 for anything not public, so that "forgot the
-/// token" is distinguishable from "no such registry" without revealing private ones.
-pub fn find_readable(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<ImageRegistry, Error> {
-    let org_id = match caller {
-        Caller::Anonymous => None,
-        _ => Some(caller.act_for(request.named_org()?, Role::Read)?),
-    };
-    let visibility = org_id
-        .as_ref()
-        .map_or(Visibility::PublicOnly, Visibility::Org);
-    match store::find_visible(env.db, registry_id, visibility)? {
-        Some(registry) => Ok(registry),
-        None if caller.is_anonymous() => Err(Error::Unauthorized {
-            detail: "this registry is not public: send a token".to_owned(),
-        }),
-        None => Err(not_found(registry_id)),
-    }
+pub(super) fn get(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let registry = ctx.readable_registry(ctx.registry_id()?)?;
+    json_response(
+        StatusCode::OK,
+        &RegistryBody::from(registry.into_registry()),
+    )
 }
 
-/// Finds a live registry of the acting org for a write needing `role`.
-pub fn find_writable(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    caller: &Caller,
-    role: Role,
-    env: &Env<'_>,
-) -> Result<ImageRegistry, Error> {
-    let org_id = caller.act_for(request.named_org()?, role)?;
-    store::find_owned(env.db, registry_id, &org_id)?.ok_or_else(|| not_found(registry_id))
-}
-
-fn get(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let registry = find_readable(request, registry_id, caller, env)?;
-    json_response(StatusCode::OK, &RegistryBody::from(registry))
-}
-
-fn list(
-    request: &ApiRequest<'_>,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let org_id = caller.act_for(request.named_org()?, Role::Read)?;
-    let (limit, cursor) = request.page_request()?;
+pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let org_id = ctx.acting_org()?;
+    let (limit, cursor) = ctx.request.page_request()?;
     let after = cursor.map(|c| RegistryId::parse("cursor", c)).transpose()?;
-    let page = store::list(env.db, &org_id, after, limit)?;
+    let page = store::list(ctx.env.db, &org_id, after, limit)?;
     json_response(
         StatusCode::OK,
         &PageBody::from_page(page, RegistryBody::from),
     )
 }
 
-fn update(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let body: UpdateRegistryBody = request.json()?;
+pub(super) fn update(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let env = ctx.env;
+    let registry_id = ctx.registry_id()?;
+    let body: UpdateRegistryBody = ctx.request.json()?;
     let changes = RegistryChanges {
         image_repository_name: body
             .image_repository_name
@@ -242,8 +149,11 @@ fn update(
             .transpose()?,
     };
     let updated = transaction(env.db, || {
-        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
-        let updated = registry.with_changes(changes, env.clock.now());
+        let registry = ctx.writable_registry(registry_id)?;
+        let updated = registry
+            .registry()
+            .clone()
+            .with_changes(changes, env.clock.now());
         store::update(env.db, &updated)?;
         Ok(updated)
     })?;
@@ -252,14 +162,10 @@ fn update(
 
 /// Soft delete: the registry disappears from every read, but its channels (and the images and
 /// lead-time records later issues attach to it) stay for DORA history. Needs an admin token.
-fn delete(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let org_id = caller.act_for(request.named_org()?, Role::Admin)?;
-    if store::soft_delete(env.db, registry_id, &org_id, env.clock.now())? {
+pub(super) fn delete(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let registry_id = ctx.registry_id()?;
+    let org_id = ctx.acting_org()?;
+    if store::soft_delete(ctx.env.db, registry_id, &org_id, ctx.env.clock.now())? {
         Ok(no_content())
     } else {
         Err(not_found(registry_id))

@@ -3,43 +3,18 @@
 //! The bootstrap admin manages tokens of any org (naming it); an org's admin tokens manage
 //! that org's tokens. The plaintext token is in the creation response only; we keep its digest.
 
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Caller;
 use crate::domain::token::{format_token, token_digest};
 use crate::domain::{OrgId, Role, check_text, ids::parse_uuid};
-use crate::env::Env;
 use crate::error::Error;
 use crate::store::tokens::{self as store, ApiToken};
 
-use super::{
-    ApiRequest, BASE_PATH, PageBody, created, json_response, method_not_allowed, no_content,
-    no_route,
-};
+use super::{BASE_PATH, Context, PageBody, created, json_response, no_content};
 
 /// The longest token name we keep.
 const MAX_NAME_CHARS: usize = 200;
-
-pub fn routes(
-    request: &ApiRequest<'_>,
-    rest: &[&str],
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    match rest {
-        [] => match *request.method {
-            Method::POST => create(request, caller, env),
-            Method::GET => list(request, caller, env),
-            _ => method_not_allowed("GET, POST"),
-        },
-        [token_id] => match *request.method {
-            Method::DELETE => revoke(request, token_id, caller, env),
-            _ => method_not_allowed("DELETE"),
-        },
-        _ => no_route(request),
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,18 +50,15 @@ impl From<ApiToken> for TokenBody {
     }
 }
 
-fn create(
-    request: &ApiRequest<'_>,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let body: CreateTokenBody = request.json()?;
+pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let env = ctx.env;
+    let body: CreateTokenBody = ctx.request.json()?;
     let named = body
         .org_id
         .as_deref()
         .map(|o| OrgId::parse("org_id", o))
         .transpose()?;
-    let org_id = caller.act_for(named, Role::Admin)?;
+    let org_id = ctx.act_for(named)?;
     let role = Role::parse("role", &body.role)?;
     check_text("name", &body.name, MAX_NAME_CHARS)?;
     let token = ApiToken {
@@ -108,27 +80,18 @@ fn create(
     )
 }
 
-fn list(
-    request: &ApiRequest<'_>,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let org_id = caller.act_for(request.named_org()?, Role::Admin)?;
-    let (limit, cursor) = request.page_request()?;
+pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let org_id = ctx.acting_org()?;
+    let (limit, cursor) = ctx.request.page_request()?;
     let after = cursor.map(|c| parse_uuid("cursor", c)).transpose()?;
-    let page = store::list(env.db, &org_id, after, limit)?;
+    let page = store::list(ctx.env.db, &org_id, after, limit)?;
     json_response(StatusCode::OK, &PageBody::from_page(page, TokenBody::from))
 }
 
-fn revoke(
-    request: &ApiRequest<'_>,
-    token_id: &str,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let org_id = caller.act_for(request.named_org()?, Role::Admin)?;
-    let token_id = parse_uuid("token_id", token_id)?;
-    if store::revoke(env.db, token_id, &org_id, env.clock.now())? {
+pub(super) fn revoke(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let org_id = ctx.acting_org()?;
+    let token_id = ctx.uuid("token_id")?;
+    if store::revoke(ctx.env.db, token_id, &org_id, ctx.env.clock.now())? {
         Ok(no_content())
     } else {
         Err(Error::not_found(format!("token {token_id} does not exist")))

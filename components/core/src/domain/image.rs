@@ -295,6 +295,30 @@ pub struct Image {
     pub updated_at: Timestamp,
 }
 
+/// A build about to be recorded: everything an [`Image`] holds but what recording gives it
+/// (its registry's org and id, and the version its channel hands out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewImage {
+    pub image_id: ImageId,
+    pub request: CdRequest,
+    pub built_at: Timestamp,
+}
+
+impl NewImage {
+    /// The image as recorded in `registry` with the `version` its channel gave it.
+    pub fn recorded(self, registry: &super::ImageRegistry, version: String) -> Image {
+        Image {
+            image_id: self.image_id,
+            org_id: registry.org_id.clone(),
+            registry_id: registry.registry_id,
+            version,
+            request: self.request,
+            built_at: self.built_at,
+            updated_at: self.built_at,
+        }
+    }
+}
+
 /// The operational fields that may change after the build; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImageChanges {

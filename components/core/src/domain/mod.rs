@@ -2,12 +2,13 @@
 //! valid. None of them knows JSON or SQL: `api` and `store` convert at the edges.
 
 pub mod channel;
+pub mod deployment;
+pub mod dora;
 pub mod ids;
 pub mod image;
-pub mod lead_time;
-pub mod lead_times;
 pub mod org;
 pub mod registry;
+pub mod sorted_runs;
 pub mod time;
 pub mod token;
 pub mod version;
@@ -20,6 +21,14 @@ pub use registry::{ContainerRegistryId, ImageRegistry, ImageRepositoryName, Toke
 pub use time::Timestamp;
 pub use token::Role;
 pub use version::{ImageVersion, SemVersion, UpdateType};
+
+/// What recording something did: a new record, or the one a retry of the same request made
+/// first (answered 200 with that record, so the sender stops retrying).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded<T> {
+    New(T),
+    Existing(T),
+}
 
 /// The reason given when a required string is empty.
 pub(crate) const EMPTY: &str = "must not be empty";

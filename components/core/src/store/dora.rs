@@ -7,12 +7,12 @@
 
 use crate::db::Db;
 use crate::domain::OrgId;
-use crate::domain::lead_time::{ReadPlan, TimeRange, period_index};
-use crate::domain::lead_times::LeadTimes;
+use crate::domain::dora::{ReadPlan, TimeRange, period_index};
+use crate::domain::sorted_runs::LeadTimes;
 use crate::error::Error;
 
-use super::lead_time_days::{self, LeadTimeDay};
-use super::lead_times::{DoraFilter, deployment_times, lead_time_durations};
+use super::daily_rollup::{self, LeadTimeDay};
+use super::deployments::{DoraFilter, deployment_times, lead_time_durations};
 
 /// The lead times of each period, and the clock-skewed records of the whole range.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,7 +39,7 @@ fn rollup_days(
 ) -> Result<Vec<LeadTimeDay>, Error> {
     match plan.days {
         None => Ok(Vec::new()),
-        Some(days) => lead_time_days::read(
+        Some(days) => daily_rollup::read(
             db,
             org_id,
             days,

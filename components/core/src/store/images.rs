@@ -2,8 +2,9 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::auth::{ReadableRegistry, WritableRegistry};
 use crate::db::{Db, DbError, Row, Value};
-use crate::domain::image::{CdRequest, Image, ImageId, ImageStatus, VersionChange};
+use crate::domain::image::{CdRequest, Image, ImageId, ImageStatus, NewImage, VersionChange};
 use crate::domain::{Channel, OrgId, RegistryId, Timestamp};
 use crate::error::Error;
 
@@ -102,9 +103,9 @@ fn request_values(request: &CdRequest) -> Vec<Value> {
 
 /// What recording an image can meet besides success.
 #[derive(Debug)]
-pub enum InsertOutcome {
-    /// Recorded; the channel moved and this is the version the image was given.
-    Recorded(String),
+pub(crate) enum InsertOutcome {
+    /// Recorded; the channel moved and the image holds the version it was given.
+    Recorded(Image),
     /// The run id is already recorded for the registry (nothing was written).
     RunRecorded,
     /// The channel's part to bump is at its maximum (nothing was written).
@@ -117,9 +118,13 @@ const AT_MAXIMUM: &str = "cd-images: the channel version part is at its maximum"
 /// Records a new image, moving its channel by its update type, in one autocommit statement:
 /// the INSERT computes the image's version from the channel as it was, and migration 0005's
 /// trigger moves the channel (and checks the two agree). The write lock is held only inside
-/// SQLite. `image.version` is ignored; the version given comes back.
-pub fn record(db: &dyn Db, image: &Image) -> Result<InsertOutcome, Error> {
-    let rows = match insert(db, image) {
+/// SQLite.
+pub(crate) fn record(
+    db: &dyn Db,
+    registry: &WritableRegistry,
+    image: NewImage,
+) -> Result<InsertOutcome, Error> {
+    let rows = match insert(db, registry, &image) {
         Ok(rows) => rows,
         Err(DbError::Unique(_)) => return Ok(InsertOutcome::RunRecorded),
         Err(DbError::Other(message)) if message.contains(AT_MAXIMUM) => {
@@ -132,12 +137,14 @@ pub fn record(db: &dyn Db, image: &Image) -> Result<InsertOutcome, Error> {
         .map(|row| row.text(0))
         .transpose()?
         .ok_or_else(|| Error::storage("the image INSERT returned no version"))?;
-    Ok(InsertOutcome::Recorded(version))
+    Ok(InsertOutcome::Recorded(
+        image.recorded(registry.registry(), version),
+    ))
 }
 
-/// The version a new image of channel `?4` gets from update type `?6` (SemVersion::bump's
+/// The version a new image of channel `?4` gets from update type `?5` (SemVersion::bump's
 /// rules; a channel not recorded yet is at 0.0.0), in the INSERT below.
-const NEXT_VERSION: &str = "(SELECT ?4 || '-' || CASE ?6 \
+const NEXT_VERSION: &str = "(SELECT ?4 || '-' || CASE ?5 \
        WHEN 'major' THEN (major + 1) || '.0.0' \
        WHEN 'minor' THEN major || '.' || (minor + 1) || '.0' \
        WHEN 'patch' THEN major || '.' || minor || '.' || (patch + 1) \
@@ -146,59 +153,44 @@ const NEXT_VERSION: &str = "(SELECT ?4 || '-' || CASE ?6 \
                   coalesce(max(patch), 0) AS patch \
            FROM image_versions WHERE registry_id = ?3 AND channel = ?4))";
 
-/// The INSERT of a new image (its trigger moves the channel).
-fn insert(db: &dyn Db, image: &Image) -> Result<crate::db::Rows, DbError> {
-    let r = &image.request;
-    let params = vec![
+/// The INSERT of a new image (its trigger moves the channel). Its values are bound in column
+/// order, but for `version` (the fifth column), which [`NEXT_VERSION`] computes.
+fn insert(
+    db: &dyn Db,
+    registry: &WritableRegistry,
+    image: &NewImage,
+) -> Result<crate::db::Rows, DbError> {
+    let mut params: Vec<Value> = vec![
         image.image_id.to_text().into(),
-        image.org_id.as_str().into(),
-        image.registry_id.to_text().into(),
-        r.channel.as_str().into(),
-        image.version.as_str().into(),
-        r.version_change.as_str().into(),
-        r.tag_name.as_str().into(),
-        r.image_name.as_str().into(),
-        r.image_name_with_tag.as_str().into(),
-        r.status.as_str().into(),
-        encode_tags(&r.tags).into(),
-        r.git_hash.as_str().into(),
-        r.git_hash_commit_timestamp.map(|t| t.to_stored()).into(),
-        r.gitops_hash.as_deref().into(),
-        r.api_definition_path.as_deref().into(),
-        r.committer.as_deref().into(),
-        r.commit_msg.as_deref().into(),
-        r.run_id.as_str().into(),
-        encode_ports(&r.image_ports).into(),
-        encode_cluster_image_tags(&r.cluster_image_tags).into(),
-        r.api_version_id.as_deref().into(),
-        image.built_at.to_stored().into(),
-        image.updated_at.to_stored().into(),
-        request_digest(r).into(),
+        registry.registry().org_id.as_str().into(),
+        registry.id().to_text().into(),
     ];
-    // ?5 (the version sent) is bound but unused: the version is computed.
-    let placeholders: Vec<String> = (1..=params.len())
-        .map(|n| match n {
-            5 => NEXT_VERSION.to_owned(),
-            n => format!("?{n}"),
-        })
-        .collect();
+    params.extend(request_values(&image.request));
+    params.extend([
+        image.built_at.to_stored().into(),
+        image.built_at.to_stored().into(),
+        request_digest(&image.request).into(),
+    ]);
+    let placeholders: Vec<String> = (1..=params.len()).map(|n| format!("?{n}")).collect();
+    let (before, after) = placeholders.split_at(4);
     let sql = format!(
-        "INSERT INTO images ({COLUMNS}, request_sha256) VALUES ({}) RETURNING version",
-        placeholders.join(", ")
+        "INSERT INTO images ({COLUMNS}, request_sha256) VALUES ({}, {NEXT_VERSION}, {}) RETURNING version",
+        before.join(", "),
+        after.join(", ")
     );
     db.execute(&sql, &params)
 }
 
 /// The image recorded for `run_id` in the registry, with its request digest: only those two
 /// columns (every pipeline call asks, and almost always finds nothing).
-pub fn find_by_run(
+pub(crate) fn find_by_run(
     db: &dyn Db,
-    registry_id: RegistryId,
+    registry: &ReadableRegistry,
     run_id: &str,
 ) -> Result<Option<(ImageId, String)>, Error> {
     let rows = db.execute(
         "SELECT image_id, request_sha256 FROM images WHERE registry_id = ? AND run_id = ?",
-        &[registry_id.to_text().into(), run_id.into()],
+        &[registry.id().to_text().into(), run_id.into()],
     )?;
     rows.first()
         .map(|row| {
@@ -210,14 +202,14 @@ pub fn find_by_run(
 }
 
 /// One image of a registry.
-pub fn find(
+pub(crate) fn find(
     db: &dyn Db,
-    registry_id: RegistryId,
+    registry: &ReadableRegistry,
     image_id: ImageId,
 ) -> Result<Option<Image>, Error> {
     let rows = db.execute(
         &format!("SELECT {COLUMNS} FROM images WHERE registry_id = ? AND image_id = ?"),
-        &[registry_id.to_text().into(), image_id.to_text().into()],
+        &[registry.id().to_text().into(), image_id.to_text().into()],
     )?;
     rows.first().map(from_row).transpose()
 }
@@ -233,15 +225,15 @@ pub struct ImageFilter {
 }
 
 /// A registry's images, newest first, filtered.
-pub fn list(
+pub(crate) fn list(
     db: &dyn Db,
-    registry_id: RegistryId,
+    registry: &ReadableRegistry,
     filter: &ImageFilter,
     after: Option<ImageId>,
     limit: usize,
 ) -> Result<Page<Image>, Error> {
     let mut sql = format!("SELECT {COLUMNS} FROM images WHERE registry_id = ?");
-    let mut params: Vec<Value> = vec![registry_id.to_text().into()];
+    let mut params: Vec<Value> = vec![registry.id().to_text().into()];
     if let Some(channel) = &filter.channel {
         sql.push_str(" AND channel = ?");
         params.push(channel.as_str().into());
@@ -284,7 +276,7 @@ pub fn list(
 }
 
 /// Stores the operational fields of `image` (the build metadata is never rewritten).
-pub fn update(db: &dyn Db, image: &Image) -> Result<(), Error> {
+pub(crate) fn update(db: &dyn Db, registry: &WritableRegistry, image: &Image) -> Result<(), Error> {
     let r = &image.request;
     db.execute(
         "UPDATE images SET status = ?, tags = ?, cluster_image_tags = ?, image_ports = ?, gitops_hash = ?, \
@@ -297,7 +289,7 @@ pub fn update(db: &dyn Db, image: &Image) -> Result<(), Error> {
             r.gitops_hash.as_deref().into(),
             image.updated_at.to_stored().into(),
             image.image_id.to_text().into(),
-            image.registry_id.to_text().into(),
+            registry.id().to_text().into(),
         ],
     )?;
     Ok(())

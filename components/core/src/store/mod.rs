@@ -3,14 +3,14 @@
 //! One statement per `Db::execute` (Spin runs only the first). Functions here do no
 //! authorization: callers pass the org whose rows they may touch, and every query filters by it.
 
+pub mod channels;
+pub mod daily_rollup;
+pub mod deployments;
 pub mod dora;
 pub mod images;
 pub mod json_columns;
-pub mod lead_time_days;
-pub mod lead_times;
 pub mod registries;
 pub mod tokens;
-pub mod versions;
 
 /// The rows of a page, packed by SQLite into one JSON text: `json_group_array(json_array(..))`.
 ///

@@ -455,7 +455,7 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
                 let (app_environment_id, environment, prod) = &app.environments[stage];
                 let created_at = rfc3339_micros(deployed_ms);
                 let duration = match commit_at {
-                    Some(commit_at) => Some(cd_core::domain::lead_time::duration_mins(
+                    Some(commit_at) => Some(cd_core::domain::dora::duration_mins(
                         commit_at,
                         Timestamp::from_stored(&created_at)
                             .map_err(|e| anyhow::anyhow!("{e:?}"))?,
@@ -507,8 +507,8 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
         }
     }
     // The daily rollup, as migration 0004 builds it from existing records.
-    let backfill = cd_core::store::lead_time_days::backfill_statement()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let backfill =
+        cd_core::store::daily_rollup::backfill_statement().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     tx.execute(&backfill, [])?;
     tx.commit()?;
     let violations: i64 =

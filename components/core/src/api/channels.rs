@@ -6,64 +6,19 @@
 //! - `POST …/channels/{channel}/bump`: UpdateVersion — `{"update_type": "major"|"minor"|"patch"}`.
 //! - `PUT  …/channels/{channel}/version`: UpdateSemVersion — `{"version": "1.2.3"|"v1.2.3"|"{channel}-1.2.3"}`.
 
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Caller;
 use crate::db::transaction;
-use crate::domain::image::VersionChange;
-use crate::domain::{Channel, ImageVersion, RegistryId, Role, SemVersion, UpdateType};
-use crate::env::Env;
+use crate::domain::{Channel, ImageVersion, RegistryId, SemVersion, UpdateType};
 use crate::error::Error;
-use crate::store::versions as store;
+use crate::store::channels as store;
 
-use super::registries::{find_readable, find_writable};
-use super::{
-    ApiRequest, BASE_PATH, PageBody, created, json_response, method_not_allowed, no_route,
-};
-
-pub fn routes(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    rest: &[&str],
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let method = request.method;
-    match rest {
-        [] => match *method {
-            Method::GET => list(request, registry_id, caller, env),
-            _ => method_not_allowed("GET"),
-        },
-        [channel] => {
-            let channel = Channel::parse(channel)?;
-            match *method {
-                Method::GET => get(request, registry_id, &channel, caller, env),
-                Method::PUT => get_or_create(request, registry_id, &channel, caller, env),
-                _ => method_not_allowed("GET, PUT"),
-            }
-        }
-        [channel, "bump"] => {
-            let channel = Channel::parse(channel)?;
-            match *method {
-                Method::POST => bump(request, registry_id, &channel, caller, env),
-                _ => method_not_allowed("POST"),
-            }
-        }
-        [channel, "version"] => {
-            let channel = Channel::parse(channel)?;
-            match *method {
-                Method::PUT => set_version(request, registry_id, &channel, caller, env),
-                _ => method_not_allowed("PUT"),
-            }
-        }
-        _ => no_route(request),
-    }
-}
+use super::{BASE_PATH, Context, PageBody, created, json_response};
 
 /// The JSON form of a channel's version.
 #[derive(Serialize)]
-pub struct VersionBody {
+pub(crate) struct VersionBody {
     registry_id: String,
     channel: String,
     major: u64,
@@ -115,33 +70,24 @@ fn location(registry_id: RegistryId, channel: &Channel) -> String {
     format!("{BASE_PATH}/registries/{registry_id}/channels/{channel}")
 }
 
-fn list(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let registry = find_readable(request, registry_id, caller, env)?;
-    let (limit, cursor) = request.page_request()?;
+pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let registry = ctx.readable_registry(ctx.registry_id()?)?;
+    let (limit, cursor) = ctx.request.page_request()?;
     let after = cursor
         .map(|c| Channel::parse(c).map_err(|_| Error::bad_cursor()))
         .transpose()?;
-    let page = store::list(env.db, registry.registry_id, after.as_ref(), limit)?;
+    let page = store::list(ctx.env.db, &registry, after.as_ref(), limit)?;
     json_response(
         StatusCode::OK,
         &PageBody::from_page(page, VersionBody::from),
     )
 }
 
-fn get(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    channel: &Channel,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let registry = find_readable(request, registry_id, caller, env)?;
-    let version = store::find(env.db, registry.registry_id, channel)?.ok_or_else(|| {
+pub(super) fn get(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let registry_id = ctx.registry_id()?;
+    let channel = &ctx.channel()?;
+    let registry = ctx.readable_registry(registry_id)?;
+    let version = store::find(ctx.env.db, &registry, channel)?.ok_or_else(|| {
         Error::not_found(format!(
             "channel {channel} does not exist in registry {registry_id}"
         ))
@@ -149,14 +95,11 @@ fn get(
     json_response(StatusCode::OK, &VersionBody::from(version))
 }
 
-fn get_or_create(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    channel: &Channel,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let body: GetOrCreateBody = request.optional_json()?;
+pub(super) fn get_or_create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let env = ctx.env;
+    let registry_id = ctx.registry_id()?;
+    let channel = &ctx.channel()?;
+    let body: GetOrCreateBody = ctx.request.optional_json()?;
     let initial = match (&body.initial_version, &body.original_image_tag) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid(
@@ -171,7 +114,7 @@ fn get_or_create(
         (None, None) => SemVersion::default(),
     };
     let (version, was_created) = transaction(env.db, || {
-        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
+        let registry = ctx.writable_registry(registry_id)?;
         store::get_or_create(env.db, &registry, channel, initial, env.clock.now())
     })?;
     if was_created {
@@ -181,41 +124,29 @@ fn get_or_create(
     }
 }
 
-fn bump(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    channel: &Channel,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let body: BumpBody = request.json()?;
+pub(super) fn bump(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let env = ctx.env;
+    let registry_id = ctx.registry_id()?;
+    let channel = &ctx.channel()?;
+    let body: BumpBody = ctx.request.json()?;
     let update_type = UpdateType::parse("update_type", &body.update_type)?;
-    let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
+    let registry = ctx.writable_registry(registry_id)?;
     let bumped = transaction(env.db, || {
-        store::advance(
-            env.db,
-            &registry,
-            channel,
-            VersionChange::Bump(update_type),
-            env.clock.now(),
-        )
+        store::bump(env.db, &registry, channel, update_type, env.clock.now())
     })?;
     json_response(StatusCode::OK, &VersionBody::from(bumped))
 }
 
 /// UpdateSemVersion. A version lower than the current one is refused (409): images are tagged
 /// with these strings, and going back would hand out a tag that was already used.
-fn set_version(
-    request: &ApiRequest<'_>,
-    registry_id: RegistryId,
-    channel: &Channel,
-    caller: &Caller,
-    env: &Env<'_>,
-) -> Result<Response<Vec<u8>>, Error> {
-    let body: SetVersionBody = request.json()?;
+pub(super) fn set_version(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let env = ctx.env;
+    let registry_id = ctx.registry_id()?;
+    let channel = &ctx.channel()?;
+    let body: SetVersionBody = ctx.request.json()?;
     let requested = SemVersion::parse_for_channel("version", channel, &body.version)?;
     let stored = transaction(env.db, || {
-        let registry = find_writable(request, registry_id, caller, Role::Write, env)?;
+        let registry = ctx.writable_registry(registry_id)?;
         let now = env.clock.now();
         let (current, _) = store::get_or_create(env.db, &registry, channel, requested, now)?;
         if requested < current.version {
@@ -231,7 +162,7 @@ fn set_version(
         if requested == current.version {
             return Ok(current);
         }
-        store::set(env.db, &current, requested, now)
+        store::set(env.db, &registry, &current, requested, now)
     })?;
     json_response(StatusCode::OK, &VersionBody::from(stored))
 }

@@ -216,7 +216,7 @@ mod tests {
     /// The definition the selection must agree with: sort everything, index, interpolate.
     fn sorted_quantile(sorted: &[u64], q: f64) -> Option<f64> {
         let minutes: Vec<f64> = sorted.iter().map(|v| micros_to_mins(*v)).collect();
-        crate::domain::lead_time::quantile(&minutes, q)
+        crate::domain::dora::quantile(&minutes, q)
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! Every function that changes a version expects to run inside a transaction opened by the
 //! caller (`db::transaction`), so read-modify-write is atomic under `BEGIN IMMEDIATE`.
 
+use crate::auth::{ReadableRegistry, WritableRegistry};
 use crate::db::{Db, Row};
 use crate::domain::image::VersionChange;
-use crate::domain::{Channel, ImageRegistry, ImageVersion, RegistryId, SemVersion, Timestamp};
+use crate::domain::{Channel, ImageVersion, RegistryId, SemVersion, Timestamp, UpdateType};
 use crate::error::Error;
 
 use super::Page;
@@ -26,7 +27,16 @@ fn from_row(row: Row<'_>) -> Result<ImageVersion, Error> {
     })
 }
 
-pub fn find(
+pub(crate) fn find(
+    db: &dyn Db,
+    registry: &ReadableRegistry,
+    channel: &Channel,
+) -> Result<Option<ImageVersion>, Error> {
+    find_unchecked(db, registry.id(), channel)
+}
+
+/// For callers that already hold the registry's proof in another form (the write paths).
+fn find_unchecked(
     db: &dyn Db,
     registry_id: RegistryId,
     channel: &Channel,
@@ -39,12 +49,13 @@ pub fn find(
 }
 
 /// The registry's channels in name order (channels are names, not events).
-pub fn list(
+pub(crate) fn list(
     db: &dyn Db,
-    registry_id: RegistryId,
+    registry: &ReadableRegistry,
     after: Option<&Channel>,
     limit: usize,
 ) -> Result<Page<ImageVersion>, Error> {
+    let registry_id = registry.id();
     let fetch = (limit as i64 + 1).into();
     let rows = match after {
         None => db.execute(
@@ -65,13 +76,15 @@ pub fn list(
 
 /// GetVersionForChannel: the channel's version, created at `initial` if it does not exist yet.
 /// Returns the version and whether it was created. Call inside a transaction.
-pub fn get_or_create(
+pub(crate) fn get_or_create(
     db: &dyn Db,
-    registry: &ImageRegistry,
+    registry: &WritableRegistry,
     channel: &Channel,
     initial: SemVersion,
     now: Timestamp,
 ) -> Result<(ImageVersion, bool), Error> {
+    let registry_id = registry.id();
+    let org_id = &registry.registry().org_id;
     // ON CONFLICT DO NOTHING + RETURNING tells in one statement whether this call created it.
     let created = db.execute(
         &format!(
@@ -79,9 +92,9 @@ pub fn get_or_create(
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (registry_id, channel) DO NOTHING RETURNING {COLUMNS}"
         ),
         &[
-            registry.registry_id.to_text().into(),
+            registry_id.to_text().into(),
             channel.as_str().into(),
-            registry.org_id.as_str().into(),
+            org_id.as_str().into(),
             (initial.major() as i64).into(),
             (initial.minor() as i64).into(),
             (initial.patch() as i64).into(),
@@ -92,14 +105,15 @@ pub fn get_or_create(
     if let Some(row) = created.first() {
         return Ok((from_row(row)?, true));
     }
-    let existing = find(db, registry.registry_id, channel)?
+    let existing = find_unchecked(db, registry_id, channel)?
         .ok_or_else(|| Error::storage("a channel version vanished inside a transaction"))?;
     Ok((existing, false))
 }
 
-/// Stores a new version for an existing channel. Call inside a transaction.
-pub fn set(
+/// Stores a new version for an existing channel of `registry`. Call inside a transaction.
+pub(crate) fn set(
     db: &dyn Db,
+    registry: &WritableRegistry,
     current: &ImageVersion,
     version: SemVersion,
     now: Timestamp,
@@ -112,7 +126,7 @@ pub fn set(
             (version.minor() as i64).into(),
             (version.patch() as i64).into(),
             now.to_stored().into(),
-            current.registry_id.to_text().into(),
+            registry.id().to_text().into(),
             current.channel.as_str().into(),
         ],
     )?;
@@ -123,67 +137,35 @@ pub fn set(
     })
 }
 
-/// Moves the channel's version by `change` — creating the channel at 0.0.0 first if needed —
-/// in one statement, and returns the stored result. Call inside a transaction.
+/// UpdateVersion: moves the channel's version by `update_type` — creating the channel at 0.0.0
+/// first if needed — and returns the stored result. Call inside a transaction (read, bump,
+/// write under `BEGIN IMMEDIATE`).
 ///
-/// One upsert instead of read-then-write: every statement a component runs crosses the wasm
-/// boundary and a host thread hand-off, and this one runs while the write lock is held by
-/// the pipeline trigger (`POST …/images`) and the bump route. The bump rules are
-/// [`SemVersion::bump`]'s, spelled in SQL; a part at its maximum matches no row, and the
-/// caller gets `bump`'s own 409 for it.
-pub fn advance(
+/// The rule is [`SemVersion::bump`] itself; the pipeline's hot path (`POST …/images`) spells
+/// it in SQL instead (migration 0005's trigger), and a property test holds the two equal.
+pub(crate) fn bump(
     db: &dyn Db,
-    registry: &ImageRegistry,
+    registry: &WritableRegistry,
     channel: &Channel,
-    change: VersionChange,
+    update_type: UpdateType,
     now: Timestamp,
 ) -> Result<ImageVersion, Error> {
-    let created = match change {
-        VersionChange::Bump(update_type) => SemVersion::default().bump(update_type)?,
-        VersionChange::Keep => SemVersion::default(),
-    };
-    let rows = db.execute(
-        &format!(
-            "INSERT INTO image_versions (registry_id, channel, org_id, major, minor, patch, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
-             ON CONFLICT (registry_id, channel) DO UPDATE SET \
-               major = CASE ?8 WHEN 'major' THEN major + 1 ELSE major END, \
-               minor = CASE ?8 WHEN 'major' THEN 0 WHEN 'minor' THEN minor + 1 ELSE minor END, \
-               patch = CASE ?8 WHEN 'major' THEN 0 WHEN 'minor' THEN 0 WHEN 'patch' THEN patch + 1 ELSE patch END, \
-               updated_at = CASE ?8 WHEN 'none' THEN updated_at ELSE ?7 END \
-             WHERE (CASE ?8 WHEN 'major' THEN major WHEN 'minor' THEN minor WHEN 'patch' THEN patch ELSE 0 END) < {max} \
-             RETURNING {COLUMNS}",
-            max = SemVersion::MAX_PART,
-        ),
-        &[
-            registry.registry_id.to_text().into(),
-            channel.as_str().into(),
-            registry.org_id.as_str().into(),
-            (created.major() as i64).into(),
-            (created.minor() as i64).into(),
-            (created.patch() as i64).into(),
-            now.to_stored().into(),
-            change.as_str().into(),
-        ],
-    )?;
-    if let Some(row) = rows.first() {
-        return from_row(row);
-    }
-    // No row: the part to bump is at its maximum.
-    Err(at_maximum(db, registry.registry_id, channel, change))
+    let (current, _) = get_or_create(db, registry, channel, SemVersion::default(), now)?;
+    let next = current.version.bump(update_type)?;
+    set(db, registry, &current, next, now)
 }
 
-/// Why a channel did not move when SQL found the part to bump at its maximum: `bump` says so
+/// Why a channel did not move when the image INSERT found the part to bump at its maximum: `bump` says so
 /// in the domain's words (409 naming the part). If the channel has moved since the write was
 /// refused (a concurrent `PUT …/version` outside our transaction), it is contention: 503,
 /// retry.
-pub fn at_maximum(
+pub(crate) fn at_maximum(
     db: &dyn Db,
-    registry_id: RegistryId,
+    registry: &WritableRegistry,
     channel: &Channel,
     change: VersionChange,
 ) -> Error {
-    let current = match find(db, registry_id, channel) {
+    let current = match find_unchecked(db, registry.id(), channel) {
         Ok(Some(current)) => current,
         Ok(None) => return Error::storage(format!("channel {channel} vanished")),
         Err(error) => return error,

@@ -7,47 +7,16 @@
 use uuid::Uuid;
 
 use crate::db::{Db, DbError, Row, Value};
+use crate::domain::deployment::{Deployment, EnvironmentName, LeadTimeRecord};
+use crate::domain::dora::TimeRange;
+use crate::domain::dora::duration_mins;
 use crate::domain::image::ImageId;
-use crate::domain::lead_time::{EnvironmentName, TimeRange};
-use crate::domain::lead_times::MICROS_PER_MINUTE;
-use crate::domain::{OrgId, Timestamp};
+use crate::domain::sorted_runs::MICROS_PER_MINUTE;
+use crate::domain::{OrgId, Recorded, Timestamp};
+use crate::env::Ids;
 use crate::error::Error;
 
 use super::Page;
-
-/// One image reaching one app environment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeadTimeRecord {
-    pub lead_time_id: Uuid,
-    pub org_id: OrgId,
-    pub image_id: ImageId,
-    pub app_environment_id: Uuid,
-    pub deployment_id: Option<String>,
-    pub project_id: Option<String>,
-    pub app_id: String,
-    pub environment: String,
-    pub prod: bool,
-    pub git_hash: String,
-    pub git_hash_commit_timestamp: Option<Timestamp>,
-    pub image_name_with_tag: String,
-    /// When the image reached the app environment.
-    pub created_at: Timestamp,
-    /// `created_at - git_hash_commit_timestamp` in minutes; `None` without a commit time.
-    pub duration_mins: Option<f64>,
-    pub recorded_at: Timestamp,
-}
-
-impl LeadTimeRecord {
-    /// The lead time in whole microseconds, computed from the stored `duration_mins` exactly
-    /// as every SQL read computes it (`CAST(round(duration_mins * 60000000.0) AS INTEGER)`),
-    /// so the daily rollup and the records agree even where a REAL cannot hold the exact
-    /// microseconds (lead times past 2^53 µs, ~285 years: only nonsense commit times). `None`
-    /// without a commit time.
-    pub fn duration_micros(&self) -> Option<i64> {
-        self.duration_mins
-            .map(crate::domain::lead_times::mins_to_micros)
-    }
-}
 
 const COLUMNS: &str = "lead_time_id, org_id, image_id, app_environment_id, deployment_id, project_id, app_id, \
      environment, prod, git_hash, git_hash_commit_timestamp, image_name_with_tag, created_at, duration_mins, recorded_at";
@@ -86,6 +55,78 @@ fn from_row(row: Row<'_>) -> Result<LeadTimeRecord, Error> {
         duration_mins: row.optional_real(13)?,
         recorded_at: Timestamp::from_stored(&row.text(14)?)?,
     })
+}
+
+/// Records `deployment` for the org — upserting its environment and app environment, adding
+/// it to the daily rollup — or finds the record a retry of it made: the same `deployment_id`,
+/// or the same image in the same app environment. The same `deployment_id` for another image
+/// or app environment is a 409. Call inside a transaction.
+pub(crate) fn record(
+    db: &dyn Db,
+    org_id: &OrgId,
+    deployment: &Deployment,
+    ids: &dyn Ids,
+    now: Timestamp,
+) -> Result<Recorded<LeadTimeRecord>, Error> {
+    let image_id = deployment.image_id;
+    let image = super::images::find_in_org(db, image_id, org_id)?
+        .ok_or_else(|| Error::not_found(format!("image {image_id} does not exist")))?;
+    if let Some(deployment_id) = &deployment.deployment_id
+        && let Some(existing) = find_by_deployment_id(db, org_id, deployment_id)?
+    {
+        return if deployment.is_recorded_as(&existing) {
+            Ok(Recorded::Existing(existing))
+        } else {
+            Err(Error::Conflict {
+                detail: format!(
+                    "deployment_id {deployment_id:?} is already recorded for another image or app environment"
+                ),
+                field: Some("deployment_id".to_owned()),
+            })
+        };
+    }
+    let environment_id = upsert_environment(
+        db,
+        org_id,
+        &deployment.environment,
+        deployment.prod,
+        ids.new_id(),
+        now,
+    )?;
+    let app_environment_id = upsert_app_environment(
+        db,
+        org_id,
+        deployment.project_id.as_deref(),
+        &deployment.app_id,
+        environment_id,
+        ids.new_id(),
+        now,
+    )?;
+    if let Some(existing) = find_by_image_app_environment(db, image_id, app_environment_id)? {
+        return Ok(Recorded::Existing(existing));
+    }
+    let commit = image.request.git_hash_commit_timestamp;
+    let created_at = deployment.deployed_at;
+    let record = LeadTimeRecord {
+        lead_time_id: ids.new_id(),
+        org_id: org_id.clone(),
+        image_id,
+        app_environment_id,
+        deployment_id: deployment.deployment_id.clone(),
+        project_id: deployment.project_id.clone(),
+        app_id: deployment.app_id.clone(),
+        environment: deployment.environment.as_str().to_owned(),
+        prod: deployment.prod,
+        git_hash: image.request.git_hash,
+        git_hash_commit_timestamp: commit,
+        image_name_with_tag: image.request.image_name_with_tag,
+        created_at,
+        duration_mins: commit.map(|c| duration_mins(c, created_at)),
+        recorded_at: now,
+    };
+    insert(db, &record)?;
+    super::daily_rollup::add(db, &record)?;
+    Ok(Recorded::New(record))
 }
 
 /// The org's environment `name`, created or with its prod flag brought up to date; its id.
@@ -288,7 +329,7 @@ fn where_clause(
 /// Read from a covering index and sent as one text value of `seconds micros` pairs: a
 /// component receives every value of every row through the wasm boundary, one allocation
 /// each, and at a million records that per-row cost was two thirds of the query. Durations
-/// travel as whole microseconds — what [`crate::domain::lead_time::duration_mins`] divides
+/// travel as whole microseconds — what [`crate::domain::dora::duration_mins`] divides
 /// by 60,000,000 — so they are the ones recorded, exactly.
 pub fn lead_time_durations(
     db: &dyn Db,

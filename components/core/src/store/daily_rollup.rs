@@ -4,7 +4,7 @@
 //! of those that count for lead time had a skewed clock, and the lead times of the rest,
 //! sorted, as one blob of 8-byte big-endian microseconds. A month of a busy org is then 30
 //! rows per environment instead of tens of thousands of records, and the sorted runs let the
-//! median be *selected* (`domain::lead_times`) instead of sorted.
+//! median be *selected* (`domain::sorted_runs`) instead of sorted.
 //!
 //! The rollup is written in the same transaction as the record it counts (`add`), so it never
 //! disagrees with `image_lead_times`; migration 0004 built it for the records before it.
@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use crate::db::{Db, Value};
 use crate::error::Error;
 
-use super::lead_times::LeadTimeRecord;
+use crate::domain::deployment::LeadTimeRecord;
 
 /// One day of one environment.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,8 +15,8 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 
 use crate::Error;
 
-use super::lead_times::LeadTimes;
-use super::{Timestamp, check_text};
+use super::Timestamp;
+use super::sorted_runs::LeadTimes;
 
 /// Elapsed whole microseconds from `commit` to `deployed` (negative when the commit's clock is
 /// ahead). Instants are microseconds in years 1–9999, so the difference always fits.
@@ -28,31 +28,7 @@ fn duration_micros(commit: Timestamp, deployed: Timestamp) -> i64 {
 
 /// Elapsed minutes from `commit` to `deployed` (negative when the commit's clock is ahead).
 pub fn duration_mins(commit: Timestamp, deployed: Timestamp) -> f64 {
-    duration_micros(commit, deployed) as f64 / super::lead_times::MICROS_PER_MINUTE
-}
-
-/// An environment name: 1–63 of ASCII letters, digits, `-`, `_`, `.` (`production`, `eu-1.staging`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvironmentName(String);
-
-impl EnvironmentName {
-    pub fn parse(field: &str, value: &str) -> Result<EnvironmentName, Error> {
-        check_text(field, value, 63)?;
-        if !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(Error::invalid(
-                field,
-                "must be ASCII letters, digits, '-', '_' or '.'",
-            ));
-        }
-        Ok(EnvironmentName(value.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+    duration_micros(commit, deployed) as f64 / super::sorted_runs::MICROS_PER_MINUTE
 }
 
 /// The longest range a DORA query may cover.

@@ -1,0 +1,122 @@
+//! Deployments, the lead-time component's write: `POST /api/v1/deployments` (an image reached
+//! an app environment) and `GET /api/v1/deployments/{lead_time_id}` (one read back).
+//!
+//! Recording upserts the environment and app environment and adds the deployment to the daily
+//! rollup, in one transaction. Idempotent: the same `deployment_id`, or the same image to the
+//! same app environment, answers 200 with the first record.
+
+use http::{Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::db::transaction;
+use crate::domain::OrgId;
+use crate::domain::deployment::{Deployment, DeploymentFields, LeadTimeRecord};
+use crate::error::Error;
+use crate::store::deployments as store;
+
+use super::{BASE_PATH, Context, json_response, respond};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeploymentBody {
+    image_id: String,
+    #[serde(default)]
+    project_id: Option<String>,
+    app_id: String,
+    environment: String,
+    #[serde(default)]
+    prod: bool,
+    #[serde(default)]
+    deployment_id: Option<String>,
+    #[serde(default)]
+    deployed_at: Option<String>,
+    #[serde(default)]
+    org_id: Option<String>,
+}
+
+/// A lead-time record as JSON (the POST answer).
+#[derive(Serialize)]
+struct DeploymentRecordBody {
+    lead_time_id: String,
+    org_id: String,
+    image_id: String,
+    deployment_id: Option<String>,
+    project_id: Option<String>,
+    app_id: String,
+    environment: String,
+    prod: bool,
+    git_hash: String,
+    git_hash_commit_timestamp: Option<String>,
+    image_name_with_tag: String,
+    created_at: String,
+    duration_mins: Option<f64>,
+    /// The commit is later than the deployment: excluded from lead-time figures.
+    clock_skew: bool,
+    recorded_at: String,
+}
+
+impl From<LeadTimeRecord> for DeploymentRecordBody {
+    fn from(r: LeadTimeRecord) -> Self {
+        DeploymentRecordBody {
+            lead_time_id: r.lead_time_id.hyphenated().to_string(),
+            org_id: r.org_id.to_string(),
+            image_id: r.image_id.to_text(),
+            deployment_id: r.deployment_id,
+            project_id: r.project_id,
+            app_id: r.app_id,
+            environment: r.environment,
+            prod: r.prod,
+            git_hash: r.git_hash,
+            git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_stored()),
+            image_name_with_tag: r.image_name_with_tag,
+            created_at: r.created_at.to_stored(),
+            duration_mins: r.duration_mins,
+            clock_skew: r.duration_mins.is_some_and(|d| d < 0.0),
+            recorded_at: r.recorded_at.to_stored(),
+        }
+    }
+}
+
+pub(super) fn record(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let env = ctx.env;
+    let body: DeploymentBody = ctx.request.json()?;
+    let named = body
+        .org_id
+        .as_deref()
+        .map(|o| OrgId::parse("org_id", o))
+        .transpose()?;
+    let org_id = ctx.act_for(ctx.request.named_org()?.or(named))?;
+    let now = env.clock.now();
+    let deployment = Deployment::parse(
+        DeploymentFields {
+            image_id: &body.image_id,
+            project_id: body.project_id.as_deref(),
+            app_id: &body.app_id,
+            environment: &body.environment,
+            prod: body.prod,
+            deployment_id: body.deployment_id.as_deref(),
+            deployed_at: body.deployed_at.as_deref(),
+        },
+        now,
+    )?;
+    let recorded = transaction(env.db, || {
+        store::record(env.db, &org_id, &deployment, env.ids, now)
+    })?;
+    respond(recorded, location, DeploymentRecordBody::from)
+}
+
+fn location(record: &LeadTimeRecord) -> String {
+    format!(
+        "{BASE_PATH}/deployments/{}",
+        record.lead_time_id.hyphenated()
+    )
+}
+
+/// `GET /api/v1/deployments/{lead_time_id}`: one recorded deployment (the `Location` of a 201).
+pub(super) fn get(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let org_id = ctx.acting_org()?;
+    let lead_time_id = ctx.uuid("lead_time_id")?;
+    let record = store::find(ctx.env.db, &org_id, lead_time_id)?
+        .ok_or_else(|| Error::not_found(format!("deployment {lead_time_id} does not exist")))?;
+    json_response(StatusCode::OK, &DeploymentRecordBody::from(record))
+}

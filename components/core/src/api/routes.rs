@@ -1,0 +1,354 @@
+//! The API, as data: for each component, every (method, path, access, handler).
+//!
+//! The router matches paths from these tables (with `matchit`, axum's router), derives the
+//! `Allow` header of a 405 from the methods a path has, and answers 404 for a path no row
+//! names. The end-to-end probes and the route-agreement test read the same tables, so a route
+//! cannot exist in one place and be forgotten in another.
+
+use std::sync::OnceLock;
+
+use http::{Method, Response};
+
+use crate::domain::Role;
+use crate::error::Error;
+
+use super::{BASE_PATH, Context, channels, deployments, dora, health, images, registries, tokens};
+
+/// What a handler does with a request it was routed.
+pub(crate) type Handler = fn(&Context<'_>) -> Result<Response<Vec<u8>>, Error>;
+
+/// The Spin components: each serves its own table and nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Registry,
+    Images,
+    LeadTime,
+}
+
+impl Component {
+    pub const ALL: [Component; 3] = [Component::Registry, Component::Images, Component::LeadTime];
+
+    /// The component's id in `spin.toml`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Component::Registry => "registry",
+            Component::Images => "images",
+            Component::LeadTime => "lead-time",
+        }
+    }
+
+    /// The component's routes.
+    pub fn routes(self) -> &'static [Route] {
+        match self {
+            Component::Registry => REGISTRY,
+            Component::Images => IMAGES,
+            Component::LeadTime => LEAD_TIME,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Who may call a route, and what a handler's org checks ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, with or without a token (health).
+    Anyone,
+    /// A read token of the org, or no token at all for a public registry's rows.
+    PublicOrRead,
+    /// A token of the org with at least this role.
+    Org(Role),
+    /// Only the bootstrap admin (answers that span orgs).
+    BootstrapAdmin,
+}
+
+impl Access {
+    /// The role a caller's token needs.
+    pub(crate) fn role(self) -> Role {
+        match self {
+            Access::Anyone | Access::PublicOrRead => Role::Read,
+            Access::Org(role) => role,
+            Access::BootstrapAdmin => Role::Admin,
+        }
+    }
+}
+
+/// One route: a method on a path pattern (relative to `/api/v1`, `{name}` for a segment).
+pub struct Route {
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: Handler,
+}
+
+impl Route {
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path pattern as `openapi.yaml` writes it, e.g. `/registries/{registry_id}`.
+    pub fn path(&self) -> &'static str {
+        self.path
+    }
+
+    pub fn access(&self) -> Access {
+        self.access
+    }
+}
+
+const fn route(method: Method, path: &'static str, access: Access, handler: Handler) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        handler,
+    }
+}
+
+use Access::{Anyone, BootstrapAdmin, Org, PublicOrRead};
+use Method as M;
+
+/// Spin sends the registry component `/api/v1/registries/...`, `/api/v1/tokens/...` and its
+/// health route (`spin.toml`). Methods of one path are listed in the `Allow` order.
+static REGISTRY: &[Route] = &[
+    route(M::GET, "/health/registry", Anyone, health::registry),
+    route(M::GET, "/tokens", Org(Role::Admin), tokens::list),
+    route(M::POST, "/tokens", Org(Role::Admin), tokens::create),
+    route(
+        M::DELETE,
+        "/tokens/{token_id}",
+        Org(Role::Admin),
+        tokens::revoke,
+    ),
+    route(M::GET, "/registries", Org(Role::Read), registries::list),
+    route(M::POST, "/registries", Org(Role::Write), registries::create),
+    route(
+        M::GET,
+        "/registries/{registry_id}",
+        PublicOrRead,
+        registries::get,
+    ),
+    route(
+        M::PATCH,
+        "/registries/{registry_id}",
+        Org(Role::Write),
+        registries::update,
+    ),
+    route(
+        M::DELETE,
+        "/registries/{registry_id}",
+        Org(Role::Admin),
+        registries::delete,
+    ),
+    route(
+        M::GET,
+        "/registries/{registry_id}/channels",
+        PublicOrRead,
+        channels::list,
+    ),
+    route(
+        M::GET,
+        "/registries/{registry_id}/channels/{channel}",
+        PublicOrRead,
+        channels::get,
+    ),
+    route(
+        M::PUT,
+        "/registries/{registry_id}/channels/{channel}",
+        Org(Role::Write),
+        channels::get_or_create,
+    ),
+    route(
+        M::POST,
+        "/registries/{registry_id}/channels/{channel}/bump",
+        Org(Role::Write),
+        channels::bump,
+    ),
+    route(
+        M::PUT,
+        "/registries/{registry_id}/channels/{channel}/version",
+        Org(Role::Write),
+        channels::set_version,
+    ),
+];
+
+/// Spin sends the images component `/api/v1/registries/:registry_id/images/...`,
+/// `/api/v1/images/...` and its health route.
+static IMAGES: &[Route] = &[
+    route(M::GET, "/health/images", Anyone, health::images),
+    route(
+        M::GET,
+        "/images/inactive-orgs",
+        BootstrapAdmin,
+        images::inactive_orgs,
+    ),
+    route(
+        M::GET,
+        "/registries/{registry_id}/images",
+        PublicOrRead,
+        images::list,
+    ),
+    route(
+        M::POST,
+        "/registries/{registry_id}/images",
+        Org(Role::Write),
+        images::create,
+    ),
+    route(
+        M::GET,
+        "/registries/{registry_id}/images/{image_id}",
+        PublicOrRead,
+        images::get,
+    ),
+    route(
+        M::PATCH,
+        "/registries/{registry_id}/images/{image_id}",
+        Org(Role::Write),
+        images::update,
+    ),
+];
+
+/// Spin sends the lead-time component `/api/v1/deployments/...`, `/api/v1/dora/...` and its
+/// health route.
+static LEAD_TIME: &[Route] = &[
+    route(M::GET, "/health/lead-time", Anyone, health::lead_time),
+    route(
+        M::POST,
+        "/deployments",
+        Org(Role::Write),
+        deployments::record,
+    ),
+    route(
+        M::GET,
+        "/deployments/{lead_time_id}",
+        Org(Role::Read),
+        deployments::get,
+    ),
+    route(M::GET, "/dora/lead-time", Org(Role::Read), dora::lead_time),
+    route(
+        M::GET,
+        "/dora/deployment-frequency",
+        Org(Role::Read),
+        dora::deployment_frequency,
+    ),
+];
+
+/// A component's paths, each with the indexes of its routes in the table.
+type Router = matchit::Router<Vec<usize>>;
+
+fn router(component: Component) -> &'static Router {
+    static ROUTERS: [OnceLock<Router>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    ROUTERS[component.index()].get_or_init(|| {
+        let routes = component.routes();
+        let mut paths: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (index, route) in routes.iter().enumerate() {
+            match paths.iter_mut().find(|(path, _)| *path == route.path) {
+                Some((_, indexes)) => indexes.push(index),
+                None => paths.push((route.path, vec![index])),
+            }
+        }
+        let mut router = Router::new();
+        for (path, indexes) in paths {
+            // The tables are constants checked by the tests: a conflict is a bug in this file.
+            router
+                .insert(path, indexes)
+                .unwrap_or_else(|e| panic!("route {path}: {e}"));
+        }
+        router
+    })
+}
+
+/// A route matched to a request: its row and the path's parameters.
+pub(crate) struct Matched<'a> {
+    pub(crate) access: Access,
+    pub(crate) handler: Handler,
+    pub(crate) params: Vec<(&'static str, &'a str)>,
+}
+
+/// Finds the route of `method` on `path` (the path after `/api/v1`, trailing slashes dropped,
+/// as Spin matches them): 404 if no row has the path, 405 with the allowed methods if no row
+/// of the path has the method.
+pub(crate) fn find<'a>(
+    component: Component,
+    method: &Method,
+    path: &'a str,
+) -> Result<Matched<'a>, Error> {
+    let routes = component.routes();
+    let found = router(component)
+        .at(path)
+        .map_err(|_| Error::not_found(format!("no route for {BASE_PATH}{path}")))?;
+    let Some(&index) = found.value.iter().find(|&&i| routes[i].method == method) else {
+        let allowed = found
+            .value
+            .iter()
+            .map(|&i| routes[i].method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::MethodNotAllowed { allowed });
+    };
+    let route = &routes[index];
+    let params = found.params.iter().collect();
+    Ok(Matched {
+        access: route.access,
+        handler: route.handler,
+        params,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(component: Component, method: Method, path: &str) -> Result<Vec<String>, Error> {
+        find(component, &method, path)
+            .map(|m| m.params.iter().map(|(k, v)| format!("{k}={v}")).collect())
+    }
+
+    #[test]
+    fn every_table_builds_and_every_route_matches_its_own_pattern() {
+        for component in Component::ALL {
+            for route in component.routes() {
+                let path = route
+                    .path
+                    .replace("{registry_id}", "r")
+                    .replace("{", "")
+                    .replace("}", "");
+                let matched = find(component, &route.method, &path);
+                assert!(matched.is_ok(), "{} {}", route.method, route.path);
+            }
+        }
+    }
+
+    #[test]
+    fn parameters_are_named_by_the_pattern() {
+        let params = answer(
+            Component::Registry,
+            Method::POST,
+            "/registries/abc/channels/beta/bump",
+        )
+        .unwrap();
+        assert_eq!(params, ["registry_id=abc", "channel=beta"]);
+    }
+
+    #[test]
+    fn a_known_path_with_another_method_is_405_listing_the_table_methods() {
+        let error = answer(Component::Registry, Method::PUT, "/registries/abc").unwrap_err();
+        assert!(
+            matches!(&error, Error::MethodNotAllowed { allowed } if allowed == "GET, PATCH, DELETE"),
+            "{error:?}"
+        );
+        let error = answer(Component::Images, Method::DELETE, "/registries/a/images").unwrap_err();
+        assert!(
+            matches!(&error, Error::MethodNotAllowed { allowed } if allowed == "GET, POST"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_path_of_another_component_is_404_here() {
+        let error = answer(Component::Images, Method::GET, "/registries").unwrap_err();
+        assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    }
+}
