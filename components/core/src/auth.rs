@@ -8,12 +8,13 @@
 use http::HeaderMap;
 
 use crate::db::Db;
+use crate::domain::token::ApiToken;
 use crate::domain::token::token_digest;
 use crate::domain::{ImageRegistry, OrgId, RegistryId, Role};
 use crate::env::Env;
 use crate::error::Error;
 use crate::store::registries::{self, Visibility};
-use crate::store::tokens::{self, ApiToken};
+use crate::store::tokens;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Caller {

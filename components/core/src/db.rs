@@ -113,7 +113,7 @@ pub trait Db {
 
 /// How long a statement waits for another connection's lock before the request fails with
 /// 503: Spin's own busy timeout.
-pub const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A database whose statements wait out `database is locked` with short pauses of our own.
 ///
@@ -129,14 +129,14 @@ pub const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Retrying is sound for every statement: a busy statement did nothing. Outside a
 /// transaction it rolled back whole; inside one, SQLite keeps the transaction and the
 /// statement may be run again — the documented way to finish a busy `COMMIT`.
-pub struct PatientDb<'a> {
+pub(crate) struct PatientDb<'a> {
     db: &'a dyn Db,
     clock: &'a dyn Clock,
 }
 
 impl<'a> PatientDb<'a> {
     /// Switches SQLite's own busy handler off for this connection and wraps it.
-    pub fn open(db: &'a dyn Db, clock: &'a dyn Clock) -> Result<PatientDb<'a>, DbError> {
+    pub(crate) fn open(db: &'a dyn Db, clock: &'a dyn Clock) -> Result<PatientDb<'a>, DbError> {
         let patient = PatientDb { db, clock };
         patient.execute("PRAGMA busy_timeout = 0", &[])?;
         Ok(patient)
@@ -178,7 +178,10 @@ impl Db for PatientDb<'_> {
 /// lock; give it a [`PatientDb`] so the wait for that lock is short-paced. If `COMMIT` itself
 /// fails the transaction is still open in SQLite, so it is rolled back too: a failed request
 /// never leaves half a write behind, even if the connection outlived the request.
-pub fn transaction<T>(db: &dyn Db, work: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+pub(crate) fn transaction<T>(
+    db: &dyn Db,
+    work: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
     within(db, "BEGIN IMMEDIATE", work)
 }
 
@@ -189,7 +192,10 @@ pub fn transaction<T>(db: &dyn Db, work: impl FnOnce() -> Result<T, Error>) -> R
 /// built from several reads (the DORA figures: a daily rollup plus the records at the range's
 /// edges, some of them subtracted) would otherwise count a deployment recorded between two of
 /// them once in one read and not in the other. In WAL mode the snapshot blocks no writer.
-pub fn read_snapshot<T>(db: &dyn Db, work: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+pub(crate) fn read_snapshot<T>(
+    db: &dyn Db,
+    work: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
     within(db, "BEGIN", work)
 }
 

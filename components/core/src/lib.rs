@@ -1,4 +1,5 @@
 //! cd-core: everything cd-images decides, with no I/O of its own.
+#![warn(unreachable_pub)]
 //!
 //! The Spin components are thin shells: each adapts Spin's SQLite connection to [`Db`], reads
 //! its variables into [`Config`], and calls one entry point here with an
@@ -22,27 +23,20 @@
 //! - Every write is one statement or one `BEGIN IMMEDIATE` transaction.
 //! - No handler panics on client input; every error is problem+json.
 
-pub mod api;
-pub mod auth;
-pub mod db;
-pub mod domain;
-pub mod env;
-pub mod error;
-#[cfg(test)]
-mod fault_tests;
-pub mod migrations;
-#[cfg(any(test, feature = "rusqlite"))]
-pub mod properties;
-#[cfg(test)]
-mod rollup_tests;
-#[cfg(any(test, feature = "rusqlite"))]
-pub mod sqlite_native;
-pub mod store;
-#[cfg(test)]
-mod test_support;
+mod api;
+mod auth;
+mod db;
+mod domain;
+mod env;
+mod error;
+mod migrations;
+mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use api::routes::{Access, Component, Route};
 pub use db::{Db, DbError, Rows, Value};
+pub use domain::{Role, Timestamp};
 pub use env::{Clock, Config, Env, Ids, SystemClock, SystemIds};
 pub use error::Error;
 

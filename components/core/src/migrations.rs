@@ -10,14 +10,14 @@ use crate::db::{Db, DbError, transaction};
 use crate::error::Error;
 
 /// One embedded migration file.
-pub struct Migration {
-    pub version: i64,
-    pub name: &'static str,
-    pub sql: &'static str,
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
 }
 
 /// Every migration, in order. Append only.
-pub const MIGRATIONS: &[Migration] = &[
+pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "0001_registries_and_tokens",
@@ -46,12 +46,12 @@ pub const MIGRATIONS: &[Migration] = &[
 ];
 
 /// The schema version this build expects.
-pub fn latest_version() -> i64 {
+pub(crate) fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
 /// Brings the database up to [`latest_version`] and returns the version it found it at.
-pub fn ensure_schema(db: &dyn Db) -> Result<i64, Error> {
+pub(crate) fn ensure_schema(db: &dyn Db) -> Result<i64, Error> {
     let latest = latest_version();
     match current_version(db) {
         Ok(version) if version >= latest => return Ok(version),
@@ -107,7 +107,7 @@ fn current_version(db: &dyn Db) -> Result<i64, DbError> {
 
 /// Splits a migration file into statements at `;` ending a line, dropping `--` comments. A
 /// `CREATE TRIGGER` runs to the line `END;`: its body's statements are part of it.
-pub fn statements(sql: &str) -> Vec<String> {
+pub(crate) fn statements(sql: &str) -> Vec<String> {
     let mut statements = Vec::new();
     let mut current = String::new();
     for line in sql.lines() {
@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn ensure_schema_migrates_once_and_is_a_no_op_afterwards() {
-        let db = crate::sqlite_native::RusqliteDb::open_in_memory();
+        let db = crate::testing::RusqliteDb::open_in_memory();
         assert_eq!(ensure_schema(&db).unwrap(), 0, "found an empty database");
         assert_eq!(ensure_schema(&db).unwrap(), latest_version());
         let rows = db
@@ -219,7 +219,7 @@ mod tests {
             .sum::<usize>()
             + 5;
         for fail_at in 0..statement_count {
-            let db = crate::sqlite_native::RusqliteDb::open_in_memory();
+            let db = crate::testing::RusqliteDb::open_in_memory();
             let failing = FailAt {
                 inner: &db,
                 fail_at,
@@ -247,7 +247,7 @@ mod tests {
     fn an_instance_older_than_the_schema_answers_reads_and_refuses_writes() {
         // During a rollout an old instance meets a database a newer build has migrated: it
         // must not write rows without what the newer schema derives from them.
-        let db = crate::sqlite_native::RusqliteDb::open_in_memory();
+        let db = crate::testing::RusqliteDb::open_in_memory();
         ensure_schema(&db).unwrap();
         db.execute(
             "INSERT INTO schema_migrations (version, name) VALUES (?, 'a newer build')",

@@ -2,7 +2,7 @@
 //! request gets a response, never a 5xx.
 #![no_main]
 
-use cd_core::properties::RouterHarness;
+use cd_core::testing::RouterHarness;
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {

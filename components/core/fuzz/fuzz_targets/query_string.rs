@@ -2,7 +2,7 @@
 //! query string.
 #![no_main]
 
-use cd_core::properties::RouterHarness;
+use cd_core::testing::RouterHarness;
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {

@@ -1,9 +1,9 @@
 //! The whole request router of every component. Input, HTTP-like and seedable by hand:
 //! `<component 0-2> <METHOD> <uri>` on the first line, `name: value` header lines, a blank
-//! line, then the body. Property: `cd_core::properties::RouterHarness::check`.
+//! line, then the body. Property: `cd_core::testing::RouterHarness::check`.
 #![no_main]
 
-use cd_core::properties::RouterHarness;
+use cd_core::testing::RouterHarness;
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {

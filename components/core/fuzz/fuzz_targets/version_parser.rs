@@ -6,5 +6,5 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let (channel, version) = text.split_once('\n').unwrap_or(("default", &text));
-    cd_core::properties::version_parser(channel, version);
+    cd_core::testing::version_parser(channel, version);
 });

@@ -58,7 +58,7 @@ struct DeploymentRecordBody {
 impl From<LeadTimeRecord> for DeploymentRecordBody {
     fn from(r: LeadTimeRecord) -> Self {
         DeploymentRecordBody {
-            lead_time_id: r.lead_time_id.hyphenated().to_string(),
+            lead_time_id: r.lead_time_id.to_text(),
             org_id: r.org_id.to_string(),
             image_id: r.image_id.to_text(),
             deployment_id: r.deployment_id,
@@ -106,16 +106,13 @@ pub(super) fn record(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
 }
 
 fn location(record: &LeadTimeRecord) -> String {
-    format!(
-        "{BASE_PATH}/deployments/{}",
-        record.lead_time_id.hyphenated()
-    )
+    format!("{BASE_PATH}/deployments/{}", record.lead_time_id)
 }
 
 /// `GET /api/v1/deployments/{lead_time_id}`: one recorded deployment (the `Location` of a 201).
 pub(super) fn get(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let org_id = ctx.acting_org()?;
-    let lead_time_id = ctx.uuid("lead_time_id")?;
+    let lead_time_id = ctx.lead_time_id()?;
     let record = store::find(ctx.env.db, &org_id, lead_time_id)?
         .ok_or_else(|| Error::not_found(format!("deployment {lead_time_id} does not exist")))?;
     json_response(StatusCode::OK, &DeploymentRecordBody::from(record))

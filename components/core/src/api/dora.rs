@@ -4,10 +4,10 @@
 //!   GetLeadTimeToChangeDataFromRange, plus summary, DORA level and a gap-free series.
 //! - `GET /api/v1/dora/deployment-frequency?…`: deployments per period and the DORA level.
 
+use crate::domain::ids::LeadTimeId;
 use chrono::{DateTime, Utc};
 use http::{Response, StatusCode};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::db::read_snapshot;
 use crate::domain::Timestamp;
@@ -140,10 +140,10 @@ fn interval_name(interval: Interval) -> &'static str {
     }
 }
 
-fn parse_values_cursor(cursor: &str) -> Result<(Timestamp, Uuid), Error> {
+fn parse_values_cursor(cursor: &str) -> Result<(Timestamp, LeadTimeId), Error> {
     let (created_at, id) = cursor.split_once('~').ok_or_else(Error::bad_cursor)?;
     let created_at = Timestamp::parse("cursor", created_at).map_err(|_| Error::bad_cursor())?;
-    let id = Uuid::try_parse(id).map_err(|_| Error::bad_cursor())?;
+    let id = LeadTimeId::parse("cursor", id).map_err(|_| Error::bad_cursor())?;
     Ok((created_at, id))
 }
 

@@ -149,7 +149,7 @@ impl TryFrom<CdRequestBody> for CdRequest {
 
 /// The JSON form of an image.
 #[derive(Serialize)]
-pub struct ImageBody {
+pub(crate) struct ImageBody {
     image_id: String,
     registry_id: String,
     org_id: String,
@@ -239,7 +239,7 @@ pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         built_at: now,
     };
     let recorded = match store::record(env.db, &registry, image)? {
-        InsertOutcome::Recorded(image) => Recorded::New(image),
+        InsertOutcome::Recorded(image) => Recorded::New(*image),
         // The same run recorded by a concurrent request since the read above: the insert
         // failed on the run's unique index, and the channel did not move.
         InsertOutcome::RunRecorded => match replay(env, registry.readable(), &run_id, &digest)? {

@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{self, Caller, ReadableRegistry, WritableRegistry};
 use crate::db::PatientDb;
-use crate::domain::{Channel, ImageId, OrgId, Recorded, RegistryId, ids::parse_uuid};
+use crate::domain::ids::{LeadTimeId, TokenId};
+use crate::domain::{Channel, ImageId, OrgId, Recorded, RegistryId};
 use crate::env::Env;
 use crate::error::Error;
 use crate::migrations;
@@ -300,9 +301,12 @@ impl<'a> Context<'a> {
         ImageId::parse("image_id", self.param("image_id"))
     }
 
-    /// A UUID path parameter (`token_id`, `lead_time_id`).
-    pub(crate) fn uuid(&self, name: &str) -> Result<uuid::Uuid, Error> {
-        parse_uuid(name, self.param(name))
+    pub(crate) fn token_id(&self) -> Result<TokenId, Error> {
+        TokenId::parse("token_id", self.param("token_id"))
+    }
+
+    pub(crate) fn lead_time_id(&self) -> Result<LeadTimeId, Error> {
+        LeadTimeId::parse("lead_time_id", self.param("lead_time_id"))
     }
 
     /// The org this request acts for, named by the query's `org_id` (the bootstrap admin

@@ -6,10 +6,12 @@
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ids::TokenId;
+use crate::domain::token::ApiToken;
 use crate::domain::token::{format_token, token_digest};
-use crate::domain::{OrgId, Role, check_text, ids::parse_uuid};
+use crate::domain::{OrgId, Role, check_text};
 use crate::error::Error;
-use crate::store::tokens::{self as store, ApiToken};
+use crate::store::tokens as store;
 
 use super::{BASE_PATH, Context, PageBody, created, json_response, no_content};
 
@@ -40,7 +42,7 @@ struct TokenBody {
 impl From<ApiToken> for TokenBody {
     fn from(token: ApiToken) -> Self {
         TokenBody {
-            token_id: token.token_id.hyphenated().to_string(),
+            token_id: token.token_id.to_text(),
             org_id: token.org_id.to_string(),
             role: token.role.as_str(),
             name: token.name,
@@ -62,7 +64,7 @@ pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let role = Role::parse("role", &body.role)?;
     check_text("name", &body.name, MAX_NAME_CHARS)?;
     let token = ApiToken {
-        token_id: env.ids.new_id(),
+        token_id: TokenId::new(env.ids.new_id()),
         org_id,
         role,
         name: body.name,
@@ -70,7 +72,7 @@ pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     };
     let secret = format_token(env.ids.secret());
     store::insert(env.db, &token, &token_digest(&secret))?;
-    let location = format!("{BASE_PATH}/tokens/{}", token.token_id.hyphenated());
+    let location = format!("{BASE_PATH}/tokens/{}", token.token_id);
     created(
         location,
         &TokenBody {
@@ -83,14 +85,14 @@ pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
 pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let org_id = ctx.acting_org()?;
     let (limit, cursor) = ctx.request.page_request()?;
-    let after = cursor.map(|c| parse_uuid("cursor", c)).transpose()?;
+    let after = cursor.map(|c| TokenId::parse("cursor", c)).transpose()?;
     let page = store::list(ctx.env.db, &org_id, after, limit)?;
     json_response(StatusCode::OK, &PageBody::from_page(page, TokenBody::from))
 }
 
 pub(super) fn revoke(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let org_id = ctx.acting_org()?;
-    let token_id = ctx.uuid("token_id")?;
+    let token_id = ctx.token_id()?;
     if store::revoke(ctx.env.db, token_id, &org_id, ctx.env.clock.now())? {
         Ok(no_content())
     } else {

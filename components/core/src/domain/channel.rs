@@ -8,12 +8,12 @@ use crate::Error;
 /// The limits make a channel safe inside an image tag (`{channel}-{major}.{minor}.{patch}` stays
 /// a valid OCI tag) and inside a URL path segment without escaping.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Channel(String);
+pub(crate) struct Channel(String);
 
 impl Channel {
-    pub const MAX_LEN: usize = 63;
+    pub(crate) const MAX_LEN: usize = 63;
 
-    pub fn parse(value: &str) -> Result<Channel, Error> {
+    pub(crate) fn parse(value: &str) -> Result<Channel, Error> {
         const FIELD: &str = "channel";
         if value.is_empty() {
             return Err(Error::invalid(FIELD, super::EMPTY));
@@ -37,11 +37,11 @@ impl Channel {
     }
 
     /// The channel every registry starts with and a CD request uses when it names none.
-    pub fn default_channel() -> Channel {
+    pub(crate) fn default_channel() -> Channel {
         Channel("default".to_owned())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

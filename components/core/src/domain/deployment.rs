@@ -1,18 +1,17 @@
 //! Deployments: an image reaching an app environment, as a deploy tool reports it, and the
 //! lead-time record it becomes.
 
-use uuid::Uuid;
-
+use super::ids::{AppEnvironmentId, LeadTimeId};
 use super::image::{COMMIT_CLOCK_SKEW_SECONDS, ImageId};
 use super::{OrgId, Timestamp, check_text};
 use crate::error::Error;
 
 /// An environment name: 1–63 of ASCII letters, digits, `-`, `_`, `.` (`production`, `eu-1.staging`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvironmentName(String);
+pub(crate) struct EnvironmentName(String);
 
 impl EnvironmentName {
-    pub fn parse(field: &str, value: &str) -> Result<EnvironmentName, Error> {
+    pub(crate) fn parse(field: &str, value: &str) -> Result<EnvironmentName, Error> {
         check_text(field, value, 63)?;
         if !value
             .chars()
@@ -26,43 +25,43 @@ impl EnvironmentName {
         Ok(EnvironmentName(value.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// The longest project, app and deployment id we keep (characters).
-pub const MAX_ID_CHARS: usize = 255;
+pub(crate) const MAX_ID_CHARS: usize = 255;
 
 /// A deployment as reported (`POST /deployments`), parsed: every field valid.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Deployment {
-    pub image_id: ImageId,
-    pub project_id: Option<String>,
-    pub app_id: String,
-    pub environment: EnvironmentName,
-    pub prod: bool,
+pub(crate) struct Deployment {
+    pub(crate) image_id: ImageId,
+    pub(crate) project_id: Option<String>,
+    pub(crate) app_id: String,
+    pub(crate) environment: EnvironmentName,
+    pub(crate) prod: bool,
     /// The deploy tool's own id: the idempotency key of a retried report.
-    pub deployment_id: Option<String>,
+    pub(crate) deployment_id: Option<String>,
     /// When the image reached the app environment.
-    pub deployed_at: Timestamp,
+    pub(crate) deployed_at: Timestamp,
 }
 
 /// A deployment's fields as the request gives them.
-pub struct DeploymentFields<'a> {
-    pub image_id: &'a str,
-    pub project_id: Option<&'a str>,
-    pub app_id: &'a str,
-    pub environment: &'a str,
-    pub prod: bool,
-    pub deployment_id: Option<&'a str>,
-    pub deployed_at: Option<&'a str>,
+pub(crate) struct DeploymentFields<'a> {
+    pub(crate) image_id: &'a str,
+    pub(crate) project_id: Option<&'a str>,
+    pub(crate) app_id: &'a str,
+    pub(crate) environment: &'a str,
+    pub(crate) prod: bool,
+    pub(crate) deployment_id: Option<&'a str>,
+    pub(crate) deployed_at: Option<&'a str>,
 }
 
 impl Deployment {
     /// Parses a report received at `now`: `deployed_at` defaults to `now` and may be in the
     /// past (back-filling) but not beyond the clock-skew allowance in the future.
-    pub fn parse(fields: DeploymentFields<'_>, now: Timestamp) -> Result<Deployment, Error> {
+    pub(crate) fn parse(fields: DeploymentFields<'_>, now: Timestamp) -> Result<Deployment, Error> {
         let image_id = ImageId::parse("image_id", fields.image_id)
             .map_err(|_| Error::invalid("image_id", "must be a UUID of an image"))?;
         if let Some(project_id) = fields.project_id {
@@ -99,7 +98,7 @@ impl Deployment {
     }
 
     /// Whether `record` is this deployment: the same image in the same app environment.
-    pub fn is_recorded_as(&self, record: &LeadTimeRecord) -> bool {
+    pub(crate) fn is_recorded_as(&self, record: &LeadTimeRecord) -> bool {
         record.image_id == self.image_id
             && record.project_id == self.project_id
             && record.app_id == self.app_id
@@ -109,24 +108,24 @@ impl Deployment {
 
 /// One image reaching one app environment.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LeadTimeRecord {
-    pub lead_time_id: Uuid,
-    pub org_id: OrgId,
-    pub image_id: ImageId,
-    pub app_environment_id: Uuid,
-    pub deployment_id: Option<String>,
-    pub project_id: Option<String>,
-    pub app_id: String,
-    pub environment: String,
-    pub prod: bool,
-    pub git_hash: String,
-    pub git_hash_commit_timestamp: Option<Timestamp>,
-    pub image_name_with_tag: String,
+pub(crate) struct LeadTimeRecord {
+    pub(crate) lead_time_id: LeadTimeId,
+    pub(crate) org_id: OrgId,
+    pub(crate) image_id: ImageId,
+    pub(crate) app_environment_id: AppEnvironmentId,
+    pub(crate) deployment_id: Option<String>,
+    pub(crate) project_id: Option<String>,
+    pub(crate) app_id: String,
+    pub(crate) environment: String,
+    pub(crate) prod: bool,
+    pub(crate) git_hash: String,
+    pub(crate) git_hash_commit_timestamp: Option<Timestamp>,
+    pub(crate) image_name_with_tag: String,
     /// When the image reached the app environment.
-    pub created_at: Timestamp,
+    pub(crate) created_at: Timestamp,
     /// `created_at - git_hash_commit_timestamp` in minutes; `None` without a commit time.
-    pub duration_mins: Option<f64>,
-    pub recorded_at: Timestamp,
+    pub(crate) duration_mins: Option<f64>,
+    pub(crate) recorded_at: Timestamp,
 }
 
 impl LeadTimeRecord {
@@ -135,7 +134,7 @@ impl LeadTimeRecord {
     /// so the daily rollup and the records agree even where a REAL cannot hold the exact
     /// microseconds (lead times past 2^53 µs, ~285 years: only nonsense commit times). `None`
     /// without a commit time.
-    pub fn duration_micros(&self) -> Option<i64> {
+    pub(crate) fn duration_micros(&self) -> Option<i64> {
         self.duration_mins.map(super::sorted_runs::mins_to_micros)
     }
 }

@@ -27,24 +27,24 @@ fn duration_micros(commit: Timestamp, deployed: Timestamp) -> i64 {
 }
 
 /// Elapsed minutes from `commit` to `deployed` (negative when the commit's clock is ahead).
-pub fn duration_mins(commit: Timestamp, deployed: Timestamp) -> f64 {
+pub(crate) fn duration_mins(commit: Timestamp, deployed: Timestamp) -> f64 {
     duration_micros(commit, deployed) as f64 / super::sorted_runs::MICROS_PER_MINUTE
 }
 
 /// The longest range a DORA query may cover.
-pub const MAX_RANGE_DAYS: i64 = 366;
+pub(crate) const MAX_RANGE_DAYS: i64 = 366;
 
 /// An inclusive time range `[start, end]` (SQL `BETWEEN`), at most [`MAX_RANGE_DAYS`] long.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TimeRange {
-    pub start: Timestamp,
-    pub end: Timestamp,
+pub(crate) struct TimeRange {
+    pub(crate) start: Timestamp,
+    pub(crate) end: Timestamp,
 }
 
 impl TimeRange {
     /// Parses query values. Every failure is a 400 naming the parameter: these are the query
     /// of a GET, not a body to validate.
-    pub fn parse(start: Option<&str>, end: Option<&str>) -> Result<TimeRange, Error> {
+    pub(crate) fn parse(start: Option<&str>, end: Option<&str>) -> Result<TimeRange, Error> {
         let parse = |field: &str, value: Option<&str>| -> Result<Timestamp, Error> {
             let value = value.ok_or_else(|| {
                 Error::malformed_field(
@@ -77,7 +77,7 @@ impl TimeRange {
     }
 
     /// The range's length in days (fractional), at least one second's worth.
-    pub fn days(&self) -> f64 {
+    pub(crate) fn days(&self) -> f64 {
         let seconds = (self.end.instant() - self.start.instant())
             .num_seconds()
             .max(1);
@@ -93,19 +93,19 @@ impl TimeRange {
 /// range are subtracted (for "the last 30 days" ending now, that part is in the future and
 /// empty); otherwise the records of the part inside are added.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReadPlan {
+pub(crate) struct ReadPlan {
     /// The first and last day read from the rollup (inclusive), if any.
-    pub days: Option<(NaiveDate, NaiveDate)>,
+    pub(crate) days: Option<(NaiveDate, NaiveDate)>,
     /// Ranges whose records are added.
-    pub add: Vec<TimeRange>,
+    pub(crate) add: Vec<TimeRange>,
     /// Ranges whose records are subtracted (inside a rollup day, outside the query range).
-    pub subtract: Vec<TimeRange>,
+    pub(crate) subtract: Vec<TimeRange>,
 }
 
 impl ReadPlan {
     /// Every record of `range`, none from the rollup: what filters the rollup cannot answer
     /// (project, app) use.
-    pub fn records_only(range: &TimeRange) -> ReadPlan {
+    pub(crate) fn records_only(range: &TimeRange) -> ReadPlan {
         ReadPlan {
             days: None,
             add: vec![*range],
@@ -114,7 +114,7 @@ impl ReadPlan {
     }
 
     /// Whole days from the rollup, edges from the records.
-    pub fn with_rollup(range: &TimeRange) -> ReadPlan {
+    pub(crate) fn with_rollup(range: &TimeRange) -> ReadPlan {
         let start = range.start.instant();
         let end = range.end.instant();
         let (first, last) = (start.date_naive(), end.date_naive());
@@ -185,7 +185,7 @@ fn between(start: DateTime<Utc>, end: DateTime<Utc>) -> TimeRange {
 
 /// The bucket size of a series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interval {
+pub(crate) enum Interval {
     Day,
     /// ISO weeks, starting Monday 00:00 UTC.
     Week,
@@ -196,7 +196,7 @@ pub enum Interval {
 }
 
 impl Interval {
-    pub fn parse(value: &str) -> Result<Interval, Error> {
+    pub(crate) fn parse(value: &str) -> Result<Interval, Error> {
         match value {
             "day" => Ok(Interval::Day),
             "week" => Ok(Interval::Week),
@@ -210,7 +210,7 @@ impl Interval {
     }
 
     /// The start of the period holding `instant` (for `All`: the range start).
-    pub fn period_start(&self, instant: DateTime<Utc>, range: &TimeRange) -> DateTime<Utc> {
+    pub(crate) fn period_start(&self, instant: DateTime<Utc>, range: &TimeRange) -> DateTime<Utc> {
         let midnight = |d: chrono::NaiveDate| {
             Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
         };
@@ -232,7 +232,7 @@ impl Interval {
 
     /// Every period start from the one holding `range.start` to the one holding `range.end`:
     /// empty periods included, so a chart needs no gap filling.
-    pub fn periods(&self, range: &TimeRange) -> Vec<DateTime<Utc>> {
+    pub(crate) fn periods(&self, range: &TimeRange) -> Vec<DateTime<Utc>> {
         let last = self.period_start(range.end.instant(), range);
         let mut periods = vec![self.period_start(range.start.instant(), range)];
         loop {
@@ -263,7 +263,7 @@ impl Interval {
 /// The period holding `second`: the last start at or before it. Records come from the range,
 /// so there always is one; clamping keeps a stray one in the first period rather than
 /// panicking.
-pub fn period_index(starts: &[i64], second: i64) -> usize {
+pub(crate) fn period_index(starts: &[i64], second: i64) -> usize {
     starts
         .partition_point(|start| *start <= second)
         .saturating_sub(1)
@@ -274,7 +274,7 @@ pub fn period_index(starts: &[i64], second: i64) -> usize {
 /// definition, kept as the tests' oracle: the service selects order statistics from sorted
 /// runs instead (`LeadTimes::quantile_mins`), and must agree with this.
 #[cfg(test)]
-pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -287,19 +287,19 @@ pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
 
 /// Summary figures of a set of lead times (minutes).
 #[derive(Debug, Clone, PartialEq)]
-pub struct LeadTimeSummary {
-    pub count: usize,
-    pub median_mins: Option<f64>,
-    pub p90_mins: Option<f64>,
-    pub mean_mins: Option<f64>,
-    pub min_mins: Option<f64>,
-    pub max_mins: Option<f64>,
-    pub level: Option<DoraLevel>,
+pub(crate) struct LeadTimeSummary {
+    pub(crate) count: usize,
+    pub(crate) median_mins: Option<f64>,
+    pub(crate) p90_mins: Option<f64>,
+    pub(crate) mean_mins: Option<f64>,
+    pub(crate) min_mins: Option<f64>,
+    pub(crate) max_mins: Option<f64>,
+    pub(crate) level: Option<DoraLevel>,
 }
 
 impl LeadTimeSummary {
     /// Summarises a set of lead times.
-    pub fn of(lead_times: &LeadTimes) -> LeadTimeSummary {
+    pub(crate) fn of(lead_times: &LeadTimes) -> LeadTimeSummary {
         let median = lead_times.quantile_mins(0.5);
         LeadTimeSummary {
             count: lead_times.count() as usize,
@@ -315,7 +315,7 @@ impl LeadTimeSummary {
 
 /// DORA's performance clusters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DoraLevel {
+pub(crate) enum DoraLevel {
     Elite,
     High,
     Medium,
@@ -326,7 +326,7 @@ const DAY_MINS: f64 = 24.0 * 60.0;
 
 impl DoraLevel {
     /// From the median lead time: < 1 day elite, < 1 week high, < 1 month (30 days) medium, else low.
-    pub fn for_lead_time(median_mins: f64) -> DoraLevel {
+    pub(crate) fn for_lead_time(median_mins: f64) -> DoraLevel {
         if median_mins < DAY_MINS {
             DoraLevel::Elite
         } else if median_mins < 7.0 * DAY_MINS {
@@ -340,7 +340,7 @@ impl DoraLevel {
 
     /// From deployments per day: ≥ 1 a day elite, ≥ 1 a week high, ≥ 1 a month (30 days)
     /// medium, else low.
-    pub fn for_deployment_frequency(per_day: f64) -> DoraLevel {
+    pub(crate) fn for_deployment_frequency(per_day: f64) -> DoraLevel {
         if per_day >= 1.0 {
             DoraLevel::Elite
         } else if per_day >= 1.0 / 7.0 {
@@ -352,7 +352,7 @@ impl DoraLevel {
         }
     }
 
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             DoraLevel::Elite => "elite",
             DoraLevel::High => "high",

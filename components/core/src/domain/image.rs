@@ -3,52 +3,27 @@
 //! The build metadata (commit, run, version, build time) is immutable once recorded; only the
 //! operational fields (status, tags, cluster tags, ports, gitops hash) change afterwards.
 
-use uuid::Uuid;
-
 use crate::Error;
 
+pub(crate) use super::ids::ImageId;
 use super::{Channel, OrgId, RegistryId, Timestamp, UpdateType, check_text};
 
 /// Upper bounds on list fields, so one request cannot store megabytes of tags.
-pub const MAX_TAGS: usize = 1000;
-pub const MAX_PORTS: usize = 100;
-pub const MAX_CLUSTER_IMAGE_TAGS: usize = 1000;
+pub(crate) const MAX_TAGS: usize = 1000;
+pub(crate) const MAX_PORTS: usize = 100;
+pub(crate) const MAX_CLUSTER_IMAGE_TAGS: usize = 1000;
 /// Commit messages are kept whole up to this many characters.
-pub const MAX_COMMIT_MSG_CHARS: usize = 65_536;
-
-/// The id of an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ImageId(Uuid);
-
-impl ImageId {
-    pub fn new(id: Uuid) -> ImageId {
-        ImageId(id)
-    }
-
-    pub fn parse(field: &str, value: &str) -> Result<ImageId, Error> {
-        super::ids::parse_uuid(field, value).map(ImageId)
-    }
-
-    pub fn to_text(&self) -> String {
-        self.0.hyphenated().to_string()
-    }
-}
-
-impl std::fmt::Display for ImageId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
+pub(crate) const MAX_COMMIT_MSG_CHARS: usize = 65_536;
 
 /// How a CD request moves its channel: a bump, or `none` to build at the current version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VersionChange {
+pub(crate) enum VersionChange {
     Bump(UpdateType),
     Keep,
 }
 
 impl VersionChange {
-    pub fn parse(field: &str, value: &str) -> Result<VersionChange, Error> {
+    pub(crate) fn parse(field: &str, value: &str) -> Result<VersionChange, Error> {
         match value {
             "none" => Ok(VersionChange::Keep),
             other => UpdateType::parse(field, other)
@@ -57,7 +32,7 @@ impl VersionChange {
         }
     }
 
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             VersionChange::Bump(update_type) => update_type.as_str(),
             VersionChange::Keep => "none",
@@ -68,7 +43,7 @@ impl VersionChange {
 /// An image's lifecycle status. Every status but `active` counts as inactive (see
 /// `GetDistinctOrgsOfInactiveImages`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageStatus {
+pub(crate) enum ImageStatus {
     /// Built and in use (the default).
     Active,
     /// Taken out of use.
@@ -80,14 +55,14 @@ pub enum ImageStatus {
 }
 
 impl ImageStatus {
-    pub const ALL: [ImageStatus; 4] = [
+    pub(crate) const ALL: [ImageStatus; 4] = [
         ImageStatus::Active,
         ImageStatus::Inactive,
         ImageStatus::Deprecated,
         ImageStatus::Failed,
     ];
 
-    pub fn parse(field: &str, value: &str) -> Result<ImageStatus, Error> {
+    pub(crate) fn parse(field: &str, value: &str) -> Result<ImageStatus, Error> {
         Self::ALL
             .into_iter()
             .find(|status| status.as_str() == value)
@@ -96,7 +71,7 @@ impl ImageStatus {
             })
     }
 
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             ImageStatus::Active => "active",
             ImageStatus::Inactive => "inactive",
@@ -107,7 +82,7 @@ impl ImageStatus {
 }
 
 /// An OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}` (distribution spec).
-pub fn check_oci_tag(field: &str, value: &str) -> Result<(), Error> {
+pub(crate) fn check_oci_tag(field: &str, value: &str) -> Result<(), Error> {
     let valid = !value.is_empty()
         && value.len() <= 128
         && value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
@@ -125,7 +100,7 @@ pub fn check_oci_tag(field: &str, value: &str) -> Result<(), Error> {
 }
 
 /// A git commit hash: 7 to 64 hex digits (abbreviated, SHA-1 or SHA-256), stored lowercase.
-pub fn parse_git_hash(field: &str, value: &str) -> Result<String, Error> {
+pub(crate) fn parse_git_hash(field: &str, value: &str) -> Result<String, Error> {
     if (7..=64).contains(&value.len()) && value.chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(value.to_ascii_lowercase())
     } else {
@@ -137,7 +112,7 @@ pub fn parse_git_hash(field: &str, value: &str) -> Result<String, Error> {
 }
 
 /// An image's tags: each an OCI-tag-like label (≤ 128), no duplicates, at most [`MAX_TAGS`].
-pub fn check_tags(field: &str, tags: &[String]) -> Result<(), Error> {
+pub(crate) fn check_tags(field: &str, tags: &[String]) -> Result<(), Error> {
     if tags.len() > MAX_TAGS {
         return Err(Error::invalid(
             field,
@@ -159,15 +134,15 @@ pub fn check_tags(field: &str, tags: &[String]) -> Result<(), Error> {
 
 /// A port the image exposes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImagePort {
-    pub port: u16,
+pub(crate) struct ImagePort {
+    pub(crate) port: u16,
     /// `tcp`, `udp` or `sctp` (any case, kept as given); absent means unspecified.
-    pub protocol: Option<String>,
-    pub name: Option<String>,
+    pub(crate) protocol: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 impl ImagePort {
-    pub fn parse(
+    pub(crate) fn parse(
         field: &str,
         port: i64,
         protocol: Option<String>,
@@ -200,13 +175,17 @@ impl ImagePort {
 
 /// The tag an image runs under in one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterImageTag {
-    pub cluster_id: String,
-    pub tag: String,
+pub(crate) struct ClusterImageTag {
+    pub(crate) cluster_id: String,
+    pub(crate) tag: String,
 }
 
 impl ClusterImageTag {
-    pub fn parse(field: &str, cluster_id: String, tag: String) -> Result<ClusterImageTag, Error> {
+    pub(crate) fn parse(
+        field: &str,
+        cluster_id: String,
+        tag: String,
+    ) -> Result<ClusterImageTag, Error> {
         check_text(&format!("{field}.cluster_id"), &cluster_id, 255)?;
         check_oci_tag(&format!("{field}.tag"), &tag)?;
         Ok(ClusterImageTag { cluster_id, tag })
@@ -215,7 +194,7 @@ impl ClusterImageTag {
 
 /// An optional free-text field: `None` stays `None`; a present value must be non-empty,
 /// bounded and printable.
-pub fn check_optional_text(
+pub(crate) fn check_optional_text(
     field: &str,
     value: Option<&str>,
     max_chars: usize,
@@ -224,7 +203,7 @@ pub fn check_optional_text(
 }
 
 /// A commit message: kept verbatim (newlines, tabs, any script), but no NUL and bounded.
-pub fn check_commit_msg(field: &str, value: &str) -> Result<(), Error> {
+pub(crate) fn check_commit_msg(field: &str, value: &str) -> Result<(), Error> {
     if value.contains('\0') {
         return Err(Error::invalid(field, "must not contain NUL characters"));
     }
@@ -239,33 +218,33 @@ pub fn check_commit_msg(field: &str, value: &str) -> Result<(), Error> {
 
 /// A validated CD request: what a pipeline posts after a build.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CdRequest {
-    pub channel: Channel,
-    pub version_change: VersionChange,
-    pub tag_name: String,
-    pub image_name: String,
-    pub image_name_with_tag: String,
-    pub status: ImageStatus,
-    pub tags: Vec<String>,
-    pub git_hash: String,
-    pub git_hash_commit_timestamp: Option<Timestamp>,
-    pub gitops_hash: Option<String>,
-    pub api_definition_path: Option<String>,
-    pub committer: Option<String>,
-    pub commit_msg: Option<String>,
-    pub run_id: String,
-    pub image_ports: Vec<ImagePort>,
-    pub cluster_image_tags: Vec<ClusterImageTag>,
-    pub api_version_id: Option<String>,
+pub(crate) struct CdRequest {
+    pub(crate) channel: Channel,
+    pub(crate) version_change: VersionChange,
+    pub(crate) tag_name: String,
+    pub(crate) image_name: String,
+    pub(crate) image_name_with_tag: String,
+    pub(crate) status: ImageStatus,
+    pub(crate) tags: Vec<String>,
+    pub(crate) git_hash: String,
+    pub(crate) git_hash_commit_timestamp: Option<Timestamp>,
+    pub(crate) gitops_hash: Option<String>,
+    pub(crate) api_definition_path: Option<String>,
+    pub(crate) committer: Option<String>,
+    pub(crate) commit_msg: Option<String>,
+    pub(crate) run_id: String,
+    pub(crate) image_ports: Vec<ImagePort>,
+    pub(crate) cluster_image_tags: Vec<ClusterImageTag>,
+    pub(crate) api_version_id: Option<String>,
 }
 
 /// How far in the future a commit timestamp may be: clocks of CI runners and developer
 /// machines drift, but a commit hours ahead would make lead times negative.
-pub const COMMIT_CLOCK_SKEW_SECONDS: i64 = 300;
+pub(crate) const COMMIT_CLOCK_SKEW_SECONDS: i64 = 300;
 
 impl CdRequest {
     /// Refuses a commit timestamp more than [`COMMIT_CLOCK_SKEW_SECONDS`] after `now`.
-    pub fn check_commit_time(&self, now: Timestamp) -> Result<(), Error> {
+    pub(crate) fn check_commit_time(&self, now: Timestamp) -> Result<(), Error> {
         if let Some(committed) = self.git_hash_commit_timestamp {
             let ahead = committed.instant() - now.instant();
             if ahead.num_seconds() > COMMIT_CLOCK_SKEW_SECONDS {
@@ -284,29 +263,29 @@ impl CdRequest {
 
 /// An image as stored.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Image {
-    pub image_id: ImageId,
-    pub org_id: OrgId,
-    pub registry_id: RegistryId,
+pub(crate) struct Image {
+    pub(crate) image_id: ImageId,
+    pub(crate) org_id: OrgId,
+    pub(crate) registry_id: RegistryId,
     /// The version string the channel gave this build: `{channel}-{major}.{minor}.{patch}`.
-    pub version: String,
-    pub request: CdRequest,
-    pub built_at: Timestamp,
-    pub updated_at: Timestamp,
+    pub(crate) version: String,
+    pub(crate) request: CdRequest,
+    pub(crate) built_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
 }
 
 /// A build about to be recorded: everything an [`Image`] holds but what recording gives it
 /// (its registry's org and id, and the version its channel hands out).
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewImage {
-    pub image_id: ImageId,
-    pub request: CdRequest,
-    pub built_at: Timestamp,
+pub(crate) struct NewImage {
+    pub(crate) image_id: ImageId,
+    pub(crate) request: CdRequest,
+    pub(crate) built_at: Timestamp,
 }
 
 impl NewImage {
     /// The image as recorded in `registry` with the `version` its channel gave it.
-    pub fn recorded(self, registry: &super::ImageRegistry, version: String) -> Image {
+    pub(crate) fn recorded(self, registry: &super::ImageRegistry, version: String) -> Image {
         Image {
             image_id: self.image_id,
             org_id: registry.org_id.clone(),
@@ -321,17 +300,17 @@ impl NewImage {
 
 /// The operational fields that may change after the build; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ImageChanges {
-    pub status: Option<ImageStatus>,
-    pub tags: Option<Vec<String>>,
-    pub cluster_image_tags: Option<Vec<ClusterImageTag>>,
-    pub image_ports: Option<Vec<ImagePort>>,
+pub(crate) struct ImageChanges {
+    pub(crate) status: Option<ImageStatus>,
+    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) cluster_image_tags: Option<Vec<ClusterImageTag>>,
+    pub(crate) image_ports: Option<Vec<ImagePort>>,
     /// `Some(None)` clears it.
-    pub gitops_hash: Option<Option<String>>,
+    pub(crate) gitops_hash: Option<Option<String>>,
 }
 
 impl Image {
-    pub fn with_changes(mut self, changes: ImageChanges, now: Timestamp) -> Image {
+    pub(crate) fn with_changes(mut self, changes: ImageChanges, now: Timestamp) -> Image {
         if let Some(status) = changes.status {
             self.request.status = status;
         }

@@ -1,31 +1,31 @@
 //! Domain types. Each is made only through `parse` (or `TryFrom`), so holding one means it is
 //! valid. None of them knows JSON or SQL: `api` and `store` convert at the edges.
 
-pub mod channel;
-pub mod deployment;
-pub mod dora;
-pub mod ids;
-pub mod image;
-pub mod org;
-pub mod registry;
-pub mod sorted_runs;
-pub mod time;
-pub mod token;
-pub mod version;
+pub(crate) mod channel;
+pub(crate) mod deployment;
+pub(crate) mod dora;
+pub(crate) mod ids;
+pub(crate) mod image;
+pub(crate) mod org;
+pub(crate) mod registry;
+pub(crate) mod sorted_runs;
+pub(crate) mod time;
+pub(crate) mod token;
+pub(crate) mod version;
 
-pub use channel::Channel;
-pub use ids::RegistryId;
-pub use image::{CdRequest, Image, ImageId, ImageStatus, VersionChange};
-pub use org::OrgId;
-pub use registry::{ContainerRegistryId, ImageRegistry, ImageRepositoryName, TokenVaultId};
+pub(crate) use channel::Channel;
+pub(crate) use ids::RegistryId;
+pub(crate) use image::ImageId;
+pub(crate) use org::OrgId;
+pub(crate) use registry::{ContainerRegistryId, ImageRegistry, ImageRepositoryName, TokenVaultId};
 pub use time::Timestamp;
 pub use token::Role;
-pub use version::{ImageVersion, SemVersion, UpdateType};
+pub(crate) use version::{ImageVersion, SemVersion, UpdateType};
 
 /// What recording something did: a new record, or the one a retry of the same request made
 /// first (answered 200 with that record, so the sender stops retrying).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Recorded<T> {
+pub(crate) enum Recorded<T> {
     New(T),
     Existing(T),
 }

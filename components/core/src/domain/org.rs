@@ -5,12 +5,12 @@ use crate::Error;
 /// An organization id: 1–64 characters of ASCII letters, digits, `-`, `_` and `.`, starting
 /// with a letter or digit. UUIDs and slugs both fit; nothing that needs escaping does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OrgId(String);
+pub(crate) struct OrgId(String);
 
 impl OrgId {
-    pub const MAX_LEN: usize = 64;
+    pub(crate) const MAX_LEN: usize = 64;
 
-    pub fn parse(field: &str, value: &str) -> Result<OrgId, Error> {
+    pub(crate) fn parse(field: &str, value: &str) -> Result<OrgId, Error> {
         if value.is_empty() {
             return Err(Error::invalid(field, super::EMPTY));
         }
@@ -30,7 +30,7 @@ impl OrgId {
         Ok(OrgId(value.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

@@ -8,12 +8,12 @@ use super::{OrgId, RegistryId, Timestamp};
 /// each `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, at most 255 characters in all
 /// (e.g. `team/service-api`). Anything else could never be pushed or pulled, so it is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRepositoryName(String);
+pub(crate) struct ImageRepositoryName(String);
 
 impl ImageRepositoryName {
-    pub const MAX_LEN: usize = 255;
+    pub(crate) const MAX_LEN: usize = 255;
 
-    pub fn parse(value: &str) -> Result<ImageRepositoryName, Error> {
+    pub(crate) fn parse(value: &str) -> Result<ImageRepositoryName, Error> {
         const FIELD: &str = "image_repository_name";
         if value.is_empty() {
             return Err(Error::invalid(FIELD, super::EMPTY));
@@ -30,7 +30,7 @@ impl ImageRepositoryName {
         Ok(ImageRepositoryName(value.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -70,17 +70,17 @@ fn is_path_component(component: &str) -> bool {
 
 /// The id of the container registry (e.g. `ghcr`, an internal UUID): stored verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerRegistryId(String);
+pub(crate) struct ContainerRegistryId(String);
 
 impl ContainerRegistryId {
-    pub const MAX_LEN: usize = 255;
+    pub(crate) const MAX_LEN: usize = 255;
 
-    pub fn parse(value: &str) -> Result<ContainerRegistryId, Error> {
+    pub(crate) fn parse(value: &str) -> Result<ContainerRegistryId, Error> {
         super::check_text("container_registry_id", value, Self::MAX_LEN)?;
         Ok(ContainerRegistryId(value.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -88,47 +88,51 @@ impl ContainerRegistryId {
 /// A reference to the vault entry holding the registry's pull/push token. Never the secret
 /// itself: we store where it is, not what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenVaultId(String);
+pub(crate) struct TokenVaultId(String);
 
 impl TokenVaultId {
-    pub const MAX_LEN: usize = 255;
+    pub(crate) const MAX_LEN: usize = 255;
 
-    pub fn parse(value: &str) -> Result<TokenVaultId, Error> {
+    pub(crate) fn parse(value: &str) -> Result<TokenVaultId, Error> {
         super::check_text("token_vault_id", value, Self::MAX_LEN)?;
         Ok(TokenVaultId(value.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// An image registry as stored.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ImageRegistry {
-    pub registry_id: RegistryId,
-    pub org_id: OrgId,
-    pub image_repository_name: ImageRepositoryName,
-    pub public: bool,
-    pub container_registry_id: ContainerRegistryId,
-    pub token_vault_id: Option<TokenVaultId>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
+pub(crate) struct ImageRegistry {
+    pub(crate) registry_id: RegistryId,
+    pub(crate) org_id: OrgId,
+    pub(crate) image_repository_name: ImageRepositoryName,
+    pub(crate) public: bool,
+    pub(crate) container_registry_id: ContainerRegistryId,
+    pub(crate) token_vault_id: Option<TokenVaultId>,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
 }
 
 /// The fields a client may change on a registry; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RegistryChanges {
-    pub image_repository_name: Option<ImageRepositoryName>,
-    pub public: Option<bool>,
-    pub container_registry_id: Option<ContainerRegistryId>,
+pub(crate) struct RegistryChanges {
+    pub(crate) image_repository_name: Option<ImageRepositoryName>,
+    pub(crate) public: Option<bool>,
+    pub(crate) container_registry_id: Option<ContainerRegistryId>,
     /// `Some(None)` clears the vault reference.
-    pub token_vault_id: Option<Option<TokenVaultId>>,
+    pub(crate) token_vault_id: Option<Option<TokenVaultId>>,
 }
 
 impl ImageRegistry {
     /// The registry with `changes` applied.
-    pub fn with_changes(mut self, changes: RegistryChanges, now: Timestamp) -> ImageRegistry {
+    pub(crate) fn with_changes(
+        mut self,
+        changes: RegistryChanges,
+        now: Timestamp,
+    ) -> ImageRegistry {
         if let Some(name) = changes.image_repository_name {
             self.image_repository_name = name;
         }

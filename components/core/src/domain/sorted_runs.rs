@@ -12,16 +12,16 @@
 //! negative: a negative duration is clock skew and is counted apart, not held here.
 
 /// Microseconds per minute: lead times are exact microseconds, shown in minutes.
-pub const MICROS_PER_MINUTE: f64 = 60_000_000.0;
+pub(crate) const MICROS_PER_MINUTE: f64 = 60_000_000.0;
 
 /// Whole microseconds as (fractional) minutes, exactly as `duration_mins` computes them.
-pub fn micros_to_mins(micros: u64) -> f64 {
+pub(crate) fn micros_to_mins(micros: u64) -> f64 {
     micros as f64 / MICROS_PER_MINUTE
 }
 
 /// Minutes back to whole microseconds, rounding as SQLite's `round()` does (half away from
 /// zero; integral values past 2^52 unchanged). The inverse of [`micros_to_mins`] below 2^52 µs.
-pub fn mins_to_micros(mins: f64) -> i64 {
+pub(crate) fn mins_to_micros(mins: f64) -> i64 {
     (mins * MICROS_PER_MINUTE).round() as i64
 }
 
@@ -38,13 +38,13 @@ struct Run {
 /// is well defined. Violating it cannot panic; it gives wrong figures, which the rollup tests
 /// would catch.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LeadTimes {
+pub(crate) struct LeadTimes {
     runs: Vec<Run>,
 }
 
 impl LeadTimes {
     /// Adds a run; `ascending` must be sorted (debug builds check).
-    pub fn add_sorted(&mut self, ascending: Vec<u64>) {
+    pub(crate) fn add_sorted(&mut self, ascending: Vec<u64>) {
         debug_assert!(ascending.is_sorted());
         if !ascending.is_empty() {
             self.runs.push(Run {
@@ -55,13 +55,13 @@ impl LeadTimes {
     }
 
     /// Adds values in any order.
-    pub fn add_unsorted(&mut self, mut values: Vec<u64>) {
+    pub(crate) fn add_unsorted(&mut self, mut values: Vec<u64>) {
         values.sort_unstable();
         self.add_sorted(values);
     }
 
     /// Removes values (in any order) that an added run holds.
-    pub fn subtract_unsorted(&mut self, mut values: Vec<u64>) {
+    pub(crate) fn subtract_unsorted(&mut self, mut values: Vec<u64>) {
         values.sort_unstable();
         if !values.is_empty() {
             self.runs.push(Run {
@@ -72,12 +72,12 @@ impl LeadTimes {
     }
 
     /// Adds every run of `other` (its subtractions too): the union of two periods.
-    pub fn extend(&mut self, other: &LeadTimes) {
+    pub(crate) fn extend(&mut self, other: &LeadTimes) {
         self.runs.extend(other.runs.iter().cloned());
     }
 
     /// How many lead times the set holds.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         let (added, subtracted) = self.runs.iter().fold((0u64, 0u64), |(a, s), run| {
             let n = run.ascending.len() as u64;
             if run.subtracted {
@@ -90,7 +90,7 @@ impl LeadTimes {
     }
 
     /// The exact sum in microseconds (wide: a year of long lead times overflows `u64`).
-    pub fn sum_micros(&self) -> u128 {
+    pub(crate) fn sum_micros(&self) -> u128 {
         let (added, subtracted) = self.runs.iter().fold((0u128, 0u128), |(a, s), run| {
             let sum: u128 = run.ascending.iter().map(|v| u128::from(*v)).sum();
             if run.subtracted {
@@ -108,7 +108,7 @@ impl LeadTimes {
     /// lead times at or below it. Each run keeps a window of the positions that may still
     /// hold values inside the search interval, so as the interval narrows, each count is a
     /// binary search of a few elements, and runs wholly on one side cost nothing.
-    pub fn nth(&self, rank: u64) -> Option<u64> {
+    pub(crate) fn nth(&self, rank: u64) -> Option<u64> {
         if rank >= self.count() {
             return None;
         }
@@ -164,7 +164,7 @@ impl LeadTimes {
 
     /// The `q`-quantile (0..=1) in minutes, interpolating linearly between closest ranks (the
     /// "R-7" definition of numpy and spreadsheets). `None` for an empty set.
-    pub fn quantile_mins(&self, q: f64) -> Option<f64> {
+    pub(crate) fn quantile_mins(&self, q: f64) -> Option<f64> {
         let count = self.count();
         if count == 0 {
             return None;
@@ -183,12 +183,12 @@ impl LeadTimes {
     }
 
     /// The mean in minutes, from the exact sum.
-    pub fn mean_mins(&self) -> Option<f64> {
+    pub(crate) fn mean_mins(&self) -> Option<f64> {
         let count = self.count();
         (count > 0).then(|| self.sum_micros() as f64 / count as f64 / MICROS_PER_MINUTE)
     }
 
-    pub fn min_mins(&self) -> Option<f64> {
+    pub(crate) fn min_mins(&self) -> Option<f64> {
         if self.runs.iter().all(|run| !run.subtracted) {
             let first = self.runs.iter().filter_map(|run| run.ascending.first());
             return first.min().copied().map(micros_to_mins);
@@ -196,7 +196,7 @@ impl LeadTimes {
         self.nth(0).map(micros_to_mins)
     }
 
-    pub fn max_mins(&self) -> Option<f64> {
+    pub(crate) fn max_mins(&self) -> Option<f64> {
         if self.runs.iter().all(|run| !run.subtracted) {
             let last = self.runs.iter().filter_map(|run| run.ascending.last());
             return last.max().copied().map(micros_to_mins);

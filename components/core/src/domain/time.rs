@@ -42,11 +42,11 @@ impl Timestamp {
     }
 
     /// The stored and wire form: UTC, microseconds, `Z`.
-    pub fn to_stored(&self) -> String {
+    pub fn to_stored(self) -> String {
         self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 
-    pub fn instant(&self) -> DateTime<Utc> {
+    pub fn instant(self) -> DateTime<Utc> {
         self.0
     }
 }

@@ -8,6 +8,9 @@ use sha2::{Digest, Sha256};
 
 use crate::Error;
 
+use super::ids::TokenId;
+use super::{OrgId, Timestamp};
+
 /// What a token may do, in increasing power; each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -39,10 +42,10 @@ impl Role {
 }
 
 /// The prefix of every token we mint: makes them recognisable to secret scanners.
-pub const TOKEN_PREFIX: &str = "cdi_";
+pub(crate) const TOKEN_PREFIX: &str = "cdi_";
 
 /// Formats 32 random bytes as a token: `cdi_` + 64 hex digits.
-pub fn format_token(secret: [u8; 32]) -> String {
+pub(crate) fn format_token(secret: [u8; 32]) -> String {
     let mut token = String::with_capacity(TOKEN_PREFIX.len() + 64);
     token.push_str(TOKEN_PREFIX);
     token.push_str(&hex(&secret));
@@ -50,7 +53,7 @@ pub fn format_token(secret: [u8; 32]) -> String {
 }
 
 /// The SHA-256 hex digest under which a token is stored and looked up.
-pub fn token_digest(token: &str) -> String {
+pub(crate) fn token_digest(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
@@ -62,6 +65,16 @@ fn hex(bytes: &[u8]) -> String {
             let _ = write!(out, "{byte:02x}");
             out
         })
+}
+
+/// A stored token, without its secret (which is never stored).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiToken {
+    pub(crate) token_id: TokenId,
+    pub(crate) org_id: OrgId,
+    pub(crate) role: Role,
+    pub(crate) name: String,
+    pub(crate) created_at: Timestamp,
 }
 
 #[cfg(test)]

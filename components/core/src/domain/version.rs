@@ -10,7 +10,7 @@ use super::{Channel, RegistryId, Timestamp};
 
 /// `major.minor.patch`, each within SQLite's signed 64-bit integers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct SemVersion {
+pub(crate) struct SemVersion {
     major: u64,
     minor: u64,
     patch: u64,
@@ -18,7 +18,7 @@ pub struct SemVersion {
 
 /// How a new build moves its channel's version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpdateType {
+pub(crate) enum UpdateType {
     /// `x.y.z` → `(x+1).0.0`
     Major,
     /// `x.y.z` → `x.(y+1).0`
@@ -28,7 +28,7 @@ pub enum UpdateType {
 }
 
 impl UpdateType {
-    pub fn parse(field: &str, value: &str) -> Result<UpdateType, Error> {
+    pub(crate) fn parse(field: &str, value: &str) -> Result<UpdateType, Error> {
         match value {
             "major" => Ok(UpdateType::Major),
             "minor" => Ok(UpdateType::Minor),
@@ -37,7 +37,7 @@ impl UpdateType {
         }
     }
 
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             UpdateType::Major => "major",
             UpdateType::Minor => "minor",
@@ -48,9 +48,9 @@ impl UpdateType {
 
 impl SemVersion {
     /// The largest component we store: SQLite integers are signed 64-bit.
-    pub const MAX_PART: u64 = i64::MAX as u64;
+    pub(crate) const MAX_PART: u64 = i64::MAX as u64;
 
-    pub fn new(major: u64, minor: u64, patch: u64) -> Result<SemVersion, Error> {
+    pub(crate) fn new(major: u64, minor: u64, patch: u64) -> Result<SemVersion, Error> {
         for (name, part) in [("major", major), ("minor", minor), ("patch", patch)] {
             if part > Self::MAX_PART {
                 return Err(Error::invalid(
@@ -69,7 +69,7 @@ impl SemVersion {
     /// Parses a version for `channel`: `1.2.3`, `v1.2.3` or `{channel}-1.2.3`. Anything else —
     /// another channel's prefix, pre-release or build metadata, leading zeros, missing parts —
     /// is a 422 naming `field`.
-    pub fn parse_for_channel(
+    pub(crate) fn parse_for_channel(
         field: &str,
         channel: &Channel,
         value: &str,
@@ -94,7 +94,7 @@ impl SemVersion {
 
     /// The next version for a build of `update_type`. Major resets minor and patch; minor resets
     /// patch. Overflow is refused rather than wrapped: a version never moves backwards.
-    pub fn bump(self, update_type: UpdateType) -> Result<SemVersion, Error> {
+    pub(crate) fn bump(self, update_type: UpdateType) -> Result<SemVersion, Error> {
         let overflow = || Error::Conflict {
             detail: format!(
                 "cannot bump {} of {self}: it is at its maximum",
@@ -125,20 +125,20 @@ impl SemVersion {
         })
     }
 
-    pub fn major(&self) -> u64 {
+    pub(crate) fn major(&self) -> u64 {
         self.major
     }
 
-    pub fn minor(&self) -> u64 {
+    pub(crate) fn minor(&self) -> u64 {
         self.minor
     }
 
-    pub fn patch(&self) -> u64 {
+    pub(crate) fn patch(&self) -> u64 {
         self.patch
     }
 
     /// The channel's version string, as images are tagged: `{channel}-{major}.{minor}.{patch}`.
-    pub fn for_channel(&self, channel: &Channel) -> String {
+    pub(crate) fn for_channel(&self, channel: &Channel) -> String {
         format!("{channel}-{self}")
     }
 }
@@ -151,17 +151,17 @@ impl std::fmt::Display for SemVersion {
 
 /// The current version of one channel of one registry.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ImageVersion {
-    pub registry_id: RegistryId,
-    pub channel: Channel,
-    pub version: SemVersion,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
+pub(crate) struct ImageVersion {
+    pub(crate) registry_id: RegistryId,
+    pub(crate) channel: Channel,
+    pub(crate) version: SemVersion,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
 }
 
 impl ImageVersion {
     /// `"{channel}-{major}.{minor}.{patch}"`.
-    pub fn version_string(&self) -> String {
+    pub(crate) fn version_string(&self) -> String {
         self.version.for_channel(&self.channel)
     }
 }

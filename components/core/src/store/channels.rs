@@ -9,7 +9,7 @@ use crate::domain::image::VersionChange;
 use crate::domain::{Channel, ImageVersion, RegistryId, SemVersion, Timestamp, UpdateType};
 use crate::error::Error;
 
-use super::Page;
+use super::{Keyset, Order, Page};
 
 const COLUMNS: &str = "registry_id, channel, major, minor, patch, created_at, updated_at";
 
@@ -55,23 +55,21 @@ pub(crate) fn list(
     after: Option<&Channel>,
     limit: usize,
 ) -> Result<Page<ImageVersion>, Error> {
-    let registry_id = registry.id();
-    let fetch = (limit as i64 + 1).into();
-    let rows = match after {
-        None => db.execute(
-            &format!("SELECT {COLUMNS} FROM image_versions WHERE registry_id = ? ORDER BY channel LIMIT ?"),
-            &[registry_id.to_text().into(), fetch],
-        )?,
-        Some(cursor) => db.execute(
-            &format!(
-                "SELECT {COLUMNS} FROM image_versions WHERE registry_id = ? AND channel > ? \
-                 ORDER BY channel LIMIT ?"
-            ),
-            &[registry_id.to_text().into(), cursor.as_str().into(), fetch],
-        )?,
-    };
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_rows(items, limit, |v| v.channel.to_string()))
+    Keyset {
+        columns: COLUMNS,
+        table: "image_versions",
+        filter: "registry_id = ?",
+        key: "channel",
+        order: Order::ByName,
+    }
+    .page(
+        db,
+        vec![registry.id().to_text().into()],
+        after.map(|channel| channel.as_str().into()),
+        limit,
+        from_row,
+        |v| v.channel.to_string(),
+    )
 }
 
 /// GetVersionForChannel: the channel's version, created at `initial` if it does not exist yet.

@@ -18,18 +18,18 @@ use crate::domain::deployment::LeadTimeRecord;
 
 /// One day of one environment.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LeadTimeDay {
-    pub day: NaiveDate,
+pub(crate) struct LeadTimeDay {
+    pub(crate) day: NaiveDate,
     /// Every record of the day (deployment frequency counts them all).
-    pub deployments: u64,
+    pub(crate) deployments: u64,
     /// Records that count for lead time but whose commit is later than the deployment.
-    pub clock_skew: u64,
+    pub(crate) clock_skew: u64,
     /// The lead times (µs) of the other records that count, ascending.
-    pub lead_times: Vec<u64>,
+    pub(crate) lead_times: Vec<u64>,
 }
 
 /// The day as stored: `YYYY-MM-DD`, the first ten characters of a stored instant.
-pub fn day_text(day: NaiveDate) -> String {
+pub(crate) fn day_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
@@ -88,7 +88,7 @@ fn decode(blob: &[u8]) -> Result<Vec<u64>, Error> {
 }
 
 /// Counts `record` in its day. Call inside the transaction that inserts the record.
-pub fn add(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
+pub(crate) fn add(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
     let key: [Value; 4] = [
         record.org_id.as_str().into(),
         day_text(record.created_at.instant().date_naive()).into(),
@@ -131,7 +131,7 @@ pub fn add(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
 
 /// The org's days from `first` to `last` (inclusive), optionally of one environment and/or
 /// prod flag, in day order; without their lead times unless `with_lead_times`.
-pub fn read(
+pub(crate) fn read(
     db: &dyn Db,
     org_id: &crate::domain::OrgId,
     (first, last): (NaiveDate, NaiveDate),
@@ -182,14 +182,16 @@ pub fn read(
 /// Rebuilds the whole rollup from the records, with migration 0004's own statement (the
 /// benchmark's generator runs [`backfill_statement`] after its bulk load in the same way).
 /// Call inside a transaction.
-pub fn rebuild(db: &dyn Db) -> Result<(), Error> {
+#[cfg(test)]
+pub(crate) fn rebuild(db: &dyn Db) -> Result<(), Error> {
     db.execute("DELETE FROM lead_time_days", &[])?;
     db.execute(&backfill_statement()?, &[])?;
     Ok(())
 }
 
 /// Migration 0004's `INSERT … SELECT` that rolls up every record (into an empty table).
-pub fn backfill_statement() -> Result<String, Error> {
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn backfill_statement() -> Result<String, Error> {
     crate::migrations::MIGRATIONS
         .iter()
         .filter(|m| m.name == "0004_lead_time_days")

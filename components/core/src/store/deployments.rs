@@ -4,12 +4,11 @@
 //! Writes run inside the caller's `BEGIN IMMEDIATE` transaction, so the select-then-insert
 //! upserts below cannot race.
 
-use uuid::Uuid;
-
 use crate::db::{Db, DbError, Row, Value};
 use crate::domain::deployment::{Deployment, EnvironmentName, LeadTimeRecord};
 use crate::domain::dora::TimeRange;
 use crate::domain::dora::duration_mins;
+use crate::domain::ids::{AppEnvironmentId, EnvironmentId, LeadTimeId};
 use crate::domain::image::ImageId;
 use crate::domain::sorted_runs::MICROS_PER_MINUTE;
 use crate::domain::{OrgId, Recorded, Timestamp};
@@ -29,17 +28,22 @@ const PACKED_COLUMNS: &str = "lead_time_id, org_id, image_id, app_environment_id
 /// The position of `duration_mins` in [`COLUMNS`].
 const DURATION_COLUMN: usize = 13;
 
-fn uuid(row: &Row<'_>, index: usize) -> Result<Uuid, Error> {
-    Uuid::try_parse(&row.text(index)?).map_err(|e| Error::storage(format!("unreadable id: {e}")))
+/// A stored id of type `T` (`T::parse`), or a storage error: rows hold only ids we wrote.
+fn stored_id<T>(
+    row: &Row<'_>,
+    index: usize,
+    parse: fn(&str, &str) -> Result<T, Error>,
+) -> Result<T, Error> {
+    parse("id", &row.text(index)?).map_err(|e| Error::storage(format!("unreadable id: {e}")))
 }
 
 fn from_row(row: Row<'_>) -> Result<LeadTimeRecord, Error> {
     let stored = |e: Error| Error::storage(format!("unreadable lead-time row: {e}"));
     Ok(LeadTimeRecord {
-        lead_time_id: uuid(&row, 0)?,
+        lead_time_id: stored_id(&row, 0, LeadTimeId::parse)?,
         org_id: OrgId::parse("org_id", &row.text(1)?).map_err(stored)?,
         image_id: ImageId::parse("image_id", &row.text(2)?).map_err(stored)?,
-        app_environment_id: uuid(&row, 3)?,
+        app_environment_id: stored_id(&row, 3, AppEnvironmentId::parse)?,
         deployment_id: row.optional_text(4)?,
         project_id: row.optional_text(5)?,
         app_id: row.text(6)?,
@@ -90,7 +94,7 @@ pub(crate) fn record(
         org_id,
         &deployment.environment,
         deployment.prod,
-        ids.new_id(),
+        EnvironmentId::new(ids.new_id()),
         now,
     )?;
     let app_environment_id = upsert_app_environment(
@@ -99,7 +103,7 @@ pub(crate) fn record(
         deployment.project_id.as_deref(),
         &deployment.app_id,
         environment_id,
-        ids.new_id(),
+        AppEnvironmentId::new(ids.new_id()),
         now,
     )?;
     if let Some(existing) = find_by_image_app_environment(db, image_id, app_environment_id)? {
@@ -108,7 +112,7 @@ pub(crate) fn record(
     let commit = image.request.git_hash_commit_timestamp;
     let created_at = deployment.deployed_at;
     let record = LeadTimeRecord {
-        lead_time_id: ids.new_id(),
+        lead_time_id: LeadTimeId::new(ids.new_id()),
         org_id: org_id.clone(),
         image_id,
         app_environment_id,
@@ -130,27 +134,27 @@ pub(crate) fn record(
 }
 
 /// The org's environment `name`, created or with its prod flag brought up to date; its id.
-pub fn upsert_environment(
+pub(crate) fn upsert_environment(
     db: &dyn Db,
     org_id: &OrgId,
     name: &EnvironmentName,
     prod: bool,
-    new_id: Uuid,
+    new_id: EnvironmentId,
     now: Timestamp,
-) -> Result<Uuid, Error> {
+) -> Result<EnvironmentId, Error> {
     let rows = db.execute(
         "SELECT environment_id, prod FROM environments WHERE org_id = ? AND name = ?",
         &[org_id.as_str().into(), name.as_str().into()],
     )?;
     if let Some(row) = rows.first() {
-        let environment_id = uuid(&row, 0)?;
+        let environment_id = stored_id(&row, 0, EnvironmentId::parse)?;
         if row.flag(1)? != prod {
             db.execute(
                 "UPDATE environments SET prod = ?, updated_at = ? WHERE environment_id = ?",
                 &[
                     prod.into(),
                     now.to_stored().into(),
-                    environment_id.hyphenated().to_string().into(),
+                    environment_id.to_text().into(),
                 ],
             )?;
         }
@@ -159,7 +163,7 @@ pub fn upsert_environment(
     db.execute(
         "INSERT INTO environments (environment_id, org_id, name, prod, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
         &[
-            new_id.hyphenated().to_string().into(),
+            new_id.to_text().into(),
             org_id.as_str().into(),
             name.as_str().into(),
             prod.into(),
@@ -171,29 +175,29 @@ pub fn upsert_environment(
 }
 
 /// The app environment (project, app, environment), created if new; its id.
-pub fn upsert_app_environment(
+pub(crate) fn upsert_app_environment(
     db: &dyn Db,
     org_id: &OrgId,
     project_id: Option<&str>,
     app_id: &str,
-    environment_id: Uuid,
-    new_id: Uuid,
+    environment_id: EnvironmentId,
+    new_id: AppEnvironmentId,
     now: Timestamp,
-) -> Result<Uuid, Error> {
-    let environment_id = environment_id.hyphenated().to_string();
+) -> Result<AppEnvironmentId, Error> {
+    let environment_id = environment_id.to_text();
     let rows = db.execute(
         "SELECT app_environment_id FROM app_environments \
          WHERE org_id = ? AND IFNULL(project_id, '') = IFNULL(?, '') AND app_id = ? AND environment_id = ?",
         &[org_id.as_str().into(), project_id.into(), app_id.into(), environment_id.as_str().into()],
     )?;
     if let Some(row) = rows.first() {
-        return uuid(&row, 0);
+        return stored_id(&row, 0, AppEnvironmentId::parse);
     }
     db.execute(
         "INSERT INTO app_environments (app_environment_id, org_id, project_id, app_id, environment_id, created_at) \
          VALUES (?, ?, ?, ?, ?, ?)",
         &[
-            new_id.hyphenated().to_string().into(),
+            new_id.to_text().into(),
             org_id.as_str().into(),
             project_id.into(),
             app_id.into(),
@@ -205,22 +209,19 @@ pub fn upsert_app_environment(
 }
 
 /// One lead-time record of the org.
-pub fn find(
+pub(crate) fn find(
     db: &dyn Db,
     org_id: &OrgId,
-    lead_time_id: Uuid,
+    lead_time_id: LeadTimeId,
 ) -> Result<Option<LeadTimeRecord>, Error> {
     let rows = db.execute(
         &format!("SELECT {COLUMNS} FROM image_lead_times WHERE lead_time_id = ? AND org_id = ?"),
-        &[
-            lead_time_id.hyphenated().to_string().into(),
-            org_id.as_str().into(),
-        ],
+        &[lead_time_id.to_text().into(), org_id.as_str().into()],
     )?;
     rows.first().map(from_row).transpose()
 }
 
-pub fn find_by_deployment_id(
+pub(crate) fn find_by_deployment_id(
     db: &dyn Db,
     org_id: &OrgId,
     deployment_id: &str,
@@ -232,10 +233,10 @@ pub fn find_by_deployment_id(
     rows.first().map(from_row).transpose()
 }
 
-pub fn find_by_image_app_environment(
+pub(crate) fn find_by_image_app_environment(
     db: &dyn Db,
     image_id: ImageId,
-    app_environment_id: Uuid,
+    app_environment_id: AppEnvironmentId,
 ) -> Result<Option<LeadTimeRecord>, Error> {
     let rows = db.execute(
         &format!(
@@ -243,20 +244,20 @@ pub fn find_by_image_app_environment(
         ),
         &[
             image_id.to_text().into(),
-            app_environment_id.hyphenated().to_string().into(),
+            app_environment_id.to_text().into(),
         ],
     )?;
     rows.first().map(from_row).transpose()
 }
 
-pub fn insert(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
+pub(crate) fn insert(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
     let result = db.execute(
         &format!("INSERT INTO image_lead_times ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         &[
-            record.lead_time_id.hyphenated().to_string().into(),
+            record.lead_time_id.to_text().into(),
             record.org_id.as_str().into(),
             record.image_id.to_text().into(),
-            record.app_environment_id.hyphenated().to_string().into(),
+            record.app_environment_id.to_text().into(),
             record.deployment_id.as_deref().into(),
             record.project_id.as_deref().into(),
             record.app_id.as_str().into(),
@@ -282,11 +283,11 @@ pub fn insert(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
 
 /// The filters of the DORA queries; `None` means any.
 #[derive(Debug, Clone, Default)]
-pub struct DoraFilter {
-    pub project_id: Option<String>,
-    pub app_id: Option<String>,
-    pub environment: Option<String>,
-    pub prod: Option<bool>,
+pub(crate) struct DoraFilter {
+    pub(crate) project_id: Option<String>,
+    pub(crate) app_id: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) prod: Option<bool>,
 }
 
 /// `WHERE` for one org, a range and the filters; `lead_time_only` keeps the rows that count for
@@ -331,7 +332,7 @@ fn where_clause(
 /// each, and at a million records that per-row cost was two thirds of the query. Durations
 /// travel as whole microseconds — what [`crate::domain::dora::duration_mins`] divides
 /// by 60,000,000 — so they are the ones recorded, exactly.
-pub fn lead_time_durations(
+pub(crate) fn lead_time_durations(
     db: &dyn Db,
     org_id: &OrgId,
     range: &TimeRange,
@@ -355,7 +356,7 @@ pub fn lead_time_durations(
 
 /// `created_at` (Unix seconds) of every deployment in the range, in no particular order; one
 /// text value for the same reason as [`lead_time_durations`].
-pub fn deployment_times(
+pub(crate) fn deployment_times(
     db: &dyn Db,
     org_id: &OrgId,
     range: &TimeRange,
@@ -394,12 +395,12 @@ fn packed_column(db: &dyn Db, sql: &str, params: &[Value]) -> Result<String, Err
 
 /// A page of the lead-time records that count, newest first. The cursor is
 /// `{created_at}~{lead_time_id}` of the last record of the previous page.
-pub fn lead_time_values(
+pub(crate) fn lead_time_values(
     db: &dyn Db,
     org_id: &OrgId,
     range: &TimeRange,
     filter: &DoraFilter,
-    after: Option<(Timestamp, Uuid)>,
+    after: Option<(Timestamp, LeadTimeId)>,
     limit: usize,
 ) -> Result<Page<LeadTimeRecord>, Error> {
     let (mut condition, mut params) = where_clause(org_id, range, filter, true);
@@ -407,7 +408,7 @@ pub fn lead_time_values(
         condition.push_str(" AND (created_at < ? OR (created_at = ? AND lead_time_id < ?))");
         params.push(created_at.to_stored().into());
         params.push(created_at.to_stored().into());
-        params.push(lead_time_id.hyphenated().to_string().into());
+        params.push(lead_time_id.to_text().into());
     }
     params.push((limit as i64 + 1).into());
     // One packed text instead of 15 values per row (`super::unpack_rows`); the REAL
@@ -431,18 +432,14 @@ pub fn lead_time_values(
         .map(|values| from_row(Row::new(values)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Page::from_rows(items, limit, |r| {
-        format!(
-            "{}~{}",
-            r.created_at.to_stored(),
-            r.lead_time_id.hyphenated()
-        )
+        format!("{}~{}", r.created_at.to_stored(), r.lead_time_id)
     }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite_native::RusqliteDb;
+    use crate::testing::RusqliteDb;
 
     fn plan(db: &RusqliteDb, sql: &str, params: &[Value]) -> String {
         let rows = db

@@ -16,13 +16,13 @@ use super::deployments::{DoraFilter, deployment_times, lead_time_durations};
 
 /// The lead times of each period, and the clock-skewed records of the whole range.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LeadTimesByPeriod {
-    pub periods: Vec<LeadTimes>,
-    pub clock_skew: u64,
+pub(crate) struct LeadTimesByPeriod {
+    pub(crate) periods: Vec<LeadTimes>,
+    pub(crate) clock_skew: u64,
 }
 
 /// How to read `range` for `filter`.
-pub fn plan(range: &TimeRange, filter: &DoraFilter) -> ReadPlan {
+pub(crate) fn plan(range: &TimeRange, filter: &DoraFilter) -> ReadPlan {
     if filter.project_id.is_some() || filter.app_id.is_some() {
         ReadPlan::records_only(range)
     } else {
@@ -59,7 +59,7 @@ fn day_second(day: &LeadTimeDay) -> i64 {
 }
 
 /// Lead times per period (`starts`: the periods' first seconds, ascending).
-pub fn lead_times_by_period(
+pub(crate) fn lead_times_by_period(
     db: &dyn Db,
     org_id: &OrgId,
     plan: &ReadPlan,
@@ -101,7 +101,7 @@ pub fn lead_times_by_period(
 }
 
 /// Deployments per period (`starts` as for [`lead_times_by_period`]).
-pub fn deployments_by_period(
+pub(crate) fn deployments_by_period(
     db: &dyn Db,
     org_id: &OrgId,
     plan: &ReadPlan,

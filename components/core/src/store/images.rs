@@ -55,7 +55,7 @@ fn from_row(row: Row<'_>) -> Result<Image, Error> {
 
 /// A digest of everything a pipeline sent (after defaults and normalisation): a retry of the
 /// same run carries the same digest; a different build reusing the run id does not.
-pub fn request_digest(request: &CdRequest) -> String {
+pub(crate) fn request_digest(request: &CdRequest) -> String {
     let fields: Vec<Value> = request_values(request);
     let mut hasher = Sha256::new();
     for value in fields {
@@ -105,7 +105,7 @@ fn request_values(request: &CdRequest) -> Vec<Value> {
 #[derive(Debug)]
 pub(crate) enum InsertOutcome {
     /// Recorded; the channel moved and the image holds the version it was given.
-    Recorded(Image),
+    Recorded(Box<Image>),
     /// The run id is already recorded for the registry (nothing was written).
     RunRecorded,
     /// The channel's part to bump is at its maximum (nothing was written).
@@ -137,9 +137,9 @@ pub(crate) fn record(
         .map(|row| row.text(0))
         .transpose()?
         .ok_or_else(|| Error::storage("the image INSERT returned no version"))?;
-    Ok(InsertOutcome::Recorded(
+    Ok(InsertOutcome::Recorded(Box::new(
         image.recorded(registry.registry(), version),
-    ))
+    )))
 }
 
 /// The version a new image of channel `?4` gets from update type `?5` (SemVersion::bump's
@@ -216,12 +216,12 @@ pub(crate) fn find(
 
 /// Filters of a registry's image list; `None` means any.
 #[derive(Debug, Clone, Default)]
-pub struct ImageFilter {
-    pub channel: Option<Channel>,
-    pub status: Option<ImageStatus>,
+pub(crate) struct ImageFilter {
+    pub(crate) channel: Option<Channel>,
+    pub(crate) status: Option<ImageStatus>,
     /// Images carrying this tag (searched in the `tags` JSON array).
-    pub tag: Option<String>,
-    pub api_version_id: Option<String>,
+    pub(crate) tag: Option<String>,
+    pub(crate) api_version_id: Option<String>,
 }
 
 /// A registry's images, newest first, filtered.
@@ -297,7 +297,7 @@ pub(crate) fn update(db: &dyn Db, registry: &WritableRegistry, image: &Image) ->
 
 /// GetDistinctOrgsOfInactiveImages: orgs with at least one image whose status is not `active`,
 /// in id order.
-pub fn orgs_with_inactive_images(
+pub(crate) fn orgs_with_inactive_images(
     db: &dyn Db,
     after: Option<&OrgId>,
     limit: usize,
@@ -325,7 +325,11 @@ pub fn orgs_with_inactive_images(
 }
 
 /// One image of the org, whichever registry holds it.
-pub fn find_in_org(db: &dyn Db, image_id: ImageId, org_id: &OrgId) -> Result<Option<Image>, Error> {
+pub(crate) fn find_in_org(
+    db: &dyn Db,
+    image_id: ImageId,
+    org_id: &OrgId,
+) -> Result<Option<Image>, Error> {
     let rows = db.execute(
         &format!("SELECT {COLUMNS} FROM images WHERE image_id = ? AND org_id = ?"),
         &[image_id.to_text().into(), org_id.as_str().into()],

@@ -10,20 +10,20 @@ use crate::error::Error;
 /// A port as JSON: `{"port": 8080, "protocol": "tcp", "name": "http"}` (optional keys omitted).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct PortJson {
-    pub port: i64,
+pub(crate) struct PortJson {
+    pub(crate) port: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<String>,
+    pub(crate) protocol: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 /// A cluster image tag as JSON: `{"cluster_id": "eu-1", "tag": "default-1.2.3"}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct ClusterImageTagJson {
-    pub cluster_id: String,
-    pub tag: String,
+pub(crate) struct ClusterImageTagJson {
+    pub(crate) cluster_id: String,
+    pub(crate) tag: String,
 }
 
 impl From<&ImagePort> for PortJson {
@@ -46,7 +46,7 @@ impl From<&ClusterImageTag> for ClusterImageTagJson {
 }
 
 /// Validates wire ports into domain ports, naming `field[index]` on error.
-pub fn parse_ports(field: &str, ports: Vec<PortJson>) -> Result<Vec<ImagePort>, Error> {
+pub(crate) fn parse_ports(field: &str, ports: Vec<PortJson>) -> Result<Vec<ImagePort>, Error> {
     if ports.len() > crate::domain::image::MAX_PORTS {
         return Err(Error::invalid(
             field,
@@ -64,7 +64,7 @@ pub fn parse_ports(field: &str, ports: Vec<PortJson>) -> Result<Vec<ImagePort>, 
 }
 
 /// Validates wire cluster image tags into domain ones, naming `field[index]` on error.
-pub fn parse_cluster_image_tags(
+pub(crate) fn parse_cluster_image_tags(
     field: &str,
     tags: Vec<ClusterImageTagJson>,
 ) -> Result<Vec<ClusterImageTag>, Error> {
@@ -82,16 +82,16 @@ pub fn parse_cluster_image_tags(
 }
 
 /// Column text for a list of strings.
-pub fn encode_tags(tags: &[String]) -> String {
+pub(crate) fn encode_tags(tags: &[String]) -> String {
     serde_json::to_string(tags).expect("strings always serialise")
 }
 
-pub fn encode_ports(ports: &[ImagePort]) -> String {
+pub(crate) fn encode_ports(ports: &[ImagePort]) -> String {
     serde_json::to_string(&ports.iter().map(PortJson::from).collect::<Vec<_>>())
         .expect("ports always serialise")
 }
 
-pub fn encode_cluster_image_tags(tags: &[ClusterImageTag]) -> String {
+pub(crate) fn encode_cluster_image_tags(tags: &[ClusterImageTag]) -> String {
     serde_json::to_string(
         &tags
             .iter()
@@ -106,17 +106,17 @@ fn decode<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T,
         .map_err(|e| Error::storage(format!("unreadable JSON in images.{column}: {e}")))
 }
 
-pub fn decode_tags(text: &str) -> Result<Vec<String>, Error> {
+pub(crate) fn decode_tags(text: &str) -> Result<Vec<String>, Error> {
     decode("tags", text)
 }
 
-pub fn decode_ports(text: &str) -> Result<Vec<ImagePort>, Error> {
+pub(crate) fn decode_ports(text: &str) -> Result<Vec<ImagePort>, Error> {
     let ports: Vec<PortJson> = decode("image_ports", text)?;
     parse_ports("image_ports", ports)
         .map_err(|e| Error::storage(format!("stored image_ports invalid: {e}")))
 }
 
-pub fn decode_cluster_image_tags(text: &str) -> Result<Vec<ClusterImageTag>, Error> {
+pub(crate) fn decode_cluster_image_tags(text: &str) -> Result<Vec<ClusterImageTag>, Error> {
     let tags: Vec<ClusterImageTagJson> = decode("cluster_image_tags", text)?;
     parse_cluster_image_tags("cluster_image_tags", tags)
         .map_err(|e| Error::storage(format!("stored cluster_image_tags invalid: {e}")))

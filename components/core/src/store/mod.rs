@@ -3,14 +3,14 @@
 //! One statement per `Db::execute` (Spin runs only the first). Functions here do no
 //! authorization: callers pass the org whose rows they may touch, and every query filters by it.
 
-pub mod channels;
-pub mod daily_rollup;
-pub mod deployments;
-pub mod dora;
-pub mod images;
-pub mod json_columns;
-pub mod registries;
-pub mod tokens;
+pub(crate) mod channels;
+pub(crate) mod daily_rollup;
+pub(crate) mod deployments;
+pub(crate) mod dora;
+pub(crate) mod images;
+pub(crate) mod json_columns;
+pub(crate) mod registries;
+pub(crate) mod tokens;
 
 /// The rows of a page, packed by SQLite into one JSON text: `json_group_array(json_array(..))`.
 ///
@@ -60,15 +60,73 @@ pub(crate) fn packed_rows(
 
 /// One page of a newest-first (or name-ordered) list.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
+pub(crate) struct Page<T> {
+    pub(crate) items: Vec<T>,
     /// Pass back as `cursor` for the next page; `None` on the last page.
-    pub next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// Which way a keyset list runs: newest first (ids are UUIDv7) or by name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Order {
+    NewestFirst,
+    ByName,
+}
+
+/// One keyset-paginated list: `SELECT columns FROM table WHERE filter` ordered by `key`.
+pub(crate) struct Keyset<'a> {
+    pub(crate) columns: &'a str,
+    pub(crate) table: &'a str,
+    /// The rows of the list, with `?` for `params`.
+    pub(crate) filter: &'a str,
+    /// A unique column the list is ordered by; the cursor is its value in the last row.
+    pub(crate) key: &'a str,
+    pub(crate) order: Order,
+}
+
+impl Keyset<'_> {
+    /// The page after `after` (the first page without one): `limit` rows read as `from_row`,
+    /// and the cursor of the next page, taken from the last row with `cursor_of`.
+    pub(crate) fn page<T>(
+        &self,
+        db: &dyn crate::db::Db,
+        mut params: Vec<crate::db::Value>,
+        after: Option<crate::db::Value>,
+        limit: usize,
+        from_row: fn(crate::db::Row<'_>) -> Result<T, crate::Error>,
+        cursor_of: impl Fn(&T) -> String,
+    ) -> Result<Page<T>, crate::Error> {
+        let Keyset {
+            columns,
+            table,
+            filter,
+            key,
+            order,
+        } = self;
+        let (after_key, direction) = match order {
+            Order::NewestFirst => ("<", " DESC"),
+            Order::ByName => (">", ""),
+        };
+        let mut sql = format!("SELECT {columns} FROM {table} WHERE {filter}");
+        if let Some(after) = after {
+            sql.push_str(&format!(" AND {key} {after_key} ?"));
+            params.push(after);
+        }
+        sql.push_str(&format!(" ORDER BY {key}{direction} LIMIT ?"));
+        params.push((limit as i64 + 1).into());
+        let rows = db.execute(&sql, &params)?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(items, limit, cursor_of))
+    }
 }
 
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows: the extra row only tells that there is more.
-    pub fn from_rows(mut items: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+    pub(crate) fn from_rows(
+        mut items: Vec<T>,
+        limit: usize,
+        cursor_of: impl Fn(&T) -> String,
+    ) -> Page<T> {
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
             items.last().map(cursor_of)

@@ -7,14 +7,14 @@ use crate::domain::{
 };
 use crate::error::Error;
 
-use super::Page;
+use super::{Keyset, Order, Page};
 
 const COLUMNS: &str = "registry_id, org_id, image_repository_name, public, container_registry_id, \
                        token_vault_id, created_at, updated_at";
 
 /// Who is reading, which decides which registries are visible.
 #[derive(Debug, Clone, Copy)]
-pub enum Visibility<'a> {
+pub(crate) enum Visibility<'a> {
     /// Only public registries.
     PublicOnly,
     /// The org's own registries and public ones.
@@ -51,7 +51,7 @@ fn duplicate(registry: &ImageRegistry) -> Error {
     }
 }
 
-pub fn insert(db: &dyn Db, registry: &ImageRegistry) -> Result<(), Error> {
+pub(crate) fn insert(db: &dyn Db, registry: &ImageRegistry) -> Result<(), Error> {
     let sql = format!("INSERT INTO image_registries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     match db.execute(&sql, &params(registry)) {
         Ok(_) => Ok(()),
@@ -74,7 +74,7 @@ fn params(registry: &ImageRegistry) -> Vec<Value> {
 }
 
 /// A live registry `visibility` may read, or `None`.
-pub fn find_visible(
+pub(crate) fn find_visible(
     db: &dyn Db,
     registry_id: RegistryId,
     visibility: Visibility<'_>,
@@ -99,7 +99,7 @@ pub fn find_visible(
 }
 
 /// A live registry owned by `org_id`, or `None`: what writes may touch.
-pub fn find_owned(
+pub(crate) fn find_owned(
     db: &dyn Db,
     registry_id: RegistryId,
     org_id: &OrgId,
@@ -115,35 +115,31 @@ pub fn find_owned(
 }
 
 /// The org's live registries, newest first.
-pub fn list(
+pub(crate) fn list(
     db: &dyn Db,
     org_id: &OrgId,
     after: Option<RegistryId>,
     limit: usize,
 ) -> Result<Page<ImageRegistry>, Error> {
-    let fetch = Value::Integer(limit as i64 + 1);
-    let rows = match after {
-        None => db.execute(
-            &format!(
-                "SELECT {COLUMNS} FROM image_registries WHERE org_id = ? AND deleted_at IS NULL \
-                 ORDER BY registry_id DESC LIMIT ?"
-            ),
-            &[org_id.as_str().into(), fetch],
-        )?,
-        Some(cursor) => db.execute(
-            &format!(
-                "SELECT {COLUMNS} FROM image_registries WHERE org_id = ? AND deleted_at IS NULL \
-                 AND registry_id < ? ORDER BY registry_id DESC LIMIT ?"
-            ),
-            &[org_id.as_str().into(), cursor.to_text().into(), fetch],
-        )?,
-    };
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_rows(items, limit, |r| r.registry_id.to_text()))
+    Keyset {
+        columns: COLUMNS,
+        table: "image_registries",
+        filter: "org_id = ? AND deleted_at IS NULL",
+        key: "registry_id",
+        order: Order::NewestFirst,
+    }
+    .page(
+        db,
+        vec![org_id.as_str().into()],
+        after.map(|id| id.to_text().into()),
+        limit,
+        from_row,
+        |r| r.registry_id.to_text(),
+    )
 }
 
 /// Stores every changeable field of `registry` (matched by id and org).
-pub fn update(db: &dyn Db, registry: &ImageRegistry) -> Result<(), Error> {
+pub(crate) fn update(db: &dyn Db, registry: &ImageRegistry) -> Result<(), Error> {
     let result = db.execute(
         "UPDATE image_registries SET image_repository_name = ?, public = ?, container_registry_id = ?, \
          token_vault_id = ?, updated_at = ? WHERE registry_id = ? AND org_id = ? AND deleted_at IS NULL",
@@ -165,7 +161,7 @@ pub fn update(db: &dyn Db, registry: &ImageRegistry) -> Result<(), Error> {
 }
 
 /// Marks the registry deleted; `false` if there was no such live registry in the org.
-pub fn soft_delete(
+pub(crate) fn soft_delete(
     db: &dyn Db,
     registry_id: RegistryId,
     org_id: &OrgId,

@@ -1,29 +1,19 @@
 //! `api_tokens`: digests of org tokens, their org and role.
 
-use uuid::Uuid;
-
 use crate::db::{Db, Row};
+use crate::domain::ids::TokenId;
+use crate::domain::token::ApiToken;
 use crate::domain::{OrgId, Role, Timestamp};
 use crate::error::Error;
 
-use super::Page;
-
-/// A stored token, without its secret (which is never stored).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiToken {
-    pub token_id: Uuid,
-    pub org_id: OrgId,
-    pub role: Role,
-    pub name: String,
-    pub created_at: Timestamp,
-}
+use super::{Keyset, Order, Page};
 
 const COLUMNS: &str = "token_id, org_id, role, name, created_at";
 
 fn from_row(row: Row<'_>) -> Result<ApiToken, Error> {
     let stored = |e: Error| Error::storage(format!("unreadable api token row: {e}"));
     Ok(ApiToken {
-        token_id: crate::domain::ids::parse_uuid("token_id", &row.text(0)?).map_err(stored)?,
+        token_id: TokenId::parse("token_id", &row.text(0)?).map_err(stored)?,
         org_id: OrgId::parse("org_id", &row.text(1)?).map_err(stored)?,
         role: Role::parse("role", &row.text(2)?).map_err(stored)?,
         name: row.text(3)?,
@@ -31,11 +21,11 @@ fn from_row(row: Row<'_>) -> Result<ApiToken, Error> {
     })
 }
 
-pub fn insert(db: &dyn Db, token: &ApiToken, digest: &str) -> Result<(), Error> {
+pub(crate) fn insert(db: &dyn Db, token: &ApiToken, digest: &str) -> Result<(), Error> {
     db.execute(
         "INSERT INTO api_tokens (token_id, org_id, role, name, token_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         &[
-            token.token_id.hyphenated().to_string().into(),
+            token.token_id.to_text().into(),
             token.org_id.as_str().into(),
             token.role.as_str().into(),
             token.name.as_str().into(),
@@ -47,7 +37,7 @@ pub fn insert(db: &dyn Db, token: &ApiToken, digest: &str) -> Result<(), Error> 
 }
 
 /// The live (not revoked) token with this digest.
-pub fn find_live_by_digest(db: &dyn Db, digest: &str) -> Result<Option<ApiToken>, Error> {
+pub(crate) fn find_live_by_digest(db: &dyn Db, digest: &str) -> Result<Option<ApiToken>, Error> {
     let rows = db.execute(
         &format!("SELECT {COLUMNS} FROM api_tokens WHERE token_sha256 = ? AND revoked_at IS NULL"),
         &[digest.into()],
@@ -56,45 +46,40 @@ pub fn find_live_by_digest(db: &dyn Db, digest: &str) -> Result<Option<ApiToken>
 }
 
 /// The org's live tokens, newest first.
-pub fn list(
+pub(crate) fn list(
     db: &dyn Db,
     org_id: &OrgId,
-    after: Option<Uuid>,
+    after: Option<TokenId>,
     limit: usize,
 ) -> Result<Page<ApiToken>, Error> {
-    let fetch = (limit as i64 + 1).into();
-    let rows = match after {
-        None => db.execute(
-            &format!(
-                "SELECT {COLUMNS} FROM api_tokens WHERE org_id = ? AND revoked_at IS NULL \
-                 ORDER BY token_id DESC LIMIT ?"
-            ),
-            &[org_id.as_str().into(), fetch],
-        )?,
-        Some(cursor) => db.execute(
-            &format!(
-                "SELECT {COLUMNS} FROM api_tokens WHERE org_id = ? AND revoked_at IS NULL \
-                 AND token_id < ? ORDER BY token_id DESC LIMIT ?"
-            ),
-            &[
-                org_id.as_str().into(),
-                cursor.hyphenated().to_string().into(),
-                fetch,
-            ],
-        )?,
-    };
-    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_rows(items, limit, |t| {
-        t.token_id.hyphenated().to_string()
-    }))
+    Keyset {
+        columns: COLUMNS,
+        table: "api_tokens",
+        filter: "org_id = ? AND revoked_at IS NULL",
+        key: "token_id",
+        order: Order::NewestFirst,
+    }
+    .page(
+        db,
+        vec![org_id.as_str().into()],
+        after.map(|id| id.to_text().into()),
+        limit,
+        from_row,
+        |t| t.token_id.to_text(),
+    )
 }
 
 /// Revokes a live token of the org; `false` if there was none.
-pub fn revoke(db: &dyn Db, token_id: Uuid, org_id: &OrgId, now: Timestamp) -> Result<bool, Error> {
+pub(crate) fn revoke(
+    db: &dyn Db,
+    token_id: TokenId,
+    org_id: &OrgId,
+    now: Timestamp,
+) -> Result<bool, Error> {
     let rows = db.execute(
         "UPDATE api_tokens SET revoked_at = ? WHERE token_id = ? AND org_id = ? AND revoked_at IS NULL \
          RETURNING token_id",
-        &[now.to_stored().into(), token_id.hyphenated().to_string().into(), org_id.as_str().into()],
+        &[now.to_stored().into(), token_id.to_text().into(), org_id.as_str().into()],
     )?;
     Ok(!rows.rows.is_empty())
 }

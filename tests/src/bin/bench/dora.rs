@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use cd_core::domain::Timestamp;
+use cd_core::Timestamp;
 
 use crate::load::{Baseline, Call, Endpoint, InProcess, Transport};
 use crate::report::{Row, Target, Via};
@@ -45,7 +45,7 @@ const HOUR_MS: u64 = 3_600_000;
 
 /// The read token of [`BIG_ORG`] stored in every generated database.
 pub fn read_token() -> String {
-    cd_core::domain::token::format_token([0xd0; 32])
+    cd_core::testing::format_token([0xd0; 32])
 }
 
 /// `10k`, `100k`, `1M`.
@@ -269,9 +269,9 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
     }
     {
         // The schema exactly as the app makes it (and WAL, a property of the file).
-        let db = cd_core::sqlite_native::RusqliteDb::open(path)
+        let db = cd_core::testing::RusqliteDb::open(path)
             .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?;
-        cd_core::migrations::ensure_schema(&db)
+        cd_core::testing::ensure_schema(&db)
             .map_err(|e| anyhow::anyhow!("migrating {}: {e:?}", path.display()))?;
     }
     let (mut connection, indexes) =
@@ -285,7 +285,7 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
         rusqlite::params![
             uuid_v7(seed::START_MS - DAY_MS, 0, 0),
             BIG_ORG,
-            cd_core::domain::token::token_digest(&read_token()),
+            cd_core::testing::token_digest(&read_token()),
             created,
         ],
     )?;
@@ -455,7 +455,7 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
                 let (app_environment_id, environment, prod) = &app.environments[stage];
                 let created_at = rfc3339_micros(deployed_ms);
                 let duration = match commit_at {
-                    Some(commit_at) => Some(cd_core::domain::dora::duration_mins(
+                    Some(commit_at) => Some(cd_core::testing::duration_mins(
                         commit_at,
                         Timestamp::from_stored(&created_at)
                             .map_err(|e| anyhow::anyhow!("{e:?}"))?,
@@ -508,7 +508,7 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
     }
     // The daily rollup, as migration 0004 builds it from existing records.
     let backfill =
-        cd_core::store::daily_rollup::backfill_statement().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        cd_core::testing::rollup_backfill_statement().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     tx.execute(&backfill, [])?;
     tx.commit()?;
     let violations: i64 =

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use cd_core::sqlite_native::RusqliteDb;
+use cd_core::testing::RusqliteDb;
 use cd_core::{Config, Env, SystemClock, SystemIds};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;

@@ -70,16 +70,19 @@ pub fn cached_file(
 /// Schema version, the migrations' text and the generator's version.
 pub fn cache_key(generator_version: u32) -> String {
     let mut hasher = Sha256::new();
-    for migration in cd_core::migrations::MIGRATIONS {
-        hasher.update(migration.name.as_bytes());
-        hasher.update(migration.sql.as_bytes());
+    for (name, sql) in cd_core::testing::migrations() {
+        hasher.update(name.as_bytes());
+        hasher.update(sql.as_bytes());
     }
     hasher.update(generator_version.to_le_bytes());
     let digest: String = hasher.finalize()[..6]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!("schema{}-{digest}", cd_core::migrations::latest_version())
+    format!(
+        "schema{}-{digest}",
+        cd_core::testing::latest_schema_version()
+    )
 }
 
 /// A registry made by the generator.
@@ -369,6 +372,6 @@ mod tests {
         let late = uuid_v7(START_MS + 1, 0, 0);
         assert!(early < late);
         assert_eq!(&early[14..15], "7");
-        assert!(cd_core::domain::RegistryId::parse("id", &middle_cursor()).is_ok());
+        assert!(cd_core::testing::parses_as_id(&middle_cursor()));
     }
 }

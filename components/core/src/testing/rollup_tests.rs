@@ -13,10 +13,10 @@ use proptest::prelude::*;
 use crate::db::{Db, Value};
 use crate::domain::dora::{Interval, LeadTimeSummary, ReadPlan, TimeRange};
 use crate::domain::{OrgId, Timestamp};
-use crate::sqlite_native::RusqliteDb;
 use crate::store::deployments::DoraFilter;
 use crate::store::dora;
-use crate::test_support::{Handler, SequentialIds, serve};
+use crate::testing::RusqliteDb;
+use crate::testing::fixtures::{Handler, SequentialIds, serve};
 
 const ADMIN: &str = "rollup-admin-token";
 

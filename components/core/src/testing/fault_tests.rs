@@ -7,8 +7,8 @@
 use std::cell::Cell;
 
 use crate::db::{Db, DbError, Rows, Value};
-use crate::sqlite_native::RusqliteDb;
-use crate::test_support::{Handler, SequentialIds, serve};
+use crate::testing::RusqliteDb;
+use crate::testing::fixtures::{Handler, SequentialIds, serve};
 
 const ADMIN: &str = "fault-admin-token";
 

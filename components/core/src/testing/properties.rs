@@ -4,14 +4,12 @@
 //!
 //! Each function panics when its property is violated — that is what a fuzzer detects.
 
-use std::cell::Cell;
-
-use uuid::Uuid;
-
 use crate::domain::dora::{Interval, MAX_RANGE_DAYS, TimeRange};
-use crate::domain::{Channel, SemVersion, Timestamp};
-use crate::env::{Clock, Config, Env, Ids};
-use crate::sqlite_native::RusqliteDb;
+use crate::domain::{Channel, SemVersion};
+use crate::env::{Config, Env};
+
+use super::fixtures::{FixedClock, Handler, SequentialIds};
+use super::sqlite::RusqliteDb;
 
 /// UpdateSemVersion's parser: never panics; whatever it accepts formats back to a string it
 /// accepts again as the same version.
@@ -61,36 +59,11 @@ pub fn time_range_parser(start: &str, end: &str) {
     }
 }
 
-struct Clock0;
-
-impl Clock for Clock0 {
-    fn now(&self) -> Timestamp {
-        Timestamp::parse("now", "2026-06-01T12:00:00Z").expect("a valid instant")
-    }
-
-    fn sleep(&self, _: std::time::Duration) {}
-}
-
-struct Counter(Cell<u128>);
-
-impl Ids for Counter {
-    fn new_id(&self) -> Uuid {
-        self.0.set(self.0.get() + 1);
-        Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + self.0.get())
-    }
-
-    fn secret(&self) -> [u8; 32] {
-        let mut secret = [1u8; 32];
-        secret[..16].copy_from_slice(&self.new_id().as_u128().to_be_bytes());
-        secret
-    }
-}
-
 /// The whole request router of every component, on an in-memory database seeded with an org
 /// token, a registry, a channel, an image and a deployment.
 pub struct RouterHarness {
     db: RusqliteDb,
-    ids: Counter,
+    ids: SequentialIds,
     /// Values a generated request may use to reach seeded rows.
     pub token: String,
     pub registry_id: String,
@@ -98,8 +71,6 @@ pub struct RouterHarness {
 }
 
 pub const ADMIN_TOKEN: &str = "properties-admin";
-
-type Handler = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
 
 const HANDLERS: [Handler; 3] = [
     crate::handle_registry_request,
@@ -117,7 +88,7 @@ impl RouterHarness {
     pub fn new() -> RouterHarness {
         let mut harness = RouterHarness {
             db: RusqliteDb::open_in_memory(),
-            ids: Counter(Cell::new(0)),
+            ids: SequentialIds::default(),
             token: String::new(),
             registry_id: String::new(),
             image_id: String::new(),
@@ -191,7 +162,7 @@ impl RouterHarness {
         let request = builder.body(body.to_vec()).ok()?;
         let env = Env {
             db: &self.db,
-            clock: &Clock0,
+            clock: &FixedClock,
             ids: &self.ids,
             config: Config {
                 admin_token: Some(ADMIN_TOKEN.to_owned()),

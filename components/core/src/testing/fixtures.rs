@@ -6,15 +6,14 @@ use std::cell::Cell;
 
 use uuid::Uuid;
 
-use crate::db::Db;
 use crate::domain::Timestamp;
-use crate::env::{Clock, Config, Env, Ids};
+use crate::env::{Clock, Env, Ids};
 
 /// A cd-core entry point (`handle_*_request`).
-pub type Handler = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
+pub(crate) type Handler = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8>>;
 
 /// Always 2026-06-01T12:00:00Z; sleeping returns at once.
-pub struct FixedClock;
+pub(crate) struct FixedClock;
 
 impl Clock for FixedClock {
     fn now(&self) -> Timestamp {
@@ -26,7 +25,7 @@ impl Clock for FixedClock {
 
 /// Increasing UUIDv7-shaped ids; token secrets derived from them.
 #[derive(Default)]
-pub struct SequentialIds(Cell<u128>);
+pub(crate) struct SequentialIds(Cell<u128>);
 
 impl Ids for SequentialIds {
     fn new_id(&self) -> Uuid {
@@ -43,8 +42,9 @@ impl Ids for SequentialIds {
 
 /// Serves one JSON request with `token` as the bearer through `handler`, on `db`, with the
 /// fixed clock, `ids`, and `admin` as the bootstrap admin token.
-pub fn serve(
-    db: &dyn Db,
+#[cfg(test)]
+pub(crate) fn serve(
+    db: &dyn crate::db::Db,
     ids: &dyn Ids,
     admin: &str,
     handler: Handler,
@@ -63,7 +63,7 @@ pub fn serve(
         db,
         clock: &FixedClock,
         ids,
-        config: Config {
+        config: crate::env::Config {
             admin_token: Some(admin.to_owned()),
             max_body_bytes: 1 << 20,
         },

@@ -1,0 +1,61 @@
+//! Test infrastructure, behind the `testing` feature: what cd-core's own tests, the fuzz
+//! targets (`components/core/fuzz`) and the benchmark (`tests/bench`) share. Nothing here is
+//! part of the API a component uses.
+
+pub(crate) mod fixtures;
+mod properties;
+mod sqlite;
+
+#[cfg(test)]
+mod bump_rule_tests;
+#[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
+mod rollup_tests;
+
+pub use properties::{ADMIN_TOKEN, RouterHarness, time_range_parser, version_parser};
+pub use sqlite::RusqliteDb;
+
+/// The schema's migrations, in order, as (name, SQL): the benchmark keys its cached databases
+/// by them.
+pub fn migrations() -> impl Iterator<Item = (&'static str, &'static str)> {
+    crate::migrations::MIGRATIONS
+        .iter()
+        .map(|m| (m.name, m.sql))
+}
+
+/// Brings `db` to the current schema, as the first request would; the version it is at.
+pub fn ensure_schema(db: &dyn crate::Db) -> Result<i64, crate::Error> {
+    crate::migrations::ensure_schema(db)
+}
+
+/// The schema version this build writes.
+pub fn latest_schema_version() -> i64 {
+    crate::migrations::latest_version()
+}
+
+/// Migration 0004's statement that builds the daily lead-time rollup from every record: a
+/// bulk load runs it after inserting records directly.
+pub fn rollup_backfill_statement() -> Result<String, crate::Error> {
+    crate::store::daily_rollup::backfill_statement()
+}
+
+/// A deployment's lead time in minutes, as recording it computes it.
+pub fn duration_mins(commit: crate::Timestamp, deployed: crate::Timestamp) -> f64 {
+    crate::domain::dora::duration_mins(commit, deployed)
+}
+
+/// An org token's text for 32 secret bytes, as minted.
+pub fn format_token(secret: [u8; 32]) -> String {
+    crate::domain::token::format_token(secret)
+}
+
+/// The stored digest of a token.
+pub fn token_digest(token: &str) -> String {
+    crate::domain::token::token_digest(token)
+}
+
+/// Whether `text` is an id as cd-core parses ids from paths and cursors.
+pub fn parses_as_id(text: &str) -> bool {
+    crate::domain::ids::parse_uuid("id", text).is_ok()
+}
