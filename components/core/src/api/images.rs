@@ -16,10 +16,11 @@ use serde_json::{Map, Value as Json};
 use crate::auth::{Caller, ReadableRegistry, WritableRegistry};
 use crate::db::transaction;
 use crate::domain::image::{
-    CdRequest, Image, ImageChanges, ImageId, ImageStatus, NewImage, VersionChange,
-    check_commit_msg, check_oci_tag, check_optional_text, check_tags, parse_git_hash,
+    ApiDefinitionPath, ApiVersionId, CdRequest, CommitMessage, Committer, GitHash, GitopsHash,
+    Image, ImageChanges, ImageId, ImageName, ImageReference, ImageStatus, NewImage, RunId, TagName,
+    VersionChange, check_tags,
 };
-use crate::domain::{Channel, OrgId, Recorded, Timestamp, check_text};
+use crate::domain::{Channel, OrgId, Recorded, Timestamp};
 use crate::env::Env;
 use crate::error::Error;
 use crate::store::channels;
@@ -65,11 +66,14 @@ struct CdRequestBody {
     api_version_id: Option<String>,
 }
 
-/// Length limits of the CD request's free-text fields (characters).
-const MAX_IMAGE_NAME: usize = 255;
-const MAX_IMAGE_NAME_WITH_TAG: usize = 512;
-const MAX_SHORT_TEXT: usize = 255;
-const MAX_PATH: usize = 1024;
+/// Parses an optional field with `parse`.
+fn optional<T>(
+    field: &str,
+    value: Option<&str>,
+    parse: fn(&str, &str) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    value.map(|v| parse(field, v)).transpose()
+}
 
 impl TryFrom<CdRequestBody> for CdRequest {
     type Error = Error;
@@ -87,62 +91,65 @@ impl TryFrom<CdRequestBody> for CdRequest {
             .map(|u| VersionChange::parse("update_type", u))
             .transpose()?
             .unwrap_or(VersionChange::Bump(crate::domain::UpdateType::Patch));
-        check_oci_tag("tag_name", &body.tag_name)?;
-        check_text("image_name", &body.image_name, MAX_IMAGE_NAME)?;
-        check_text(
-            "image_name_with_tag",
-            &body.image_name_with_tag,
-            MAX_IMAGE_NAME_WITH_TAG,
-        )?;
+        let tag_name = TagName::parse("tag_name", &body.tag_name)?;
+        let image_name = ImageName::parse("image_name", &body.image_name)?;
+        let image_name_with_tag =
+            ImageReference::parse("image_name_with_tag", &body.image_name_with_tag)?;
         let status = body
             .status
             .as_deref()
             .map(|s| ImageStatus::parse("status", s))
             .transpose()?;
         check_tags("tags", &body.tags)?;
-        let git_hash = parse_git_hash("git_hash", &body.git_hash)?;
+        let git_hash = GitHash::parse("git_hash", &body.git_hash)?;
         let git_hash_commit_timestamp = body
             .git_hash_commit_timestamp
             .as_deref()
             .map(|t| Timestamp::parse("git_hash_commit_timestamp", t))
             .transpose()?;
-        check_optional_text("gitops_hash", body.gitops_hash.as_deref(), MAX_SHORT_TEXT)?;
-        check_optional_text(
+        let gitops_hash = optional(
+            "gitops_hash",
+            body.gitops_hash.as_deref(),
+            GitopsHash::parse,
+        )?;
+        let api_definition_path = optional(
             "api_definition_path",
             body.api_definition_path.as_deref(),
-            MAX_PATH,
+            ApiDefinitionPath::parse,
         )?;
-        check_optional_text("committer", body.committer.as_deref(), MAX_SHORT_TEXT)?;
-        if let Some(commit_msg) = &body.commit_msg {
-            check_commit_msg("commit_msg", commit_msg)?;
-        }
-        check_text("run_id", &body.run_id, MAX_SHORT_TEXT)?;
-        check_optional_text(
+        let committer = optional("committer", body.committer.as_deref(), Committer::parse)?;
+        let commit_msg = optional(
+            "commit_msg",
+            body.commit_msg.as_deref(),
+            CommitMessage::parse,
+        )?;
+        let run_id = RunId::parse("run_id", &body.run_id)?;
+        let api_version_id = optional(
             "api_version_id",
             body.api_version_id.as_deref(),
-            MAX_SHORT_TEXT,
+            ApiVersionId::parse,
         )?;
         Ok(CdRequest {
             channel,
             version_change,
-            tag_name: body.tag_name,
-            image_name: body.image_name,
-            image_name_with_tag: body.image_name_with_tag,
+            tag_name,
+            image_name,
+            image_name_with_tag,
             status: status.unwrap_or(ImageStatus::Active),
             tags: body.tags,
             git_hash,
             git_hash_commit_timestamp,
-            gitops_hash: body.gitops_hash,
-            api_definition_path: body.api_definition_path,
-            committer: body.committer,
-            commit_msg: body.commit_msg,
-            run_id: body.run_id,
+            gitops_hash,
+            api_definition_path,
+            committer,
+            commit_msg,
+            run_id,
             image_ports: parse_ports("image_ports", body.image_ports)?,
             cluster_image_tags: parse_cluster_image_tags(
                 "cluster_image_tags",
                 body.cluster_image_tags,
             )?,
-            api_version_id: body.api_version_id,
+            api_version_id,
         })
     }
 }
@@ -185,25 +192,25 @@ impl From<Image> for ImageBody {
             channel: r.channel.to_string(),
             version: image.version,
             update_type: r.version_change.as_str(),
-            tag_name: r.tag_name,
-            image_name: r.image_name,
-            image_name_with_tag: r.image_name_with_tag,
+            tag_name: r.tag_name.into_string(),
+            image_name: r.image_name.into_string(),
+            image_name_with_tag: r.image_name_with_tag.into_string(),
             status: r.status.as_str(),
             tags: r.tags,
-            git_hash: r.git_hash,
+            git_hash: r.git_hash.into_string(),
             git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_stored()),
-            gitops_hash: r.gitops_hash,
-            api_definition_path: r.api_definition_path,
-            committer: r.committer,
-            commit_msg: r.commit_msg,
-            run_id: r.run_id,
+            gitops_hash: r.gitops_hash.map(GitopsHash::into_string),
+            api_definition_path: r.api_definition_path.map(ApiDefinitionPath::into_string),
+            committer: r.committer.map(Committer::into_string),
+            commit_msg: r.commit_msg.map(CommitMessage::into_string),
+            run_id: r.run_id.into_string(),
             image_ports: r.image_ports.iter().map(PortJson::from).collect(),
             cluster_image_tags: r
                 .cluster_image_tags
                 .iter()
                 .map(ClusterImageTagJson::from)
                 .collect(),
-            api_version_id: r.api_version_id,
+            api_version_id: r.api_version_id.map(ApiVersionId::into_string),
             built_at: image.built_at.to_stored(),
             updated_at: image.updated_at.to_stored(),
         }
@@ -228,7 +235,12 @@ pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     // The reads happen before the write, so a retried pipeline run (the common retry) never
     // queues behind other writers; the write is one statement (store::images::record).
     let registry = ctx.writable_registry(registry_id)?;
-    if let Some(existing) = replay(env, registry.readable(), &cd_request.run_id, &digest)? {
+    if let Some(existing) = replay(
+        env,
+        registry.readable(),
+        cd_request.run_id.as_str(),
+        &digest,
+    )? {
         return json_response(StatusCode::OK, &ImageBody::from(existing));
     }
     let run_id = cd_request.run_id.clone();
@@ -242,10 +254,12 @@ pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         InsertOutcome::Recorded(image) => Recorded::New(*image),
         // The same run recorded by a concurrent request since the read above: the insert
         // failed on the run's unique index, and the channel did not move.
-        InsertOutcome::RunRecorded => match replay(env, registry.readable(), &run_id, &digest)? {
-            Some(existing) => Recorded::Existing(existing),
-            None => return Err(Error::storage("a recorded run vanished")),
-        },
+        InsertOutcome::RunRecorded => {
+            match replay(env, registry.readable(), run_id.as_str(), &digest)? {
+                Some(existing) => Recorded::Existing(existing),
+                None => return Err(Error::storage("a recorded run vanished")),
+            }
+        }
         InsertOutcome::VersionAtMaximum => {
             return Err(channels::at_maximum(
                 env.db,
@@ -379,9 +393,14 @@ fn image_changes(body: UpdateImageBody) -> Result<ImageChanges, Error> {
     if let Some(tags) = &body.tags {
         check_tags("tags", tags)?;
     }
-    if let Some(Some(gitops_hash)) = &body.gitops_hash {
-        check_text("gitops_hash", gitops_hash, MAX_SHORT_TEXT)?;
-    }
+    let gitops_hash = body
+        .gitops_hash
+        .map(|v| {
+            v.as_deref()
+                .map(|h| GitopsHash::parse("gitops_hash", h))
+                .transpose()
+        })
+        .transpose()?;
     Ok(ImageChanges {
         status: body
             .status
@@ -397,7 +416,7 @@ fn image_changes(body: UpdateImageBody) -> Result<ImageChanges, Error> {
             .image_ports
             .map(|p| parse_ports("image_ports", p))
             .transpose()?,
-        gitops_hash: body.gitops_hash,
+        gitops_hash,
     })
 }
 

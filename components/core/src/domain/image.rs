@@ -81,33 +81,143 @@ impl ImageStatus {
     }
 }
 
-/// An OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}` (distribution spec).
-pub(crate) fn check_oci_tag(field: &str, value: &str) -> Result<(), Error> {
-    let valid = !value.is_empty()
-        && value.len() <= 128
-        && value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            field,
-            "must be an OCI tag: up to 128 of A-Z a-z 0-9 _ . - (not starting with . or -)",
-        ))
-    }
+/// A text field of a build, made only by parsing (`check` refuses what it may not hold).
+///
+/// `from_stored` takes a value read back from the database unparsed: it was parsed when it
+/// was written, and a rule tightened since must not make old records unreadable.
+macro_rules! text_field {
+    ($(#[$doc:meta])* $name:ident, |$field:ident, $value:ident| $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub(crate) struct $name(String);
+
+        impl $name {
+            pub(crate) fn parse($field: &str, $value: &str) -> Result<$name, Error> {
+                $check?;
+                Ok($name($value.to_owned()))
+            }
+
+            pub(crate) fn from_stored(value: String) -> $name {
+                $name(value)
+            }
+
+            pub(crate) fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub(crate) fn into_string(self) -> String {
+                self.0
+            }
+        }
+    };
 }
 
+/// Length limits of the CD request's free-text fields (characters).
+const MAX_IMAGE_NAME: usize = 255;
+const MAX_IMAGE_NAME_WITH_TAG: usize = 512;
+const MAX_SHORT_TEXT: usize = 255;
+const MAX_PATH: usize = 1024;
+
+text_field!(
+    /// The image's tag in its registry, an OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`
+    /// (distribution spec).
+    TagName,
+    |field, value| {
+        let valid = !value.is_empty()
+            && value.len() <= 128
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if valid {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                field,
+                "must be an OCI tag: up to 128 of A-Z a-z 0-9 _ . - (not starting with . or -)",
+            ))
+        }
+    }
+);
+text_field!(
+    /// The image's repository name (`team/service-api`).
+    ImageName,
+    |field, value| check_text(field, value, MAX_IMAGE_NAME)
+);
+text_field!(
+    /// The full image reference with its tag (`ghcr.io/team/service-api:default-1.4.1`).
+    ImageReference,
+    |field, value| check_text(field, value, MAX_IMAGE_NAME_WITH_TAG)
+);
+text_field!(
+    /// The commit of the GitOps repository the build was deployed with.
+    GitopsHash,
+    |field, value| check_text(field, value, MAX_SHORT_TEXT)
+);
+text_field!(
+    /// Where the build's API definition lives in its repository.
+    ApiDefinitionPath,
+    |field, value| check_text(field, value, MAX_PATH)
+);
+text_field!(
+    /// Who made the commit.
+    Committer,
+    |field, value| check_text(field, value, MAX_SHORT_TEXT)
+);
+text_field!(
+    /// A commit message: kept verbatim (newlines, tabs, any script), but no NUL and bounded.
+    CommitMessage,
+    |field, value| {
+        if value.contains('\0') {
+            Err(Error::invalid(field, "must not contain NUL characters"))
+        } else if value.chars().count() > MAX_COMMIT_MSG_CHARS {
+            Err(Error::invalid(
+                field,
+                format!("must be at most {MAX_COMMIT_MSG_CHARS} characters"),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+);
+text_field!(
+    /// The pipeline run that built the image: the idempotency key of a retried CD request.
+    RunId,
+    |field, value| check_text(field, value, MAX_SHORT_TEXT)
+);
+text_field!(
+    /// The API version the image implements.
+    ApiVersionId,
+    |field, value| check_text(field, value, MAX_SHORT_TEXT)
+);
+
 /// A git commit hash: 7 to 64 hex digits (abbreviated, SHA-1 or SHA-256), stored lowercase.
-pub(crate) fn parse_git_hash(field: &str, value: &str) -> Result<String, Error> {
-    if (7..=64).contains(&value.len()) && value.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(value.to_ascii_lowercase())
-    } else {
-        Err(Error::invalid(
-            field,
-            "must be a git commit hash: 7 to 64 hexadecimal digits",
-        ))
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GitHash(String);
+
+impl GitHash {
+    pub(crate) fn parse(field: &str, value: &str) -> Result<GitHash, Error> {
+        if (7..=64).contains(&value.len()) && value.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(GitHash(value.to_ascii_lowercase()))
+        } else {
+            Err(Error::invalid(
+                field,
+                "must be a git commit hash: 7 to 64 hexadecimal digits",
+            ))
+        }
+    }
+
+    /// As [`TagName::from_stored`].
+    pub(crate) fn from_stored(value: String) -> GitHash {
+        GitHash(value)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -187,33 +297,9 @@ impl ClusterImageTag {
         tag: String,
     ) -> Result<ClusterImageTag, Error> {
         check_text(&format!("{field}.cluster_id"), &cluster_id, 255)?;
-        check_oci_tag(&format!("{field}.tag"), &tag)?;
+        TagName::parse(&format!("{field}.tag"), &tag)?;
         Ok(ClusterImageTag { cluster_id, tag })
     }
-}
-
-/// An optional free-text field: `None` stays `None`; a present value must be non-empty,
-/// bounded and printable.
-pub(crate) fn check_optional_text(
-    field: &str,
-    value: Option<&str>,
-    max_chars: usize,
-) -> Result<(), Error> {
-    value.map_or(Ok(()), |v| check_text(field, v, max_chars))
-}
-
-/// A commit message: kept verbatim (newlines, tabs, any script), but no NUL and bounded.
-pub(crate) fn check_commit_msg(field: &str, value: &str) -> Result<(), Error> {
-    if value.contains('\0') {
-        return Err(Error::invalid(field, "must not contain NUL characters"));
-    }
-    if value.chars().count() > MAX_COMMIT_MSG_CHARS {
-        return Err(Error::invalid(
-            field,
-            format!("must be at most {MAX_COMMIT_MSG_CHARS} characters"),
-        ));
-    }
-    Ok(())
 }
 
 /// A validated CD request: what a pipeline posts after a build.
@@ -221,21 +307,21 @@ pub(crate) fn check_commit_msg(field: &str, value: &str) -> Result<(), Error> {
 pub(crate) struct CdRequest {
     pub(crate) channel: Channel,
     pub(crate) version_change: VersionChange,
-    pub(crate) tag_name: String,
-    pub(crate) image_name: String,
-    pub(crate) image_name_with_tag: String,
+    pub(crate) tag_name: TagName,
+    pub(crate) image_name: ImageName,
+    pub(crate) image_name_with_tag: ImageReference,
     pub(crate) status: ImageStatus,
     pub(crate) tags: Vec<String>,
-    pub(crate) git_hash: String,
+    pub(crate) git_hash: GitHash,
     pub(crate) git_hash_commit_timestamp: Option<Timestamp>,
-    pub(crate) gitops_hash: Option<String>,
-    pub(crate) api_definition_path: Option<String>,
-    pub(crate) committer: Option<String>,
-    pub(crate) commit_msg: Option<String>,
-    pub(crate) run_id: String,
+    pub(crate) gitops_hash: Option<GitopsHash>,
+    pub(crate) api_definition_path: Option<ApiDefinitionPath>,
+    pub(crate) committer: Option<Committer>,
+    pub(crate) commit_msg: Option<CommitMessage>,
+    pub(crate) run_id: RunId,
     pub(crate) image_ports: Vec<ImagePort>,
     pub(crate) cluster_image_tags: Vec<ClusterImageTag>,
-    pub(crate) api_version_id: Option<String>,
+    pub(crate) api_version_id: Option<ApiVersionId>,
 }
 
 /// How far in the future a commit timestamp may be: clocks of CI runners and developer
@@ -306,7 +392,7 @@ pub(crate) struct ImageChanges {
     pub(crate) cluster_image_tags: Option<Vec<ClusterImageTag>>,
     pub(crate) image_ports: Option<Vec<ImagePort>>,
     /// `Some(None)` clears it.
-    pub(crate) gitops_hash: Option<Option<String>>,
+    pub(crate) gitops_hash: Option<Option<GitopsHash>>,
 }
 
 impl Image {
@@ -361,9 +447,12 @@ mod tests {
 
     #[test]
     fn git_hashes_are_hex_and_stored_lowercase() {
-        assert_eq!(parse_git_hash("git_hash", "ABCDEF1").unwrap(), "abcdef1");
+        assert_eq!(
+            GitHash::parse("git_hash", "ABCDEF1").unwrap().as_str(),
+            "abcdef1"
+        );
         for bad in ["abc", "xyz1234", &"a".repeat(65), "", "abcdef1 "] {
-            assert!(parse_git_hash("git_hash", bad).is_err(), "{bad}");
+            assert!(GitHash::parse("git_hash", bad).is_err(), "{bad}");
         }
     }
 
@@ -401,10 +490,10 @@ mod tests {
     #[test]
     fn oci_tags_follow_the_distribution_grammar() {
         for ok in ["latest", "v1.2.3", "default-1.2.3", "_x", &"a".repeat(128)] {
-            assert!(check_oci_tag("tag", ok).is_ok(), "{ok}");
+            assert!(TagName::parse("tag", ok).is_ok(), "{ok}");
         }
         for bad in ["", ".x", "-x", "a:b", "a/b", &"a".repeat(129)] {
-            assert!(check_oci_tag("tag", bad).is_err(), "{bad}");
+            assert!(TagName::parse("tag", bad).is_err(), "{bad}");
         }
     }
 }

@@ -4,7 +4,11 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{ReadableRegistry, WritableRegistry};
 use crate::db::{Db, DbError, Row, Value};
-use crate::domain::image::{CdRequest, Image, ImageId, ImageStatus, NewImage, VersionChange};
+use crate::domain::image::{
+    ApiDefinitionPath, ApiVersionId, CdRequest, CommitMessage, Committer, GitHash, GitopsHash,
+    Image, ImageId, ImageName, ImageReference, ImageStatus, NewImage, RunId, TagName,
+    VersionChange,
+};
 use crate::domain::{Channel, OrgId, RegistryId, Timestamp};
 use crate::error::Error;
 
@@ -23,24 +27,24 @@ fn from_row(row: Row<'_>) -> Result<Image, Error> {
     let request = CdRequest {
         channel: Channel::parse(&row.text(3)?).map_err(stored)?,
         version_change: VersionChange::parse("update_type", &row.text(5)?).map_err(stored)?,
-        tag_name: row.text(6)?,
-        image_name: row.text(7)?,
-        image_name_with_tag: row.text(8)?,
+        tag_name: TagName::from_stored(row.text(6)?),
+        image_name: ImageName::from_stored(row.text(7)?),
+        image_name_with_tag: ImageReference::from_stored(row.text(8)?),
         status: ImageStatus::parse("status", &row.text(9)?).map_err(stored)?,
         tags: decode_tags(&row.text(10)?)?,
-        git_hash: row.text(11)?,
+        git_hash: GitHash::from_stored(row.text(11)?),
         git_hash_commit_timestamp: row
             .optional_text(12)?
             .map(|t| Timestamp::from_stored(&t))
             .transpose()?,
-        gitops_hash: row.optional_text(13)?,
-        api_definition_path: row.optional_text(14)?,
-        committer: row.optional_text(15)?,
-        commit_msg: row.optional_text(16)?,
-        run_id: row.text(17)?,
+        gitops_hash: row.optional_text(13)?.map(GitopsHash::from_stored),
+        api_definition_path: row.optional_text(14)?.map(ApiDefinitionPath::from_stored),
+        committer: row.optional_text(15)?.map(Committer::from_stored),
+        commit_msg: row.optional_text(16)?.map(CommitMessage::from_stored),
+        run_id: RunId::from_stored(row.text(17)?),
         image_ports: decode_ports(&row.text(18)?)?,
         cluster_image_tags: decode_cluster_image_tags(&row.text(19)?)?,
-        api_version_id: row.optional_text(20)?,
+        api_version_id: row.optional_text(20)?.map(ApiVersionId::from_stored),
     };
     Ok(Image {
         image_id: ImageId::parse("image_id", &row.text(0)?).map_err(stored)?,
@@ -90,14 +94,26 @@ fn request_values(request: &CdRequest) -> Vec<Value> {
             .git_hash_commit_timestamp
             .map(|t| t.to_stored())
             .into(),
-        request.gitops_hash.as_deref().into(),
-        request.api_definition_path.as_deref().into(),
-        request.committer.as_deref().into(),
-        request.commit_msg.as_deref().into(),
+        request.gitops_hash.as_ref().map(GitopsHash::as_str).into(),
+        request
+            .api_definition_path
+            .as_ref()
+            .map(ApiDefinitionPath::as_str)
+            .into(),
+        request.committer.as_ref().map(Committer::as_str).into(),
+        request
+            .commit_msg
+            .as_ref()
+            .map(CommitMessage::as_str)
+            .into(),
         request.run_id.as_str().into(),
         encode_ports(&request.image_ports).into(),
         encode_cluster_image_tags(&request.cluster_image_tags).into(),
-        request.api_version_id.as_deref().into(),
+        request
+            .api_version_id
+            .as_ref()
+            .map(ApiVersionId::as_str)
+            .into(),
     ]
 }
 
@@ -286,7 +302,7 @@ pub(crate) fn update(db: &dyn Db, registry: &WritableRegistry, image: &Image) ->
             encode_tags(&r.tags).into(),
             encode_cluster_image_tags(&r.cluster_image_tags).into(),
             encode_ports(&r.image_ports).into(),
-            r.gitops_hash.as_deref().into(),
+            r.gitops_hash.as_ref().map(GitopsHash::as_str).into(),
             image.updated_at.to_stored().into(),
             image.image_id.to_text().into(),
             registry.id().to_text().into(),
