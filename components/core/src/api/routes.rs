@@ -116,6 +116,7 @@ static REGISTRY: &[Route] = &[
     route(M::GET, "/health/registry", Anyone, health::registry),
     route(M::GET, "/tokens", Org(Role::Admin), tokens::list),
     route(M::POST, "/tokens", Org(Role::Admin), tokens::create),
+    route(M::GET, "/tokens/{token_id}", Org(Role::Admin), tokens::get),
     route(
         M::DELETE,
         "/tokens/{token_id}",

@@ -1,4 +1,4 @@
-//! API tokens: `POST /api/v1/tokens`, `GET /api/v1/tokens`, `DELETE /api/v1/tokens/{token_id}`.
+//! API tokens: `POST /api/v1/tokens`, `GET /api/v1/tokens`, `GET|DELETE /api/v1/tokens/{token_id}`.
 //!
 //! The bootstrap admin manages tokens of any org (naming it); an org's admin tokens manage
 //! that org's tokens. The plaintext token is in the creation response only; we keep its digest.
@@ -90,12 +90,24 @@ pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     json_response(StatusCode::OK, &PageBody::from_page(page, TokenBody::from))
 }
 
+/// One live token of the org (no secret): what a token id in a log or an audit refers to.
+pub(super) fn get(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let org_id = ctx.acting_org()?;
+    let token_id = ctx.token_id()?;
+    let token = store::find(ctx.env.db, token_id, &org_id)?.ok_or_else(|| not_found(token_id))?;
+    json_response(StatusCode::OK, &TokenBody::from(token))
+}
+
+fn not_found(token_id: TokenId) -> Error {
+    Error::not_found(format!("token {token_id} does not exist"))
+}
+
 pub(super) fn revoke(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let org_id = ctx.acting_org()?;
     let token_id = ctx.token_id()?;
     if store::revoke(ctx.env.db, token_id, &org_id, ctx.env.clock.now())? {
         Ok(no_content())
     } else {
-        Err(Error::not_found(format!("token {token_id} does not exist")))
+        Err(not_found(token_id))
     }
 }

@@ -69,6 +69,21 @@ pub(crate) fn list(
     )
 }
 
+/// One live token of the org.
+pub(crate) fn find(
+    db: &dyn Db,
+    token_id: TokenId,
+    org_id: &OrgId,
+) -> Result<Option<ApiToken>, Error> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS} FROM api_tokens WHERE token_id = ? AND org_id = ? AND revoked_at IS NULL"
+        ),
+        &[token_id.to_text().into(), org_id.as_str().into()],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
 /// Revokes a live token of the org; `false` if there was none.
 pub(crate) fn revoke(
     db: &dyn Db,
