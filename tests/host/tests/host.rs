@@ -1,4 +1,4 @@
-//! Integration tests of the test host itself: the probe component (`tests/probe`) served over
+//! Integration tests of the test host itself: the probe component (`tests/host/probe`) served over
 //! real HTTP by [`RunningHost`], compared with Spin's contract (`SPIN_CONTRACT.md`).
 //!
 //! Needs `target/wasm32-wasip2/release/cd_probe.wasm`: run `tests/run` (or `cargo build
@@ -189,7 +189,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 /// Writes a manifest serving the probe with the given `[[trigger.http]]` routes.
 fn manifest_with_routes(dir: &Path, routes: &[&str]) -> PathBuf {
     let probe_dir = probe_manifest().parent().unwrap().to_path_buf();
-    let source = probe_dir.join("../../target/wasm32-wasip2/release/cd_probe.wasm");
+    let source = probe_dir.join("../../../target/wasm32-wasip2/release/cd_probe.wasm");
     let mut text = String::from("spin_manifest_version = 2\n[application]\nname = \"routes\"\n");
     for route in routes {
         text.push_str(&format!(

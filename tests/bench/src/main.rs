@@ -1,13 +1,14 @@
-//! `bench`: cd-images against its physical limit (issue 6).
+//! `cd-bench`: cd-images against its physical limit (issue 6).
 //!
 //! ```text
-//! cargo run -p cd-host --bin bench -- [--quick] [--json PATH] [--lead-times 10000,100000] \
+//! cargo run -p cd-bench -- [--quick] [--json PATH] [--lead-times 10000,100000] \
 //!     [--base-url URL --token T]
+//! cargo run -p cd-bench -- --seed PATH [--images N | --lead-times N]
 //! ```
 //! The dev profile, on purpose: the workspace's release profile is the wasm components'
 //! size-optimised fat-LTO one (minutes to link wasmtime), while the dev profile builds every
-//! dependency — wasmtime, cranelift, SQLite, hyper — and our own cd-core (the baseline) and
-//! cd-host (the host's glue) at opt-level 3 (the root `Cargo.toml` says so), so the
+//! dependency — wasmtime, cranelift, SQLite, hyper — and our own cd-core (the baseline),
+//! cd-host (the host's glue) and cd-bench (the load generator) at opt-level 3 (the root `Cargo.toml` says so), so the
 //! comparison is between optimised code on both sides. The wasm components must be built
 //! first (`tests/run` does, or pass `--build`).
 //!
@@ -22,20 +23,15 @@
 //!
 //! `--base-url http://HOST:PORT --token ADMIN_TOKEN` drives another running instance (e.g.
 //! `spin up`) instead; for the list scenarios it must serve a database made by
-//! `bench --seed PATH`, for the DORA ones (run only when `--lead-times N` names one size) one
-//! made by `bench --seed PATH --lead-times N`. In-memory measurements are skipped; the
+//! `cd-bench --seed PATH`, for the DORA ones (run only when `--lead-times N` names one size)
+//! one made by `cd-bench --seed PATH --lead-times N`. In-memory measurements are skipped; the
 //! in-process baseline still runs here, so the ratios mean something when that instance runs
 //! on this machine.
 
-#[path = "bench/dora.rs"]
 mod dora;
-#[path = "bench/load.rs"]
 mod load;
-#[path = "bench/report.rs"]
 mod report;
-#[path = "bench/scenarios.rs"]
 mod scenarios;
-#[path = "bench/seed.rs"]
 mod seed;
 
 use std::collections::HashMap;
@@ -98,8 +94,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
     let load_before = load_average();
+    // This crate lives at `tests/bench/`: the workspace root (spin.toml, target/) is two up.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .context("the workspace root")?
         .to_path_buf();
     let manifest_path = root.join("spin.toml");

@@ -95,7 +95,7 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
                     Some(Arc::new(host)),
                 )
             }
-            // --base-url: the instance serves this database (`bench --seed PATH --lead-times N`).
+            // --base-url: the instance serves this database (`cd-bench --seed PATH --lead-times N`).
             None => (ctx.seeded.clone(), None),
         };
         let baseline = Baseline {

@@ -1,5 +1,6 @@
 //! End-to-end tests: the built `.wasm` components, hosted by `cd-host` as Spin would host them,
-//! driven over real HTTP on loopback. One binary, one harness (`helpers`), one module per area.
+//! driven over real HTTP on loopback. One binary, one harness (`helpers`), one module per area
+//! (and `world`: the built components import only what a Spin host provides).
 
 mod helpers;
 
@@ -13,3 +14,4 @@ mod registries;
 mod robustness;
 mod tenancy;
 mod tokens;
+mod world;

@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn the_repository_world_lists_spin_and_wasi_interfaces() {
-        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit");
         let allowed = world_imports(&wit, "cd-images:app/component").unwrap();
         for name in [
             "spin:sqlite/sqlite",

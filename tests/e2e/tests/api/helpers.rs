@@ -30,7 +30,7 @@ impl Drop for TestApp {
 }
 
 pub fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spin.toml")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml")
 }
 
 impl TestApp {

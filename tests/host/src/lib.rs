@@ -34,7 +34,7 @@ pub use world_check::check_world;
 /// Host bindings for Spin's interfaces, generated from the same WIT the components target.
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "cd-images:app/spin-imports",
         // SQLite statements may wait up to 5 s on a lock: they run on the blocking pool.
         imports: {

@@ -1,5 +1,5 @@
 //! `cd-probe`: a spin-sdk 5.2 HTTP component that reports what its host gives it, so the test
-//! host's own tests can compare the host with Spin's contract. See `tests/probe/README.md`.
+//! host's own tests can compare the host with Spin's contract. See `tests/host/probe/README.md`.
 //!
 //! It uses the native wasi-http handler form (`IncomingRequest`, `ResponseOutparam`) so it can
 //! also misbehave on purpose: a path ending in `/trap` panics, one ending in `/no-response`
