@@ -178,3 +178,48 @@ fn token_fields_are_validated() {
     created.assert_status(201);
     assert_eq!(created.json()["name"], name);
 }
+
+#[test]
+fn one_token_reads_back_without_its_secret_for_its_orgs_admins_only() {
+    let app = TestApp::spawn();
+    let admin = app.token("acme", "admin");
+    let minted = app
+        .post("/api/v1/tokens", &json!({"role": "write", "name": "ci"}))
+        .bearer(&admin)
+        .send()
+        .json();
+    let token_id = minted["token_id"].as_str().unwrap();
+    let path = format!("/api/v1/tokens/{token_id}");
+
+    let read = app.get(&path).bearer(&admin).send();
+    read.assert_status(200);
+    let read = read.json();
+    for field in ["token_id", "org_id", "role", "name", "created_at"] {
+        assert_eq!(read[field], minted[field], "{field}");
+    }
+    assert!(
+        read.get("token").is_none(),
+        "the secret is never shown again: {read}"
+    );
+
+    let writer = minted["token"].as_str().unwrap();
+    app.get(&path)
+        .bearer(writer)
+        .send()
+        .assert_problem(403, None);
+    let other = app.token("globex", "admin");
+    app.get(&path)
+        .bearer(&other)
+        .send()
+        .assert_problem(404, None);
+    app.get("/api/v1/tokens/not-a-uuid")
+        .bearer(&admin)
+        .send()
+        .assert_problem(400, Some("token_id"));
+
+    app.delete(&path).bearer(&admin).send().assert_status(204);
+    app.get(&path)
+        .bearer(&admin)
+        .send()
+        .assert_problem(404, None);
+}
