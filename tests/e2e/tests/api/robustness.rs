@@ -1,4 +1,5 @@
-//! Robustness across the whole API: a cross-org probe of every route, and writers meeting a
+//! Robustness across the whole API: a cross-org probe of every route (from cd-core's route
+//! tables), and writers meeting a
 //! database locked by another writer.
 
 use std::time::{Duration, Instant};
@@ -31,10 +32,12 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
     let image_id = image["image_id"].as_str().unwrap().to_owned();
     let deployment = json!({"image_id": image_id, "project_id": "secret-project", "app_id": "secret-app", "environment": "production",
         "prod": true, "deployment_id": "secret-deployment", "deployed_at": "2026-03-02T00:00:00Z"});
-    app.post("/api/v1/deployments", &deployment)
+    let recorded = app
+        .post("/api/v1/deployments", &deployment)
         .bearer(&a)
-        .send()
-        .assert_status(201);
+        .send();
+    recorded.assert_status(201);
+    let recorded = recorded.json();
     let a_token_id = app.get("/api/v1/tokens").bearer(&a).send().json()["items"][0]["token_id"]
         .as_str()
         .unwrap()
@@ -48,63 +51,57 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
         a_token_id.as_str(),
     ];
     let range = "start=2026-01-01T00:00:00Z&end=2026-06-01T00:00:00Z";
-    let routes: Vec<(&str, String, Value)> = vec![
-        ("GET", base.clone(), Value::Null),
-        ("PATCH", base.clone(), json!({"public": true})),
-        ("DELETE", base.clone(), Value::Null),
-        ("GET", format!("{base}/channels"), Value::Null),
-        (
-            "GET",
-            format!("{base}/channels/secret-channel"),
-            Value::Null,
-        ),
-        ("PUT", format!("{base}/channels/secret-channel"), json!({})),
-        (
-            "POST",
-            format!("{base}/channels/secret-channel/bump"),
-            json!({"update_type": "patch"}),
-        ),
-        (
-            "PUT",
-            format!("{base}/channels/secret-channel/version"),
-            json!({"version": "9.0.0"}),
-        ),
-        ("GET", format!("{base}/images"), Value::Null),
-        (
-            "POST",
-            format!("{base}/images"),
-            json!({"tag_name": "t", "image_name": "i", "image_name_with_tag": "i:t", "git_hash": "abcdef1", "run_id": "secret-run"}),
-        ),
-        ("GET", format!("{base}/images/{image_id}"), Value::Null),
-        (
-            "PATCH",
-            format!("{base}/images/{image_id}"),
-            json!({"status": "active"}),
-        ),
-        (
-            "GET",
-            "/api/v1/images/inactive-orgs".to_owned(),
-            Value::Null,
-        ),
-        (
-            "DELETE",
-            format!("/api/v1/tokens/{a_token_id}"),
-            Value::Null,
-        ),
-        ("GET", "/api/v1/tokens".to_owned(), Value::Null),
-        ("GET", "/api/v1/registries".to_owned(), Value::Null),
-        ("POST", "/api/v1/deployments".to_owned(), deployment.clone()),
-        (
-            "GET",
-            format!("/api/v1/dora/lead-time?{range}"),
-            Value::Null,
-        ),
-        (
-            "GET",
-            format!("/api/v1/dora/deployment-frequency?{range}"),
-            Value::Null,
-        ),
-    ];
+    let lead_time_id = recorded["lead_time_id"].as_str().unwrap().to_owned();
+    // Every route of every component (health routes reveal nothing of any org), with A's ids
+    // in its path and a body a write would accept.
+    let routes: Vec<(&str, String, Value)> = cd_core::Component::ALL
+        .iter()
+        .flat_map(|component| component.routes())
+        .filter(|route| route.access() != cd_core::Access::Anyone)
+        .map(|route| {
+            let method = route.method().as_str();
+            let pattern = route.path();
+            let mut path = format!("/api/v1{pattern}")
+                .replace("{registry_id}", &registry_id)
+                .replace("{channel}", "secret-channel")
+                .replace("{image_id}", &image_id)
+                .replace("{token_id}", &a_token_id)
+                .replace("{lead_time_id}", &lead_time_id);
+            if pattern.starts_with("/dora/") {
+                path = format!("{path}?{range}");
+            }
+            assert!(!path.contains('{'), "no probe value for {pattern}");
+            let body = match (method, pattern) {
+                ("PATCH", "/registries/{registry_id}") => json!({"public": true}),
+                ("PUT", "/registries/{registry_id}/channels/{channel}") => json!({}),
+                ("POST", "/registries/{registry_id}/channels/{channel}/bump") => {
+                    json!({"update_type": "patch"})
+                }
+                ("PUT", "/registries/{registry_id}/channels/{channel}/version") => {
+                    json!({"version": "9.0.0"})
+                }
+                ("POST", "/registries/{registry_id}/images") => {
+                    json!({"tag_name": "t", "image_name": "i", "image_name_with_tag": "i:t", "git_hash": "abcdef1", "run_id": "secret-run"})
+                }
+                ("PATCH", "/registries/{registry_id}/images/{image_id}") => {
+                    json!({"status": "active"})
+                }
+                ("POST", "/deployments") => deployment.clone(),
+                ("POST", "/tokens") => json!({"role": "admin", "name": "probe"}),
+                ("POST", "/registries") => {
+                    json!({"image_repository_name": "probe", "container_registry_id": "ghcr"})
+                }
+                (method, pattern) => {
+                    assert!(
+                        matches!(method, "GET" | "DELETE"),
+                        "no probe body for {method} {pattern}"
+                    );
+                    Value::Null
+                }
+            };
+            (method, path, body)
+        })
+        .collect();
     let b = app.token("globex", "admin");
     for (method, path, body) in &routes {
         for token in [Some(b.as_str()), None] {
@@ -126,10 +123,18 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
                 );
             }
             assert!(
-                matches!(response.status, 200 | 401 | 403 | 404),
+                matches!(response.status, 200 | 201 | 401 | 403 | 404),
                 "{method} {path} as {token:?}: {} {text}",
                 response.status
             );
+            if response.status == 201 {
+                // Creating in the caller's own org (a registry, a token) is B's row.
+                assert_eq!(
+                    response.json()["org_id"],
+                    "globex",
+                    "{method} {path}: {text}"
+                );
+            }
             if response.status == 200 {
                 // Only B's own views: B's rows (its token) and no counts of A's rows.
                 let json = response.json();

@@ -19,32 +19,35 @@ fn another_orgs_registry_is_not_found_for_every_operation() {
         .send()
         .assert_status(201);
 
-    let attempts = [
-        app.get(&path).bearer(&globex).send(),
-        app.patch(&path, &json!({"public": true}))
-            .bearer(&globex)
-            .send(),
-        app.delete(&path).bearer(&globex).send(),
-        app.get(&format!("{path}/channels")).bearer(&globex).send(),
-        app.get(&format!("{path}/channels/default"))
-            .bearer(&globex)
-            .send(),
-        app.request("PUT", &format!("{path}/channels/default"))
-            .bearer(&globex)
-            .send(),
-        app.post(
-            &format!("{path}/channels/default/bump"),
-            &json!({"update_type": "major"}),
-        )
-        .bearer(&globex)
-        .send(),
-        app.put(
-            &format!("{path}/channels/default/version"),
-            &json!({"version": "9.9.9"}),
-        )
-        .bearer(&globex)
-        .send(),
-    ];
+    // Every route of the registry component under one registry, from its route table.
+    let registry_id = registry["registry_id"].as_str().unwrap();
+    let attempts: Vec<_> = cd_core::Component::Registry
+        .routes()
+        .iter()
+        .filter(|route| route.path().starts_with("/registries/{registry_id}"))
+        .map(|route| {
+            let method = route.method().as_str();
+            let path = format!("/api/v1{}", route.path())
+                .replace("{registry_id}", registry_id)
+                .replace("{channel}", "default");
+            let body = match route.path() {
+                "/registries/{registry_id}" if method == "PATCH" => Some(json!({"public": true})),
+                "/registries/{registry_id}/channels/{channel}/bump" => {
+                    Some(json!({"update_type": "major"}))
+                }
+                "/registries/{registry_id}/channels/{channel}/version" => {
+                    Some(json!({"version": "9.9.9"}))
+                }
+                _ => None,
+            };
+            let request = app.request(method, &path).bearer(&globex);
+            match body {
+                Some(body) => request.json(&body).send(),
+                None => request.send(),
+            }
+        })
+        .collect();
+    assert_eq!(attempts.len(), 8, "every registry-scoped route is probed");
     for response in &attempts {
         let problem = response.assert_problem(404, None);
         assert!(
