@@ -263,22 +263,64 @@ struct App {
     patch: u64,
 }
 
+/// An org and its apps.
+type Org = (String, Vec<App>);
+
+/// The ids of the setup rows (environments, registries, app environments): UUIDv7 one
+/// millisecond apart from the day before the year, in creation order.
+struct SetupIds {
+    issued: u64,
+}
+
+impl SetupIds {
+    fn next(&mut self, rng: &mut SplitMix) -> String {
+        self.issued += 1;
+        uuid_v7(
+            seed::START_MS - DAY_MS + self.issued,
+            rng.next(),
+            rng.next(),
+        )
+    }
+}
+
+/// The DORA database, step by step: the app's schema, then (indexes down) the read token, the
+/// orgs with their environments and apps, the images with their deployments, then the indexes
+/// back, the channels' versions, the daily rollup, and a foreign-key check.
+///
+/// One generator (`rng`) feeds every step in this order, so the steps must stay in it: the
+/// same seed gives the same database.
 fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    {
-        // The schema exactly as the app makes it (and WAL, a property of the file).
-        let db = cd_core::testing::RusqliteDb::open(path)
-            .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?;
-        cd_core::testing::ensure_schema(&db)
-            .map_err(|e| anyhow::anyhow!("migrating {}: {e:?}", path.display()))?;
-    }
+    seed::remove_database_files(path);
+    create_schema(path)?;
     let (mut connection, indexes) =
         seed::open_for_bulk_load(path, &["images", "image_lead_times"])?;
     let tx = connection.transaction()?;
     seed::drop_indexes(&tx, &indexes)?;
     let created = rfc3339_micros(seed::START_MS - DAY_MS);
+    insert_read_token(&tx, &created)?;
+    let (weights, cumulative) = org_weights();
+    let mut rng = SplitMix(0xd02a_1ead_u64 ^ records);
+    let mut orgs = insert_orgs(&tx, &weights, &created, &mut rng)?;
+    insert_images_and_lead_times(&tx, &mut orgs, &cumulative, &mut rng, records)?;
+    seed::recreate_indexes(&tx, &indexes)?;
+    record_channel_versions(&tx, &orgs, &created)?;
+    backfill_daily_rollup(&tx)?;
+    tx.commit()?;
+    check_foreign_keys(&connection)?;
+    seed::close_as_served(connection)
+}
+
+/// The schema exactly as the app makes it (and WAL, a property of the file).
+fn create_schema(path: &Path) -> anyhow::Result<()> {
+    let db = cd_core::testing::RusqliteDb::open(path)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?;
+    cd_core::testing::ensure_schema(&db)
+        .map_err(|e| anyhow::anyhow!("migrating {}: {e:?}", path.display()))?;
+    Ok(())
+}
+
+/// The read token of [`BIG_ORG`] ([`read_token`]), so the scenarios need not write one.
+fn insert_read_token(tx: &rusqlite::Transaction<'_>, created: &str) -> anyhow::Result<()> {
     tx.execute(
         "INSERT INTO api_tokens (token_id, org_id, role, name, token_sha256, created_at) \
          VALUES (?, ?, 'read', 'bench dora', ?, ?)",
@@ -289,8 +331,12 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
             created,
         ],
     )?;
+    Ok(())
+}
 
-    // Orgs by Zipf weight; apps in proportion (1 to 30 each).
+/// The orgs' Zipf weights (`k^-s`, unnormalised) and their normalised cumulative sums (to
+/// pick an org for a uniform draw).
+fn org_weights() -> (Vec<f64>, Vec<f64>) {
     let weights: Vec<f64> = (1..=ORGS).map(|k| (k as f64).powf(-ZIPF_S)).collect();
     let total: f64 = weights.iter().sum();
     let mut cumulative = Vec::with_capacity(ORGS);
@@ -299,198 +345,259 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
         sum += weight / total;
         cumulative.push(sum);
     }
-    let mut rng = SplitMix(0xd02a_1ead_u64 ^ records);
-    let mut ids = 0u64;
-    let mut next_id = |rng: &mut SplitMix| {
-        ids += 1;
-        uuid_v7(seed::START_MS - DAY_MS + ids, rng.next(), rng.next())
-    };
-    let mut orgs: Vec<(String, Vec<App>)> = Vec::with_capacity(ORGS);
+    (weights, cumulative)
+}
+
+/// Every org with its three environments and its apps (1 to 30, in proportion to its
+/// weight): a registry, a project (but for every 12th) and an app environment per
+/// environment each.
+fn insert_orgs(
+    tx: &rusqlite::Transaction<'_>,
+    weights: &[f64],
+    created: &str,
+    rng: &mut SplitMix,
+) -> anyhow::Result<Vec<Org>> {
+    let total: f64 = weights.iter().sum();
+    let mut ids = SetupIds { issued: 0 };
+    let mut orgs = Vec::with_capacity(ORGS);
     for (org, weight) in weights.iter().enumerate() {
         let org_id = format!("dora-org-{org:03}");
-        let mut environments = Vec::new();
-        for (name, prod) in [("dev", false), ("staging", false), ("production", true)] {
-            let environment_id = next_id(&mut rng);
-            tx.execute(
-                "INSERT INTO environments (environment_id, org_id, name, prod, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-                rusqlite::params![environment_id, org_id, name, prod, created, created],
-            )?;
-            environments.push((environment_id, name, prod));
-        }
+        let environments = insert_environments(tx, &org_id, created, rng, &mut ids)?;
         let app_count = ((weight / total * 100.0).round() as usize).clamp(1, 30);
         let mut apps = Vec::with_capacity(app_count);
         for index in 0..app_count {
-            let registry_id = next_id(&mut rng);
-            let repository = format!("dora/app-{index:02}");
-            tx.execute(
-                "INSERT INTO image_registries (registry_id, org_id, image_repository_name, public, \
-                 container_registry_id, created_at, updated_at) VALUES (?, ?, ?, 0, 'ghcr', ?, ?)",
-                rusqlite::params![registry_id, org_id, repository, created, created],
-            )?;
-            let project_id = (index % 12 != 11).then(|| format!("project-{}", index / 4));
-            let app_id = format!("app-{index:02}");
-            let mut app_environments = Vec::new();
-            for (environment_id, name, prod) in &environments {
-                let app_environment_id = next_id(&mut rng);
-                tx.execute(
-                    "INSERT INTO app_environments (app_environment_id, org_id, project_id, app_id, \
-                     environment_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    rusqlite::params![
-                        app_environment_id,
-                        org_id,
-                        project_id,
-                        app_id,
-                        environment_id,
-                        created
-                    ],
-                )?;
-                app_environments.push((app_environment_id, *name, *prod));
-            }
-            apps.push(App {
-                registry_id,
-                image_name: format!("ghcr.io/{org_id}/{repository}"),
-                project_id,
-                app_id,
-                environments: app_environments
-                    .try_into()
-                    .map_err(|_| anyhow::anyhow!("three environments"))?,
-                patch: 0,
-            });
+            apps.push(insert_app(
+                tx,
+                &org_id,
+                index,
+                &environments,
+                created,
+                rng,
+                &mut ids,
+            )?);
         }
         orgs.push((org_id, apps));
     }
+    Ok(orgs)
+}
 
-    {
-        let mut insert_image = tx.prepare(
-            "INSERT INTO images (image_id, org_id, registry_id, channel, version, update_type, \
-             tag_name, image_name, image_name_with_tag, status, tags, git_hash, \
-             git_hash_commit_timestamp, gitops_hash, api_definition_path, committer, commit_msg, \
-             run_id, image_ports, cluster_image_tags, api_version_id, request_sha256, built_at, \
-             updated_at) VALUES (?, ?, ?, 'default', ?, 'patch', ?, ?, ?, 'active', \
-             '[\"latest\",\"main\"]', ?, ?, NULL, 'api/openapi.yaml', ?, ?, ?, \
-             '[{\"port\":8080}]', '[]', 'v1', ?, ?, ?)",
+/// An org's `dev`, `staging` and `production` (the one prod) environments.
+fn insert_environments(
+    tx: &rusqlite::Transaction<'_>,
+    org_id: &str,
+    created: &str,
+    rng: &mut SplitMix,
+    ids: &mut SetupIds,
+) -> anyhow::Result<Vec<(String, &'static str, bool)>> {
+    let mut environments = Vec::new();
+    for (name, prod) in [("dev", false), ("staging", false), ("production", true)] {
+        let environment_id = ids.next(rng);
+        tx.execute(
+            "INSERT INTO environments (environment_id, org_id, name, prod, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+            rusqlite::params![environment_id, org_id, name, prod, created, created],
         )?;
-        let mut insert_lead_time = tx.prepare(
-            "INSERT INTO image_lead_times (lead_time_id, org_id, image_id, app_environment_id, \
-             deployment_id, project_id, app_id, environment, prod, git_hash, \
-             git_hash_commit_timestamp, image_name_with_tag, created_at, duration_mins, \
-             recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?;
-        // Each image is deployed ~2.05 times on average (dev, 70% staging, 35% production):
-        // spread the builds so the records span the year.
-        let images_expected = (records as f64 / 2.05).ceil().max(1.0) as u64;
-        let mut written = 0u64;
-        let mut image = 0u64;
-        let unit = |r: u64| (r >> 11) as f64 / (1u64 << 53) as f64;
-        while written < records {
-            let r = rng.next();
-            let org = cumulative.partition_point(|c| *c < unit(r)).min(ORGS - 1);
-            let (org_id, apps) = &mut orgs[org];
-            let org_id = org_id.as_str();
-            let app_index = (rng.next() % apps.len() as u64) as usize;
-            let app = &mut apps[app_index];
-            app.patch += 1;
-            let built_ms =
-                seed::START_MS + image.min(images_expected - 1) * seed::SPAN_MS / images_expected;
-            let dev_ms = built_ms + 2 * MINUTE_MS + rng.next() % (28 * MINUTE_MS);
-            // Commit to build: 10 minutes to ~42 hours, log-uniform; 3% without a commit
-            // time; 0.1% with a skewed clock (the commit after the dev deployment).
-            let lag = (10.0 * MINUTE_MS as f64 * 2f64.powf(unit(rng.next()) * 8.0)) as u64;
-            let commit_ms = match r % 1000 {
-                0..=29 => None,
-                30 => Some(dev_ms + 5 * MINUTE_MS),
-                _ => Some(built_ms - lag),
-            };
-            let image_id = uuid_v7(built_ms, rng.next(), rng.next());
-            let version = format!("default-0.0.{}", app.patch);
-            let tag = format!("build-{image}");
-            let image_name_with_tag = format!("{}:{tag}", app.image_name);
-            let git_hash = format!("{:016x}{:016x}{:08x}", rng.next(), rng.next(), r >> 32);
-            let commit = commit_ms.map(rfc3339_micros);
-            let built = rfc3339_micros(built_ms);
-            insert_image.execute(rusqlite::params![
-                image_id,
+        environments.push((environment_id, name, prod));
+    }
+    Ok(environments)
+}
+
+/// App `index` of an org: its registry (one per repository) and its app environment in each
+/// of the org's environments.
+fn insert_app(
+    tx: &rusqlite::Transaction<'_>,
+    org_id: &str,
+    index: usize,
+    environments: &[(String, &'static str, bool)],
+    created: &str,
+    rng: &mut SplitMix,
+    ids: &mut SetupIds,
+) -> anyhow::Result<App> {
+    let registry_id = ids.next(rng);
+    let repository = format!("dora/app-{index:02}");
+    tx.execute(
+        "INSERT INTO image_registries (registry_id, org_id, image_repository_name, public, \
+         container_registry_id, created_at, updated_at) VALUES (?, ?, ?, 0, 'ghcr', ?, ?)",
+        rusqlite::params![registry_id, org_id, repository, created, created],
+    )?;
+    let project_id = (index % 12 != 11).then(|| format!("project-{}", index / 4));
+    let app_id = format!("app-{index:02}");
+    let mut app_environments = Vec::new();
+    for (environment_id, name, prod) in environments {
+        let app_environment_id = ids.next(rng);
+        tx.execute(
+            "INSERT INTO app_environments (app_environment_id, org_id, project_id, app_id, \
+             environment_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            rusqlite::params![
+                app_environment_id,
                 org_id,
-                app.registry_id,
-                version,
-                tag,
-                app.image_name,
-                image_name_with_tag,
+                project_id,
+                app_id,
+                environment_id,
+                created
+            ],
+        )?;
+        app_environments.push((app_environment_id, *name, *prod));
+    }
+    Ok(App {
+        registry_id,
+        image_name: format!("ghcr.io/{org_id}/{repository}"),
+        project_id,
+        app_id,
+        environments: app_environments
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("three environments"))?,
+        patch: 0,
+    })
+}
+
+/// Images built through the year, each for a random app of an org picked by weight, and
+/// deployed to dev, ~70% of them on to staging and half of those to production, until there
+/// are `records` lead-time records.
+fn insert_images_and_lead_times(
+    tx: &rusqlite::Transaction<'_>,
+    orgs: &mut [Org],
+    cumulative: &[f64],
+    rng: &mut SplitMix,
+    records: u64,
+) -> anyhow::Result<()> {
+    let mut insert_image = tx.prepare(
+        "INSERT INTO images (image_id, org_id, registry_id, channel, version, update_type, \
+         tag_name, image_name, image_name_with_tag, status, tags, git_hash, \
+         git_hash_commit_timestamp, gitops_hash, api_definition_path, committer, commit_msg, \
+         run_id, image_ports, cluster_image_tags, api_version_id, request_sha256, built_at, \
+         updated_at) VALUES (?, ?, ?, 'default', ?, 'patch', ?, ?, ?, 'active', \
+         '[\"latest\",\"main\"]', ?, ?, NULL, 'api/openapi.yaml', ?, ?, ?, \
+         '[{\"port\":8080}]', '[]', 'v1', ?, ?, ?)",
+    )?;
+    let mut insert_lead_time = tx.prepare(
+        "INSERT INTO image_lead_times (lead_time_id, org_id, image_id, app_environment_id, \
+         deployment_id, project_id, app_id, environment, prod, git_hash, \
+         git_hash_commit_timestamp, image_name_with_tag, created_at, duration_mins, \
+         recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    // Each image is deployed ~2.05 times on average (dev, 70% staging, 35% production):
+    // spread the builds so the records span the year.
+    let images_expected = (records as f64 / 2.05).ceil().max(1.0) as u64;
+    let mut written = 0u64;
+    let mut image = 0u64;
+    while written < records {
+        let r = rng.next();
+        let org = cumulative.partition_point(|c| *c < unit(r)).min(ORGS - 1);
+        let (org_id, apps) = &mut orgs[org];
+        let org_id = org_id.as_str();
+        let app_index = (rng.next() % apps.len() as u64) as usize;
+        let app = &mut apps[app_index];
+        app.patch += 1;
+        let built_ms =
+            seed::START_MS + image.min(images_expected - 1) * seed::SPAN_MS / images_expected;
+        let dev_ms = built_ms + 2 * MINUTE_MS + rng.next() % (28 * MINUTE_MS);
+        // Commit to build: 10 minutes to ~42 hours, log-uniform; 3% without a commit
+        // time; 0.1% with a skewed clock (the commit after the dev deployment).
+        let lag = (10.0 * MINUTE_MS as f64 * 2f64.powf(unit(rng.next()) * 8.0)) as u64;
+        let commit_ms = match r % 1000 {
+            0..=29 => None,
+            30 => Some(dev_ms + 5 * MINUTE_MS),
+            _ => Some(built_ms - lag),
+        };
+        let image_id = uuid_v7(built_ms, rng.next(), rng.next());
+        let version = format!("default-0.0.{}", app.patch);
+        let tag = format!("build-{image}");
+        let image_name_with_tag = format!("{}:{tag}", app.image_name);
+        let git_hash = format!("{:016x}{:016x}{:08x}", rng.next(), rng.next(), r >> 32);
+        let commit = commit_ms.map(rfc3339_micros);
+        let built = rfc3339_micros(built_ms);
+        insert_image.execute(rusqlite::params![
+            image_id,
+            org_id,
+            app.registry_id,
+            version,
+            tag,
+            app.image_name,
+            image_name_with_tag,
+            git_hash,
+            commit,
+            format!("Committer {} <dev{}@example.com>", r % 97, r % 97),
+            format!("Change number {image}"),
+            format!("run-{image:09}"),
+            format!(
+                "{:016x}{:016x}{:016x}{:016x}",
+                rng.next(),
+                rng.next(),
+                rng.next(),
+                r
+            ),
+            built,
+            built,
+        ])?;
+        let staging_ms = dev_ms + HOUR_MS + rng.next() % (47 * HOUR_MS);
+        let production_ms = staging_ms + HOUR_MS + rng.next() % (119 * HOUR_MS);
+        let stages = match rng.next() % 20 {
+            0..=5 => 1,  // 30%: dev only
+            6..=12 => 2, // 35%: dev and staging
+            _ => 3,      // 35%: on to production
+        };
+        let commit_at = commit
+            .as_deref()
+            .map(Timestamp::from_stored)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        for (stage, deployed_ms) in [dev_ms, staging_ms, production_ms]
+            .into_iter()
+            .enumerate()
+            .take(stages)
+        {
+            if written == records {
+                break;
+            }
+            let (app_environment_id, environment, prod) = &app.environments[stage];
+            let created_at = rfc3339_micros(deployed_ms);
+            let duration = match commit_at {
+                Some(commit_at) => Some(cd_core::testing::duration_mins(
+                    commit_at,
+                    Timestamp::from_stored(&created_at).map_err(|e| anyhow::anyhow!("{e:?}"))?,
+                )),
+                None => None,
+            };
+            let deployment_id =
+                (!rng.next().is_multiple_of(5)).then(|| format!("deploy-{written}"));
+            insert_lead_time.execute(rusqlite::params![
+                uuid_v7(deployed_ms, rng.next(), rng.next()),
+                org_id,
+                image_id,
+                app_environment_id,
+                deployment_id,
+                app.project_id,
+                app.app_id,
+                environment,
+                prod,
                 git_hash,
                 commit,
-                format!("Committer {} <dev{}@example.com>", r % 97, r % 97),
-                format!("Change number {image}"),
-                format!("run-{image:09}"),
-                format!(
-                    "{:016x}{:016x}{:016x}{:016x}",
-                    rng.next(),
-                    rng.next(),
-                    rng.next(),
-                    r
-                ),
-                built,
-                built,
+                image_name_with_tag,
+                created_at,
+                duration,
+                created_at,
             ])?;
-            let staging_ms = dev_ms + HOUR_MS + rng.next() % (47 * HOUR_MS);
-            let production_ms = staging_ms + HOUR_MS + rng.next() % (119 * HOUR_MS);
-            let stages = match rng.next() % 20 {
-                0..=5 => 1,  // 30%: dev only
-                6..=12 => 2, // 35%: dev and staging
-                _ => 3,      // 35%: on to production
-            };
-            let commit_at = commit
-                .as_deref()
-                .map(Timestamp::from_stored)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            for (stage, deployed_ms) in [dev_ms, staging_ms, production_ms]
-                .into_iter()
-                .enumerate()
-                .take(stages)
-            {
-                if written == records {
-                    break;
-                }
-                let (app_environment_id, environment, prod) = &app.environments[stage];
-                let created_at = rfc3339_micros(deployed_ms);
-                let duration = match commit_at {
-                    Some(commit_at) => Some(cd_core::testing::duration_mins(
-                        commit_at,
-                        Timestamp::from_stored(&created_at)
-                            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
-                    )),
-                    None => None,
-                };
-                let deployment_id =
-                    (!rng.next().is_multiple_of(5)).then(|| format!("deploy-{written}"));
-                insert_lead_time.execute(rusqlite::params![
-                    uuid_v7(deployed_ms, rng.next(), rng.next()),
-                    org_id,
-                    image_id,
-                    app_environment_id,
-                    deployment_id,
-                    app.project_id,
-                    app.app_id,
-                    environment,
-                    prod,
-                    git_hash,
-                    commit,
-                    image_name_with_tag,
-                    created_at,
-                    duration,
-                    created_at,
-                ])?;
-                written += 1;
-            }
-            image += 1;
+            written += 1;
         }
+        image += 1;
     }
-    for (_, _, sql) in &indexes {
-        tx.execute_batch(sql)?;
-    }
-    // The channels' current versions agree with the images recorded.
-    for (org_id, apps) in &orgs {
+    Ok(())
+}
+
+/// A uniform draw in [0, 1) from the top 53 bits of `r`.
+fn unit(r: u64) -> f64 {
+    (r >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The channels' current versions agree with the images recorded (what the dropped triggers
+/// would have kept).
+fn record_channel_versions(
+    tx: &rusqlite::Transaction<'_>,
+    orgs: &[Org],
+    created: &str,
+) -> anyhow::Result<()> {
+    for (org_id, apps) in orgs {
         for app in apps.iter().filter(|a| a.patch > 0) {
             tx.execute(
                 "INSERT INTO image_versions \
@@ -506,11 +613,19 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
             )?;
         }
     }
-    // The daily rollup, as migration 0004 builds it from existing records.
+    Ok(())
+}
+
+/// The daily rollup, as migration 0004 builds it from existing records.
+fn backfill_daily_rollup(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
     let backfill =
         cd_core::testing::rollup_backfill_statement().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     tx.execute(&backfill, [])?;
-    tx.commit()?;
+    Ok(())
+}
+
+/// Every row satisfies the schema's foreign keys (checked once, after the bulk load).
+fn check_foreign_keys(connection: &rusqlite::Connection) -> anyhow::Result<()> {
     let violations: i64 =
         connection.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |row| {
             row.get(0)
@@ -518,11 +633,6 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
     if violations != 0 {
         bail!("the generated database has {violations} foreign-key violations");
     }
-    // Serve it as the app would have made it: WAL (a property of the file).
-    connection.pragma_update(None, "journal_mode", "WAL")?;
-    connection
-        .close()
-        .map_err(|(_, e)| anyhow::anyhow!("closing the seeded database: {e}"))?;
     Ok(())
 }
 

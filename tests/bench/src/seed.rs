@@ -92,15 +92,36 @@ struct Registry {
     repository: String,
 }
 
+/// The seeded database, step by step: registries through the app, then the images in bulk
+/// with the indexes down, then the indexes back and the channels' versions to match.
 fn generate(path: &Path, images: u64) -> anyhow::Result<()> {
+    remove_database_files(path);
+    let registries = create_registries(path)?;
+    let (mut connection, indexes) = open_for_bulk_load(path, &["images"])?;
+    let tx = connection.transaction()?;
+    drop_indexes(&tx, &indexes)?;
+    let patches = insert_images(&tx, &registries, images)?;
+    recreate_indexes(&tx, &indexes)?;
+    record_channel_versions(&tx, &registries, &patches)?;
+    tx.commit()?;
+    close_as_served(connection)
+}
+
+/// Removes a previous (interrupted) attempt at `path`, with its journal files.
+pub fn remove_database_files(path: &Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
+}
+
+/// [`ORGS`] orgs of [`REGISTRIES_PER_ORG`] registries each, created through cd-core's own
+/// handler, in that order: the first is the big one. The first request also migrates the new
+/// database (and makes it WAL), as in production.
+fn create_registries(path: &Path) -> anyhow::Result<Vec<Registry>> {
     let app = Baseline {
         database: path.to_owned(),
         admin_token: SEED_ADMIN.to_owned(),
     };
-    // The first request migrates the new database (and makes it WAL), as in production.
     let mut registries = Vec::new();
     for org in 0..ORGS {
         let org_id = format!("bench-org-{org:02}");
@@ -137,86 +158,99 @@ fn generate(path: &Path, images: u64) -> anyhow::Result<()> {
             });
         }
     }
+    Ok(registries)
+}
 
-    let (mut connection, indexes) = open_for_bulk_load(path, &["images"])?;
-    let tx = connection.transaction()?;
-    drop_indexes(&tx, &indexes)?;
+/// `images` images over one year, from one fixed seed, in id (= build time) order: half in the
+/// big registry, ~10% on the beta channel, a few failed, deprecated or inactive. Returns the
+/// last patch number given per registry and channel (`[default, beta]`).
+fn insert_images(
+    tx: &rusqlite::Transaction<'_>,
+    registries: &[Registry],
+    images: u64,
+) -> anyhow::Result<Vec<[u64; 2]>> {
     let mut patches = vec![[0u64; 2]; registries.len()];
-    {
-        let mut insert = tx.prepare(
-            "INSERT INTO images (image_id, org_id, registry_id, channel, version, update_type, \
-             tag_name, image_name, image_name_with_tag, status, tags, git_hash, \
-             git_hash_commit_timestamp, gitops_hash, api_definition_path, committer, commit_msg, \
-             run_id, image_ports, cluster_image_tags, api_version_id, request_sha256, built_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, 'patch', ?, ?, ?, ?, ?, ?, ?, ?, \
-             'api/openapi.yaml', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?;
-        let mut rng = SplitMix(0x5eed_cd1a_u64);
-        for i in 0..images {
-            let r = rng.next();
-            // Half of all builds go to the big registry; the rest spread over the others.
-            let registry_index = if r & 1 == 0 {
-                0
-            } else {
-                1 + ((r >> 1) % (registries.len() as u64 - 1)) as usize
-            };
-            let registry = &registries[registry_index];
-            let beta = (r >> 20).is_multiple_of(10);
-            let channel = if beta { "beta" } else { "default" };
-            let patch = &mut patches[registry_index][usize::from(beta)];
-            *patch += 1;
-            let version = format!("{channel}-0.0.{patch}");
-            let ms = START_MS + i * SPAN_MS / images.max(1);
-            let image_id = uuid_v7(ms, rng.next(), rng.next());
-            let built_at = rfc3339_micros(ms);
-            let committed = rfc3339_micros(ms.saturating_sub(3_600_000 + (r >> 40) % 86_400_000));
-            let tag = format!("build-{i}");
-            let image_name = format!("ghcr.io/{}/{}", registry.org_id, registry.repository);
-            let status = match (r >> 8) % 50 {
-                0 => "failed",
-                1 => "deprecated",
-                2 | 3 => "inactive",
-                _ => "active",
-            };
-            let git_hash = format!("{:016x}{:016x}{:08x}", rng.next(), rng.next(), r >> 32);
-            let digest = format!(
-                "{:016x}{:016x}{:016x}{:016x}",
-                rng.next(),
-                rng.next(),
-                rng.next(),
-                rng.next()
-            );
-            insert.execute(rusqlite::params![
-                image_id,
-                registry.org_id,
-                registry.registry_id,
-                channel,
-                version,
-                tag,
-                image_name,
-                format!("{image_name}:{tag}"),
-                status,
-                r#"["latest","main"]"#,
-                git_hash,
-                committed,
-                format!("{:032x}", (u128::from(rng.next()) << 64) | u128::from(r)),
-                format!("Committer {} <dev{}@example.com>", r % 97, r % 97),
-                format!("Change number {i}: fix the thing and update the docs"),
-                format!("run-{i:09}"),
-                r#"[{"port":8080,"protocol":"tcp","name":"http"}]"#,
-                format!(r#"[{{"cluster_id":"eu-1","tag":"{version}"}}]"#),
-                "v1",
-                digest,
-                built_at,
-                built_at,
-            ])?;
-        }
+    let mut insert = tx.prepare(
+        "INSERT INTO images (image_id, org_id, registry_id, channel, version, update_type, \
+         tag_name, image_name, image_name_with_tag, status, tags, git_hash, \
+         git_hash_commit_timestamp, gitops_hash, api_definition_path, committer, commit_msg, \
+         run_id, image_ports, cluster_image_tags, api_version_id, request_sha256, built_at, \
+         updated_at) VALUES (?, ?, ?, ?, ?, 'patch', ?, ?, ?, ?, ?, ?, ?, ?, \
+         'api/openapi.yaml', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    let mut rng = SplitMix(0x5eed_cd1a_u64);
+    for i in 0..images {
+        // The draws from `rng` happen in this order for every image (the data depends on it):
+        // `r`, the id's two, the git hash's two, the digest's four, the gitops hash's one.
+        let r = rng.next();
+        // Half of all builds go to the big registry; the rest spread over the others.
+        let registry_index = if r & 1 == 0 {
+            0
+        } else {
+            1 + ((r >> 1) % (registries.len() as u64 - 1)) as usize
+        };
+        let registry = &registries[registry_index];
+        let beta = (r >> 20).is_multiple_of(10);
+        let channel = if beta { "beta" } else { "default" };
+        let patch = &mut patches[registry_index][usize::from(beta)];
+        *patch += 1;
+        let version = format!("{channel}-0.0.{patch}");
+        let ms = START_MS + i * SPAN_MS / images.max(1);
+        let image_id = uuid_v7(ms, rng.next(), rng.next());
+        let built_at = rfc3339_micros(ms);
+        let committed = rfc3339_micros(ms.saturating_sub(3_600_000 + (r >> 40) % 86_400_000));
+        let tag = format!("build-{i}");
+        let image_name = format!("ghcr.io/{}/{}", registry.org_id, registry.repository);
+        let status = match (r >> 8) % 50 {
+            0 => "failed",
+            1 => "deprecated",
+            2 | 3 => "inactive",
+            _ => "active",
+        };
+        let git_hash = format!("{:016x}{:016x}{:08x}", rng.next(), rng.next(), r >> 32);
+        let digest = format!(
+            "{:016x}{:016x}{:016x}{:016x}",
+            rng.next(),
+            rng.next(),
+            rng.next(),
+            rng.next()
+        );
+        insert.execute(rusqlite::params![
+            image_id,
+            registry.org_id,
+            registry.registry_id,
+            channel,
+            version,
+            tag,
+            image_name,
+            format!("{image_name}:{tag}"),
+            status,
+            r#"["latest","main"]"#,
+            git_hash,
+            committed,
+            format!("{:032x}", (u128::from(rng.next()) << 64) | u128::from(r)),
+            format!("Committer {} <dev{}@example.com>", r % 97, r % 97),
+            format!("Change number {i}: fix the thing and update the docs"),
+            format!("run-{i:09}"),
+            r#"[{"port":8080,"protocol":"tcp","name":"http"}]"#,
+            format!(r#"[{{"cluster_id":"eu-1","tag":"{version}"}}]"#),
+            "v1",
+            digest,
+            built_at,
+            built_at,
+        ])?;
     }
-    for (_, _, sql) in &indexes {
-        tx.execute_batch(sql)?;
-    }
-    // The channels' current versions agree with the images recorded.
-    for (registry, counts) in registries.iter().zip(&patches) {
+    Ok(patches)
+}
+
+/// The channels' current versions, in agreement with the images recorded (what the dropped
+/// triggers would have kept).
+fn record_channel_versions(
+    tx: &rusqlite::Transaction<'_>,
+    registries: &[Registry],
+    patches: &[[u64; 2]],
+) -> anyhow::Result<()> {
+    for (registry, counts) in registries.iter().zip(patches) {
         for (channel, patch) in [("default", counts[0]), ("beta", counts[1])] {
             if patch == 0 {
                 continue;
@@ -236,12 +270,6 @@ fn generate(path: &Path, images: u64) -> anyhow::Result<()> {
             )?;
         }
     }
-    tx.commit()?;
-    // Serve it as the app would have made it: WAL (a property of the file).
-    connection.pragma_update(None, "journal_mode", "WAL")?;
-    connection
-        .close()
-        .map_err(|(_, e)| anyhow::anyhow!("closing the seeded database: {e}"))?;
     Ok(())
 }
 
@@ -282,10 +310,31 @@ pub fn open_for_bulk_load(
     Ok((connection, indexes))
 }
 
+/// Drops the indexes and triggers of [`open_for_bulk_load`] for the load: keeping them up to
+/// date row by row is what would make it slow.
 pub fn drop_indexes(tx: &rusqlite::Transaction<'_>, indexes: &Indexes) -> anyhow::Result<()> {
     for (kind, name, _) in indexes {
         tx.execute_batch(&format!("DROP {} \"{name}\"", kind.to_uppercase()))?;
     }
+    Ok(())
+}
+
+/// Recreates the dropped indexes and triggers from their own `CREATE` text, once the rows are
+/// in (one sort per index instead of one insert per row).
+pub fn recreate_indexes(tx: &rusqlite::Transaction<'_>, indexes: &Indexes) -> anyhow::Result<()> {
+    for (_, _, sql) in indexes {
+        tx.execute_batch(sql)?;
+    }
+    Ok(())
+}
+
+/// Closes a loaded database as the app would have left it: WAL (a property of the file), so
+/// host and baseline serve the cached file in the mode they serve any other.
+pub fn close_as_served(connection: rusqlite::Connection) -> anyhow::Result<()> {
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection
+        .close()
+        .map_err(|(_, e)| anyhow::anyhow!("closing the seeded database: {e}"))?;
     Ok(())
 }
 
