@@ -246,6 +246,17 @@ impl Manifest {
         })
     }
 
+    /// The wasm file of every component, by id (as [`Manifest::component_source`]).
+    pub fn component_sources(
+        &self,
+        cargo_target_dir: Option<&Path>,
+    ) -> anyhow::Result<Vec<(String, PathBuf)>> {
+        self.components
+            .keys()
+            .map(|id| Ok((id.clone(), self.component_source(id, cargo_target_dir)?)))
+            .collect()
+    }
+
     /// The wasm file of component `id`, following the `CARGO_TARGET_DIR` rule.
     ///
     /// A relative source resolves against the manifest directory. If the source goes through a

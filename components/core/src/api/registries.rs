@@ -160,8 +160,8 @@ pub(super) fn update(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     json_response(StatusCode::OK, &RegistryBody::from(updated))
 }
 
-/// Soft delete: the registry disappears from every read, but its channels (and the images and
-/// lead-time records later issues attach to it) stay for DORA history. Needs an admin token.
+/// Soft delete: the registry disappears from every read, but its channels, images and
+/// lead-time records stay for DORA history. Needs an admin token.
 pub(super) fn delete(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let registry_id = ctx.registry_id()?;
     let org_id = ctx.acting_org()?;

@@ -1,6 +1,7 @@
 //! End-to-end tests: the built `.wasm` components, hosted by `cd-host` as Spin would host them,
 //! driven over real HTTP on loopback. One binary, one harness (`helpers`), one module per area
-//! (and `world`: the built components import only what a Spin host provides).
+//! (and `world`: the built components import only what a Spin host provides; `routes`: the
+//! route tables, `spin.toml` and `openapi.yaml` agree).
 
 mod helpers;
 
@@ -12,6 +13,7 @@ mod images;
 mod lead_time;
 mod registries;
 mod robustness;
+mod routes;
 mod tenancy;
 mod tokens;
 mod world;

@@ -19,18 +19,10 @@ fn wit_dir() -> PathBuf {
 
 /// The built wasm of every component of a manifest (panics with the fix if one is missing).
 fn built_components(manifest: &Path) -> Vec<(String, PathBuf)> {
-    let manifest = Manifest::load(manifest).unwrap();
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
-    manifest
-        .components
-        .keys()
-        .map(|id| {
-            let path = manifest
-                .component_source(id, target_dir.as_deref())
-                .unwrap_or_else(|e| panic!("{e:#}"));
-            (id.clone(), path)
-        })
-        .collect()
+    Manifest::load(manifest)
+        .and_then(|manifest| manifest.component_sources(target_dir.as_deref()))
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[test]
