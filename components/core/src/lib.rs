@@ -45,7 +45,7 @@ pub fn handle_registry_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, Component::Registry)
+    api::serve(request, env, &api::routes::REGISTRY_TABLE)
 }
 
 /// The images component: image entries (the pipeline trigger), image queries and updates.
@@ -53,7 +53,7 @@ pub fn handle_images_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, Component::Images)
+    api::serve(request, env, &api::routes::IMAGES_TABLE)
 }
 
 /// The lead-time component: deployments and DORA lead time for changes.
@@ -61,7 +61,7 @@ pub fn handle_lead_time_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, Component::LeadTime)
+    api::serve(request, env, &api::routes::LEAD_TIME_TABLE)
 }
 
 /// What a component does after its response is sent and before its connection closes: a

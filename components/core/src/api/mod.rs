@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::migrations;
 use crate::store::Page;
 
-use routes::{Access, Component};
+use routes::{Access, Table};
 
 /// The API's path prefix.
 pub(crate) const BASE_PATH: &str = "/api/v1";
@@ -354,7 +354,7 @@ impl<'a> Context<'a> {
 pub(crate) fn serve(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
-    component: Component,
+    table: &'static Table,
 ) -> Response<Vec<u8>> {
     let outcome = (|| {
         if request.body().len() > env.config.max_body_bytes {
@@ -375,7 +375,7 @@ pub(crate) fn serve(
             return Err(Error::OutdatedInstance { schema, known });
         }
         let caller = auth::authenticate(api_request.headers, env)?;
-        let matched = routes::find(component, api_request.method, api_request.path)?;
+        let matched = table.find(api_request.method, api_request.path)?;
         let context = Context {
             request: &api_request,
             caller: &caller,

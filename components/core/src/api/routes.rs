@@ -3,7 +3,8 @@
 //! The router matches paths from these tables (with `matchit`, axum's router), derives the
 //! `Allow` header of a 405 from the methods a path has, and answers 404 for a path no row
 //! names. The end-to-end probes and the route-agreement test read the same tables, so a route
-//! cannot exist in one place and be forgotten in another.
+//! cannot exist in one place and be forgotten in another. The tables are left unformatted by
+//! rustfmt so that each route stays one line.
 
 use std::sync::OnceLock;
 
@@ -39,17 +40,38 @@ impl Component {
 
     /// The component's routes.
     pub fn routes(self) -> &'static [Route] {
-        match self {
-            Component::Registry => REGISTRY,
-            Component::Images => IMAGES,
-            Component::LeadTime => LEAD_TIME,
-        }
+        self.table().routes
     }
 
-    fn index(self) -> usize {
-        self as usize
+    /// The component's table. Each entry point names its own table's static directly, so a
+    /// component's `.wasm` links only its own handlers.
+    fn table(self) -> &'static Table {
+        match self {
+            Component::Registry => &REGISTRY_TABLE,
+            Component::Images => &IMAGES_TABLE,
+            Component::LeadTime => &LEAD_TIME_TABLE,
+        }
     }
 }
+
+/// A component's routes and the router built from them on first use.
+pub(crate) struct Table {
+    routes: &'static [Route],
+    router: OnceLock<Router>,
+}
+
+pub(crate) static REGISTRY_TABLE: Table = Table {
+    routes: REGISTRY,
+    router: OnceLock::new(),
+};
+pub(crate) static IMAGES_TABLE: Table = Table {
+    routes: IMAGES,
+    router: OnceLock::new(),
+};
+pub(crate) static LEAD_TIME_TABLE: Table = Table {
+    routes: LEAD_TIME,
+    router: OnceLock::new(),
+};
 
 /// Who may call a route, and what a handler's org checks ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,153 +134,102 @@ use Method as M;
 
 /// Spin sends the registry component `/api/v1/registries/...`, `/api/v1/tokens/...` and its
 /// health route (`spin.toml`). Methods of one path are listed in the `Allow` order.
+#[rustfmt::skip]
 static REGISTRY: &[Route] = &[
     route(M::GET, "/health/registry", Anyone, health::registry),
     route(M::GET, "/tokens", Org(Role::Admin), tokens::list),
     route(M::POST, "/tokens", Org(Role::Admin), tokens::create),
     route(M::GET, "/tokens/{token_id}", Org(Role::Admin), tokens::get),
-    route(
-        M::DELETE,
-        "/tokens/{token_id}",
-        Org(Role::Admin),
-        tokens::revoke,
-    ),
+    route(M::DELETE, "/tokens/{token_id}", Org(Role::Admin), tokens::revoke),
     route(M::GET, "/registries", Org(Role::Read), registries::list),
     route(M::POST, "/registries", Org(Role::Write), registries::create),
-    route(
-        M::GET,
-        "/registries/{registry_id}",
-        PublicOrRead,
-        registries::get,
-    ),
-    route(
-        M::PATCH,
-        "/registries/{registry_id}",
-        Org(Role::Write),
-        registries::update,
-    ),
-    route(
-        M::DELETE,
-        "/registries/{registry_id}",
-        Org(Role::Admin),
-        registries::delete,
-    ),
-    route(
-        M::GET,
-        "/registries/{registry_id}/channels",
-        PublicOrRead,
-        channels::list,
-    ),
-    route(
-        M::GET,
-        "/registries/{registry_id}/channels/{channel}",
-        PublicOrRead,
-        channels::get,
-    ),
-    route(
-        M::PUT,
-        "/registries/{registry_id}/channels/{channel}",
-        Org(Role::Write),
-        channels::get_or_create,
-    ),
-    route(
-        M::POST,
-        "/registries/{registry_id}/channels/{channel}/bump",
-        Org(Role::Write),
-        channels::bump,
-    ),
-    route(
-        M::PUT,
-        "/registries/{registry_id}/channels/{channel}/version",
-        Org(Role::Write),
-        channels::set_version,
-    ),
+    route(M::GET, "/registries/{registry_id}", PublicOrRead, registries::get),
+    route(M::PATCH, "/registries/{registry_id}", Org(Role::Write), registries::update),
+    route(M::DELETE, "/registries/{registry_id}", Org(Role::Admin), registries::delete),
+    route(M::GET, "/registries/{registry_id}/channels", PublicOrRead, channels::list),
+    route(M::GET, "/registries/{registry_id}/channels/{channel}", PublicOrRead, channels::get),
+    route(M::PUT, "/registries/{registry_id}/channels/{channel}", Org(Role::Write), channels::get_or_create),
+    route(M::POST, "/registries/{registry_id}/channels/{channel}/bump", Org(Role::Write), channels::bump),
+    route(M::PUT, "/registries/{registry_id}/channels/{channel}/version", Org(Role::Write), channels::set_version),
 ];
 
 /// Spin sends the images component `/api/v1/registries/:registry_id/images/...`,
 /// `/api/v1/images/...` and its health route.
+#[rustfmt::skip]
 static IMAGES: &[Route] = &[
     route(M::GET, "/health/images", Anyone, health::images),
-    route(
-        M::GET,
-        "/images/inactive-orgs",
-        BootstrapAdmin,
-        images::inactive_orgs,
-    ),
-    route(
-        M::GET,
-        "/registries/{registry_id}/images",
-        PublicOrRead,
-        images::list,
-    ),
-    route(
-        M::POST,
-        "/registries/{registry_id}/images",
-        Org(Role::Write),
-        images::create,
-    ),
-    route(
-        M::GET,
-        "/registries/{registry_id}/images/{image_id}",
-        PublicOrRead,
-        images::get,
-    ),
-    route(
-        M::PATCH,
-        "/registries/{registry_id}/images/{image_id}",
-        Org(Role::Write),
-        images::update,
-    ),
+    route(M::GET, "/images/inactive-orgs", BootstrapAdmin, images::inactive_orgs),
+    route(M::GET, "/registries/{registry_id}/images", PublicOrRead, images::list),
+    route(M::POST, "/registries/{registry_id}/images", Org(Role::Write), images::create),
+    route(M::GET, "/registries/{registry_id}/images/{image_id}", PublicOrRead, images::get),
+    route(M::PATCH, "/registries/{registry_id}/images/{image_id}", Org(Role::Write), images::update),
 ];
 
 /// Spin sends the lead-time component `/api/v1/deployments/...`, `/api/v1/dora/...` and its
 /// health route.
+#[rustfmt::skip]
 static LEAD_TIME: &[Route] = &[
     route(M::GET, "/health/lead-time", Anyone, health::lead_time),
-    route(
-        M::POST,
-        "/deployments",
-        Org(Role::Write),
-        deployments::record,
-    ),
-    route(
-        M::GET,
-        "/deployments/{lead_time_id}",
-        Org(Role::Read),
-        deployments::get,
-    ),
+    route(M::POST, "/deployments", Org(Role::Write), deployments::record),
+    route(M::GET, "/deployments/{lead_time_id}", Org(Role::Read), deployments::get),
     route(M::GET, "/dora/lead-time", Org(Role::Read), dora::lead_time),
-    route(
-        M::GET,
-        "/dora/deployment-frequency",
-        Org(Role::Read),
-        dora::deployment_frequency,
-    ),
+    route(M::GET, "/dora/deployment-frequency", Org(Role::Read), dora::deployment_frequency),
 ];
 
 /// A component's paths, each with the indexes of its routes in the table.
 type Router = matchit::Router<Vec<usize>>;
 
-fn router(component: Component) -> &'static Router {
-    static ROUTERS: [OnceLock<Router>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    ROUTERS[component.index()].get_or_init(|| {
-        let routes = component.routes();
-        let mut paths: Vec<(&str, Vec<usize>)> = Vec::new();
-        for (index, route) in routes.iter().enumerate() {
-            match paths.iter_mut().find(|(path, _)| *path == route.path) {
-                Some((_, indexes)) => indexes.push(index),
-                None => paths.push((route.path, vec![index])),
+impl Table {
+    fn router(&self) -> &Router {
+        self.router.get_or_init(|| {
+            let mut paths: Vec<(&str, Vec<usize>)> = Vec::new();
+            for (index, route) in self.routes.iter().enumerate() {
+                match paths.iter_mut().find(|(path, _)| *path == route.path) {
+                    Some((_, indexes)) => indexes.push(index),
+                    None => paths.push((route.path, vec![index])),
+                }
             }
-        }
-        let mut router = Router::new();
-        for (path, indexes) in paths {
-            // The tables are constants checked by the tests: a conflict is a bug in this file.
+            let mut router = Router::new();
+            for (path, indexes) in paths {
+                // The tables are constants checked by the tests: a conflict is a bug in this file.
+                router
+                    .insert(path, indexes)
+                    .unwrap_or_else(|e| panic!("route {path}: {e}"));
+            }
             router
-                .insert(path, indexes)
-                .unwrap_or_else(|e| panic!("route {path}: {e}"));
-        }
-        router
-    })
+        })
+    }
+
+    /// Finds the route of `method` on `path` (the path after `/api/v1`, trailing slashes
+    /// dropped, as Spin matches them): 404 if no row has the path, 405 with the allowed methods
+    /// if no row of the path has the method.
+    pub(crate) fn find<'a>(
+        &'static self,
+        method: &Method,
+        path: &'a str,
+    ) -> Result<Matched<'a>, Error> {
+        let routes = self.routes;
+        let found = self
+            .router()
+            .at(path)
+            .map_err(|_| Error::not_found(format!("no route for {BASE_PATH}{path}")))?;
+        let Some(&index) = found.value.iter().find(|&&i| routes[i].method == method) else {
+            let allowed = found
+                .value
+                .iter()
+                .map(|&i| routes[i].method.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::MethodNotAllowed { allowed });
+        };
+        let route = &routes[index];
+        let params = found.params.iter().collect();
+        Ok(Matched {
+            access: route.access,
+            handler: route.handler,
+            params,
+        })
+    }
 }
 
 /// A route matched to a request: its row and the path's parameters.
@@ -268,42 +239,14 @@ pub(crate) struct Matched<'a> {
     pub(crate) params: Vec<(&'static str, &'a str)>,
 }
 
-/// Finds the route of `method` on `path` (the path after `/api/v1`, trailing slashes dropped,
-/// as Spin matches them): 404 if no row has the path, 405 with the allowed methods if no row
-/// of the path has the method.
-pub(crate) fn find<'a>(
-    component: Component,
-    method: &Method,
-    path: &'a str,
-) -> Result<Matched<'a>, Error> {
-    let routes = component.routes();
-    let found = router(component)
-        .at(path)
-        .map_err(|_| Error::not_found(format!("no route for {BASE_PATH}{path}")))?;
-    let Some(&index) = found.value.iter().find(|&&i| routes[i].method == method) else {
-        let allowed = found
-            .value
-            .iter()
-            .map(|&i| routes[i].method.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(Error::MethodNotAllowed { allowed });
-    };
-    let route = &routes[index];
-    let params = found.params.iter().collect();
-    Ok(Matched {
-        access: route.access,
-        handler: route.handler,
-        params,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn answer(component: Component, method: Method, path: &str) -> Result<Vec<String>, Error> {
-        find(component, &method, path)
+        component
+            .table()
+            .find(&method, path)
             .map(|m| m.params.iter().map(|(k, v)| format!("{k}={v}")).collect())
     }
 
@@ -316,7 +259,7 @@ mod tests {
                     .replace("{registry_id}", "r")
                     .replace("{", "")
                     .replace("}", "");
-                let matched = find(component, &route.method, &path);
+                let matched = component.table().find(&route.method, &path);
                 assert!(matched.is_ok(), "{} {}", route.method, route.path);
             }
         }
