@@ -173,7 +173,9 @@ impl Error {
     /// The complete HTTP response. 5xx causes are logged here, once, and never sent.
     pub fn into_response(self) -> http::Response<Vec<u8>> {
         if let Error::Internal { cause } = &self {
-            eprintln!("cd-core: internal error: {cause}");
+            // Debug-escaped: a cause may quote a client's text, and ESC or C1 controls in it must
+            // not reach a terminal that shows the log.
+            eprintln!("cd-core: internal error: {cause:?}");
         }
         let problem = self.problem();
         let body = serde_json::to_vec(&problem).expect("a problem document always serialises");

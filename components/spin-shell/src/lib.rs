@@ -114,8 +114,12 @@ async fn read_request(
     let mut received: u64 = 0;
     let mut stream = request.into_body_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| Error::malformed(format!("the request body could not be read: {e:?}")))?;
+        // The stream's error is a host resource handle, meaningless to the client: the log
+        // gets it, the client a plain sentence.
+        let chunk = chunk.map_err(|e| {
+            eprintln!("cd-spin-shell: the request body could not be read: {e:?}");
+            Error::malformed("the request body could not be read (malformed or cut short)")
+        })?;
         received += chunk.len() as u64;
         if received > DRAIN_LIMIT {
             return Err(too_large);
@@ -127,9 +131,10 @@ async fn read_request(
     if received > limit as u64 {
         return Err(too_large);
     }
-    builder
-        .body(body)
-        .map_err(|e| Error::malformed(format!("unreadable request: {e}")))
+    builder.body(body).map_err(|e| {
+        eprintln!("cd-spin-shell: unreadable request: {e}");
+        Error::malformed("the request line or a header could not be read")
+    })
 }
 
 /// `spin_sdk::sqlite::Connection` as a [`Db`].

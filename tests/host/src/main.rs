@@ -9,6 +9,7 @@
 
 use anyhow::Context;
 use cd_host::manifest::Manifest;
+use cd_host::server::Limits;
 use cd_host::{Host, HostOptions};
 use clap::Parser;
 use std::net::SocketAddr;
@@ -35,12 +36,29 @@ struct Args {
     /// Run every component's build command first, like `spin build`.
     #[arg(long)]
     build: bool,
+    /// Open connections at most; one more is answered 503 and closed.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Component instances running at once at most; one more request is answered 503.
+    #[arg(long, default_value_t = Limits::default().max_instances)]
+    max_instances: usize,
+    /// Seconds a client may take to send a request's head.
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs_f64())]
+    header_timeout: f64,
+    /// Seconds a request body may go without a byte before it fails.
+    #[arg(long, default_value_t = Limits::default().body_idle_timeout.as_secs_f64())]
+    body_idle_timeout: f64,
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("expected name=value, got {text:?}"))
+}
+
+fn seconds(option: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(value)
+        .map_err(|e| anyhow::anyhow!("{option} {value}: {e}"))
 }
 
 #[tokio::main]
@@ -54,6 +72,12 @@ async fn main() -> anyhow::Result<()> {
         database: args.database,
         variables: args.variables.into_iter().collect(),
         env: std::env::vars().collect(),
+        limits: Limits {
+            max_connections: args.max_connections,
+            max_instances: args.max_instances,
+            header_timeout: seconds("--header-timeout", args.header_timeout)?,
+            body_idle_timeout: seconds("--body-idle-timeout", args.body_idle_timeout)?,
+        },
     };
     let host = Host::load(options)?;
     host.forward_guest_output(true);

@@ -23,6 +23,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -43,6 +44,36 @@ pub struct HostOptions {
     pub variables: HashMap<String, String>,
     /// The environment `SPIN_VARIABLE_*` are read from (the binary passes the process env).
     pub env: HashMap<String, String>,
+    /// What a client may hold of this host at once, and for how long.
+    pub limits: Limits,
+}
+
+/// What one client can hold of the host, so that no client can take it down for the others.
+/// Spin has none of these (README, *Running in production*): it leaves them to the proxy in
+/// front of it.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Component instances running at once (each request holds one until its handler
+    /// returns); one more is answered 503 with `Retry-After`.
+    pub max_instances: usize,
+    /// How long a client may take to send a request's head.
+    pub header_timeout: Duration,
+    /// How long a request body may go without a byte; then the body fails (the component
+    /// answers 400) and its instance is freed.
+    pub body_idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_instances: 200,
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl HostOptions {
@@ -53,6 +84,7 @@ impl HostOptions {
             database: None,
             variables: HashMap::new(),
             env: HashMap::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -68,6 +100,8 @@ struct Inner {
     components: HashMap<String, LoadedComponent>,
     resolver: Arc<Resolver>,
     output: GuestOutput,
+    limits: Limits,
+    instances: Arc<tokio::sync::Semaphore>,
 }
 
 struct LoadedComponent {
@@ -210,6 +244,8 @@ impl Host {
                 components,
                 resolver,
                 output: GuestOutput::default(),
+                instances: Arc::new(tokio::sync::Semaphore::new(options.limits.max_instances)),
+                limits: options.limits.clone(),
             }),
         })
     }
@@ -277,9 +313,28 @@ impl Host {
             return empty(http::StatusCode::NOT_FOUND);
         };
         let component_id = matched.route.component.clone();
+        // Spin answers a header value that is not UTF-8 with a 500 (it turns every value into a
+        // string first); it is the client's mistake, so here it is a 400 (a departure, README).
+        if let Some((name, _)) = req.headers().iter().find(|(_, v)| v.to_str().is_err()) {
+            return problem(
+                http::StatusCode::BAD_REQUEST,
+                "malformed",
+                &format!("header {name} is not UTF-8 text"),
+            );
+        }
         match self.prepare(req, &matched, client_addr) {
             Ok(req) => match self.run(&component_id, req).await {
                 Ok(response) => response,
+                Err(error) if error.is::<InstancesExhausted>() => {
+                    self.inner
+                        .output
+                        .log(&format!("component {component_id:?}: {error}"));
+                    problem(
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        "busy",
+                        "every component instance is in use; retry",
+                    )
+                }
                 Err(error) => {
                     self.inner
                         .output
@@ -343,6 +398,13 @@ impl Host {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let component = &self.inner.components[component_id];
+        // A slot of the instance limit, held until the handler returns (the task below).
+        let permit = self
+            .inner
+            .instances
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| InstancesExhausted)?;
         let output = self.inner.output.clone();
         let wasi = WasiCtx::builder()
             .stdout(output.clone())
@@ -361,10 +423,11 @@ impl Host {
             },
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
+        let idle = self.inner.limits.body_idle_timeout;
         let req = store
             .data_mut()
             .http()
-            .new_incoming_request(Scheme::Http, req)?;
+            .new_incoming_request(Scheme::Http, req.map(|body| IdleTimeout::new(body, idle)))?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = component.pre.clone();
         let id = component_id.to_string();
@@ -373,10 +436,21 @@ impl Host {
         // `set` and its SQLite statements can run in place (no hand-off per statement); the
         // store (and the response sender with it) is dropped when the handler returns.
         let runtime = tokio::runtime::Handle::current();
+        let (pool_full, pool_full_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             crate::sqlite::REQUEST_THREAD.set(true);
             let result = runtime.block_on(async {
-                let proxy = pre.instantiate_async(&mut store).await?;
+                // Other hosts of this process share the engine's instance pool.
+                let proxy = match pre.instantiate_async(&mut store).await {
+                    Ok(proxy) => proxy,
+                    Err(error) => {
+                        if error.is::<wasmtime::PoolConcurrencyLimitError>() {
+                            let _ = pool_full.send(());
+                        }
+                        return Err(error);
+                    }
+                };
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
@@ -391,8 +465,113 @@ impl Host {
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => anyhow::bail!("the guest responded with an error: {code:?}"),
+            Err(_) if pool_full_rx.await.is_ok() => Err(InstancesExhausted.into()),
             Err(_) => anyhow::bail!("the guest did not set a response"),
         }
+    }
+}
+
+/// Every instance slot is taken: the request is refused, not queued.
+#[derive(Debug)]
+struct InstancesExhausted;
+
+impl std::fmt::Display for InstancesExhausted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the component instance limit is reached")
+    }
+}
+
+impl std::error::Error for InstancesExhausted {}
+
+/// A problem+json answer of the host itself (RFC 9457, as cd-core's), with `Retry-After` on a
+/// 503.
+fn problem(
+    status: http::StatusCode,
+    slug: &str,
+    detail: &str,
+) -> hyper::Response<HyperOutgoingBody> {
+    let body = problem_body(status, slug, detail);
+    let mut response = hyper::Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/problem+json"),
+    );
+    if status == http::StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+    }
+    response
+}
+
+fn problem_body(status: http::StatusCode, slug: &str, detail: &str) -> String {
+    serde_json::json!({
+        "type": format!("urn:cd-images:problem:{slug}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    })
+    .to_string()
+}
+
+/// A request body that fails when no byte arrives for `idle`: a client that withholds its body
+/// would otherwise hold a component instance for as long as it keeps the connection.
+struct IdleTimeout<B> {
+    inner: Pin<Box<B>>,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> IdleTimeout<B> {
+    fn new(inner: B, idle: Duration) -> Self {
+        IdleTimeout {
+            inner: Box::pin(inner),
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+impl<B> Body for IdleTimeout<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        match self.inner.as_mut().poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + self.idle;
+                self.deadline.as_mut().reset(next);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -410,14 +589,43 @@ fn text(status: http::StatusCode, body: &'static str) -> hyper::Response<HyperOu
 }
 
 /// Serves HTTP/1.1 on `listener` until the future is dropped.
+///
+/// It survives what clients do: an `accept` that fails (out of file descriptors, say) is
+/// logged and retried after a pause instead of ending the loop; connections past
+/// `max_connections` get a 503 and are closed; a request head must arrive within
+/// `header_timeout`.
 pub async fn serve_listener(host: Host, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let limits = host.inner.limits.clone();
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut backoff = Duration::from_millis(5);
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(5);
+                accepted
+            }
+            Err(error) => {
+                // EMFILE/ENFILE/ENOMEM/ECONNABORTED: the listener is fine and the condition
+                // passes as connections close; only a slower retry helps.
+                host.inner
+                    .output
+                    .log(&format!("accept failed ({error}); retrying in {backoff:?}"));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
         // A response's head and body are separate writes; with Nagle's algorithm on, the body
         // would wait for the client's delayed ACK of the head (40 ms on Linux).
         let _ = stream.set_nodelay(true);
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(stream));
+            continue;
+        };
         let host = host.clone();
+        let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
+            let _permit = permit;
             let service = hyper::service::service_fn(move |req| {
                 let host = host.clone();
                 async move { Ok::<_, Infallible>(host.serve(req, peer).await) }
@@ -425,10 +633,33 @@ pub async fn serve_listener(host: Host, listener: tokio::net::TcpListener) -> an
             // A client going away mid-request is not our error; nothing to report.
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(wasmtime_wasi_http::io::TokioIo::new(stream), service)
                 .await;
         });
     }
+}
+
+/// Answers a connection over the limit with a 503 and closes it, without reading its request.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = problem_body(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "too many open connections; retry",
+    );
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(response.as_bytes()),
+    )
+    .await;
+    let _ = stream.shutdown().await;
 }
 
 /// A host serving real HTTP on `127.0.0.1:0` from its own tokio runtime thread; it stops when

@@ -724,3 +724,133 @@ fn the_routes_are_listed_in_precedence_order() {
     let routes: Vec<String> = host.routes().into_iter().map(|(route, _)| route).collect();
     assert_eq!(routes, vec!["/a/b", "/a/:id", "/..."]);
 }
+
+// --- hostile clients ------------------------------------------------------------------------
+
+/// Sends raw bytes as a request and reads the whole answer (the connection closes).
+fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(request).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    raw
+}
+
+#[test]
+fn a_header_value_that_is_not_utf8_is_a_400_problem_not_a_500() {
+    let probe = Probe::start();
+    let raw = raw_exchange(
+        probe.server.addr(),
+        b"GET /exact HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-bin: \xff\xfe\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(text.contains("header x-bin is not UTF-8 text"), "{text}");
+}
+
+#[test]
+fn requests_past_the_instance_limit_get_a_503_and_stalled_bodies_free_their_instances() {
+    let probe = Probe::with(|options| {
+        options.limits.max_instances = 2;
+        options.limits.body_idle_timeout = std::time::Duration::from_millis(800);
+    });
+    // Two requests that announce a body and never send it: each holds an instance.
+    let stalled: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(probe.server.addr()).unwrap();
+            stream
+                .write_all(b"POST /exact HTTP/1.1\r\nhost: x\r\ncontent-length: 2000\r\n\r\n{")
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let busy = probe.get("/exact");
+    assert_eq!(busy.status, 503, "{}", busy.text());
+    let problem = busy.json();
+    assert_eq!(problem["status"], 503, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("retry"),
+        "{problem}"
+    );
+    // The stalled bodies time out, their instances end, and the host serves again.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert_eq!(probe.get("/exact").status, 200);
+    drop(stalled);
+}
+
+#[test]
+fn connections_past_the_limit_are_refused_with_a_503_and_idle_ones_time_out() {
+    let probe = Probe::with(|options| {
+        options.limits.max_connections = 3;
+        options.limits.header_timeout = std::time::Duration::from_millis(800);
+    });
+    let idle: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(probe.server.addr()).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let refused = raw_exchange(
+        probe.server.addr(),
+        b"GET /exact HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&refused);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("retry-after: 1"),
+        "{text}"
+    );
+    // A connection that sends no request head is closed after the header timeout.
+    for mut stream in idle {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let read = stream.read_to_end(&mut rest);
+        assert!(read.is_ok(), "the idle connection was not closed: {read:?}");
+    }
+    assert_eq!(probe.get("/exact").status, 200);
+}
+
+/// With its file descriptors exhausted, the host keeps serving once they are free again
+/// (`accept` failing with EMFILE used to end the serve loop and the process).
+#[test]
+fn running_out_of_file_descriptors_does_not_end_the_host() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "ulimit -n 96 && exec '{}' --manifest '{}' --database '{}' --listen 127.0.0.1:0 \
+         --variable secret_token=s3cret",
+        env!("CARGO_BIN_EXE_cd-host"),
+        probe_manifest().display(),
+        dir.path().join("probe.db").display(),
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("Serving http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    // More connections than the host has descriptors: accept fails for the rest.
+    let flood: Vec<TcpStream> = (0..150)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(flood);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let alive = http_request(addr, "GET", "/exact", &[], b"");
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(alive.status, 200, "{stderr}");
+    assert!(stderr.contains("accept failed"), "{stderr}");
+}

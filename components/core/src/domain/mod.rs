@@ -34,7 +34,12 @@ pub(crate) enum Recorded<T> {
 pub(crate) const EMPTY: &str = "must not be empty";
 
 /// Rejects control characters: they break logs, terminals and CSV exports downstream, and no
-/// identifier or name in this domain needs one.
+/// identifier or name in this domain needs one. Also rejects invisible format characters
+/// (Unicode general category Cf: bidi overrides and isolates U+202A–202E and U+2066–2069,
+/// zero-width space and joiners, the BOM, …) and the line and paragraph separators U+2028 and
+/// U+2029: in a name they let one identifier pass for another in any UI or log (U+202E after
+/// `acme` shows everything after it reversed). Free text (a commit message) is checked
+/// elsewhere and keeps them.
 pub(crate) fn check_printable(field: &str, value: &str) -> Result<(), crate::Error> {
     if value.chars().any(char::is_control) {
         return Err(crate::Error::invalid(
@@ -42,7 +47,22 @@ pub(crate) fn check_printable(field: &str, value: &str) -> Result<(), crate::Err
             "must not contain control characters",
         ));
     }
+    if let Some(c) = value.chars().find(|&c| is_invisible(c)) {
+        return Err(crate::Error::invalid(
+            field,
+            format!(
+                "must not contain invisible or bidirectional formatting characters (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// A character that changes how text around it is shown without being shown itself.
+fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// A required, length-limited, printable string.

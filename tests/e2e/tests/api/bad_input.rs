@@ -337,3 +337,72 @@ fn no_request_makes_a_component_fail() {
         }
     }
 }
+
+/// Bidi controls, zero-width and other invisible format characters (Unicode Cf) and the line
+/// and paragraph separators let one identifier pass for another in a UI or a log: every
+/// identifier and name refuses them with a 422 naming the field. A commit message is free text
+/// and keeps them, with ESC and C1 controls, verbatim.
+#[test]
+fn identifiers_refuse_invisible_and_bidi_characters_and_free_text_keeps_them() {
+    let app = TestApp::spawn();
+    let token = app.token("acme", "admin");
+    let registry = app.registry(&token, "app", false);
+    let images = format!(
+        "/api/v1/registries/{}/images",
+        registry["registry_id"].as_str().unwrap()
+    );
+    let image = |field: &str, value: &str| {
+        let mut body = json!({"tag_name": "t", "image_name": "app", "image_name_with_tag": "app:t",
+            "git_hash": "abcdef1", "run_id": format!("run-{}", value.len())});
+        body[field] = json!(value);
+        body
+    };
+    let hostile = [
+        "acme\u{202E}gpj.exe",
+        "a\u{2066}b\u{2069}",
+        "zero\u{200B}width",
+        "\u{FEFF}bom",
+        "line\u{2028}separator",
+        "para\u{2029}graph",
+        "soft\u{00AD}hyphen",
+    ];
+    for value in hostile {
+        for field in ["image_name", "committer", "run_id", "api_version_id"] {
+            app.post(&images, &image(field, value))
+                .bearer(&token)
+                .send()
+                .assert_problem(422, Some(field));
+        }
+        let mut registry = registry_body();
+        registry["container_registry_id"] = json!(value);
+        app.post("/api/v1/registries", &registry)
+            .bearer(&token)
+            .send()
+            .assert_problem(422, Some("container_registry_id"));
+        app.post("/api/v1/tokens", &json!({"role": "read", "name": value}))
+            .bearer(&token)
+            .send()
+            .assert_problem(422, Some("name"));
+    }
+    let created = app
+        .post(&images, &image("tag_name", "t"))
+        .bearer(&token)
+        .send()
+        .json();
+    for value in hostile {
+        app.post(
+            "/api/v1/deployments",
+            &json!({"image_id": created["image_id"], "app_id": value, "environment": "production"}),
+        )
+        .bearer(&token)
+        .send()
+        .assert_problem(422, Some("app_id"));
+    }
+
+    let message = "fix: \u{1b}[31mred\u{1b}[0m \u{9b}2J \u{202E}reversed\u{202C} \u{200B}";
+    let mut body = image("commit_msg", message);
+    body["run_id"] = json!("free-text");
+    let stored = app.post(&images, &body).bearer(&token).send();
+    stored.assert_status(201);
+    assert_eq!(stored.json()["commit_msg"], message);
+}
