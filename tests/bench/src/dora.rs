@@ -181,17 +181,25 @@ pub fn apply_targets(rows: &mut [Row]) {
             .iter()
             .find(|(name, _)| *name == format!("{}{PER_REQUEST_SUFFIX}", row.scenario))
             .and_then(|(_, rps)| row.baseline_rps.map(|baseline| baseline / rps));
-        row.targets.push(
-            Target::check("≤ 2× in-process time (ratio ≥ 0.50)", ratio, 0.5, true).showing(
-                match floor {
-                    Some(floor) => format!(
-                        "{:.2}× (a connection per request in-process: {floor:.2}×)",
-                        1.0 / ratio
-                    ),
-                    None => format!("{:.2}×", 1.0 / ratio),
-                },
-            ),
-        );
+        // Against Spin's model in-process (a connection per request, no wasm, no HTTP),
+        // restated by issue 17 from "≤ 2× a persistent connection", which that model alone
+        // exceeds.
+        if let (Some(floor), Some((1_000_000, _))) = (floor, row.records) {
+            // Host time over in-process-per-request time: (1 / ratio) ÷ floor.
+            let cost = (1.0 / ratio) / floor;
+            row.targets.push(
+                Target::check(
+                    "≤ 1.3× in-process connection-per-request time",
+                    cost,
+                    1.3,
+                    false,
+                )
+                .showing(format!(
+                    "{cost:.2}× (vs a persistent connection: {:.2}×)",
+                    1.0 / ratio
+                )),
+            );
+        }
         row.targets
             .push(Target::check("p50 ≤ 50 ms", p50, 50.0, false).showing(format!("{p50:.2} ms")));
         if let (Some((growth, read)), Some((1_000_000, _))) = (growth, row.records) {

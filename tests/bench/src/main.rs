@@ -166,7 +166,7 @@ fn main() -> anyhow::Result<()> {
     print!("{}", report::table(&rows));
     println!(
         "\nratio = req/s ÷ the in-process baseline's req/s (cd-core's handler on rusqlite, 1 thread, \
-         one connection, same SQLite defaults). Targets from issue 6: PASS/MISS never fails the run."
+         one connection, same SQLite defaults). Targets from issues 6 and 17: PASS/MISS never fails the run."
     );
     meta["seconds_total"] = json!(started.elapsed().as_secs_f64());
     let load_after = load_average();
