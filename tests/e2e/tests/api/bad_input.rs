@@ -406,3 +406,30 @@ fn identifiers_refuse_invisible_and_bidi_characters_and_free_text_keeps_them() {
     stored.assert_status(201);
     assert_eq!(stored.json()["commit_msg"], message);
 }
+
+/// A chunked body that breaks off mid-chunk: a 400 problem that says so in words, with none of
+/// the host's internal error text (it used to show `Error { handle: Resource { handle: 1 } }`).
+#[test]
+fn a_malformed_chunked_body_is_a_400_without_internal_text() {
+    use std::io::{Read, Write};
+    let app = TestApp::spawn();
+    let token = app.token("acme", "write");
+    let mut stream = std::net::TcpStream::connect(app.host.addr()).unwrap();
+    let request = format!(
+        "POST /api/v1/registries HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+         5\r\n{{\"ima\r\nzz\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(
+        text.contains("the request body could not be read"),
+        "{text}"
+    );
+    for internal in ["Error {", "handle", "Resource"] {
+        assert!(!text.contains(internal), "{internal:?} in {text}");
+    }
+}
