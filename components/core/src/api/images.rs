@@ -17,8 +17,8 @@ use crate::auth::{Caller, ReadableRegistry, WritableRegistry};
 use crate::db::transaction;
 use crate::domain::image::{
     ApiDefinitionPath, ApiVersionId, CdRequest, CommitMessage, Committer, GitHash, GitopsHash,
-    Image, ImageChanges, ImageId, ImageName, ImageReference, ImageStatus, NewImage, RunId, TagName,
-    VersionChange, check_tags,
+    Image, ImageChanges, ImageId, ImageName, ImageReference, ImageStatus, ImageTags, NewImage,
+    RunId, TagName, VersionChange,
 };
 use crate::domain::{Channel, OrgId, Recorded, Timestamp};
 use crate::env::Env;
@@ -100,7 +100,7 @@ impl TryFrom<CdRequestBody> for CdRequest {
             .as_deref()
             .map(|s| ImageStatus::parse("status", s))
             .transpose()?;
-        check_tags("tags", &body.tags)?;
+        let tags = ImageTags::parse("tags", body.tags)?;
         let git_hash = GitHash::parse("git_hash", &body.git_hash)?;
         let git_hash_commit_timestamp = body
             .git_hash_commit_timestamp
@@ -136,7 +136,7 @@ impl TryFrom<CdRequestBody> for CdRequest {
             image_name,
             image_name_with_tag,
             status: status.unwrap_or(ImageStatus::Active),
-            tags: body.tags,
+            tags,
             git_hash,
             git_hash_commit_timestamp,
             gitops_hash,
@@ -196,7 +196,7 @@ impl From<Image> for ImageBody {
             image_name: r.image_name.into_string(),
             image_name_with_tag: r.image_name_with_tag.into_string(),
             status: r.status.as_str(),
-            tags: r.tags,
+            tags: r.tags.into_vec(),
             git_hash: r.git_hash.into_string(),
             git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_stored()),
             gitops_hash: r.gitops_hash.map(GitopsHash::into_string),
@@ -390,9 +390,10 @@ pub(super) fn update(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
 }
 
 fn image_changes(body: UpdateImageBody) -> Result<ImageChanges, Error> {
-    if let Some(tags) = &body.tags {
-        check_tags("tags", tags)?;
-    }
+    let tags = body
+        .tags
+        .map(|tags| ImageTags::parse("tags", tags))
+        .transpose()?;
     let gitops_hash = body
         .gitops_hash
         .map(|v| {
@@ -407,7 +408,7 @@ fn image_changes(body: UpdateImageBody) -> Result<ImageChanges, Error> {
             .as_deref()
             .map(|s| ImageStatus::parse("status", s))
             .transpose()?,
-        tags: body.tags,
+        tags,
         cluster_image_tags: body
             .cluster_image_tags
             .map(|t| parse_cluster_image_tags("cluster_image_tags", t))

@@ -222,24 +222,42 @@ impl GitHash {
 }
 
 /// An image's tags: each an OCI-tag-like label (≤ 128), no duplicates, at most [`MAX_TAGS`].
-pub(crate) fn check_tags(field: &str, tags: &[String]) -> Result<(), Error> {
-    if tags.len() > MAX_TAGS {
-        return Err(Error::invalid(
-            field,
-            format!("must have at most {MAX_TAGS} entries"),
-        ));
-    }
-    let mut seen = std::collections::HashSet::with_capacity(tags.len());
-    for (index, tag) in tags.iter().enumerate() {
-        check_text(&format!("{field}[{index}]"), tag, 128)?;
-        if !seen.insert(tag.as_str()) {
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ImageTags(Vec<String>);
+
+impl ImageTags {
+    pub(crate) fn parse(field: &str, tags: Vec<String>) -> Result<ImageTags, Error> {
+        if tags.len() > MAX_TAGS {
             return Err(Error::invalid(
-                format!("{field}[{index}]"),
-                format!("duplicate tag {tag:?}"),
+                field,
+                format!("must have at most {MAX_TAGS} entries"),
             ));
         }
+        let mut seen = std::collections::HashSet::with_capacity(tags.len());
+        for (index, tag) in tags.iter().enumerate() {
+            check_text(&format!("{field}[{index}]"), tag, 128)?;
+            if !seen.insert(tag.as_str()) {
+                return Err(Error::invalid(
+                    format!("{field}[{index}]"),
+                    format!("duplicate tag {tag:?}"),
+                ));
+            }
+        }
+        Ok(ImageTags(tags))
     }
-    Ok(())
+
+    /// As [`TagName::from_stored`].
+    pub(crate) fn from_stored(tags: Vec<String>) -> ImageTags {
+        ImageTags(tags)
+    }
+
+    pub(crate) fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        self.0
+    }
 }
 
 /// A port the image exposes.
@@ -311,7 +329,7 @@ pub(crate) struct CdRequest {
     pub(crate) image_name: ImageName,
     pub(crate) image_name_with_tag: ImageReference,
     pub(crate) status: ImageStatus,
-    pub(crate) tags: Vec<String>,
+    pub(crate) tags: ImageTags,
     pub(crate) git_hash: GitHash,
     pub(crate) git_hash_commit_timestamp: Option<Timestamp>,
     pub(crate) gitops_hash: Option<GitopsHash>,
@@ -388,7 +406,7 @@ impl NewImage {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ImageChanges {
     pub(crate) status: Option<ImageStatus>,
-    pub(crate) tags: Option<Vec<String>>,
+    pub(crate) tags: Option<ImageTags>,
     pub(crate) cluster_image_tags: Option<Vec<ClusterImageTag>>,
     pub(crate) image_ports: Option<Vec<ImagePort>>,
     /// `Some(None)` clears it.
@@ -459,12 +477,13 @@ mod tests {
     #[test]
     fn tags_are_unique_bounded_and_printable() {
         let many: Vec<String> = (0..MAX_TAGS).map(|i| format!("t{i}")).collect();
-        assert!(check_tags("tags", &many).is_ok());
+        assert!(ImageTags::parse("tags", many).is_ok());
         let too_many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect();
-        assert!(check_tags("tags", &too_many).is_err());
-        let duplicate = check_tags("tags", &["a".into(), "b".into(), "a".into()]).unwrap_err();
+        assert!(ImageTags::parse("tags", too_many).is_err());
+        let duplicate =
+            ImageTags::parse("tags", vec!["a".into(), "b".into(), "a".into()]).unwrap_err();
         assert_eq!(duplicate.problem().field.as_deref(), Some("tags[2]"));
-        assert!(check_tags("tags", &["".into()]).is_err());
+        assert!(ImageTags::parse("tags", vec!["".into()]).is_err());
     }
 
     #[test]

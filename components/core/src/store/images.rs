@@ -6,7 +6,7 @@ use crate::auth::{ReadableRegistry, WritableRegistry};
 use crate::db::{Db, DbError, Row, Value};
 use crate::domain::image::{
     ApiDefinitionPath, ApiVersionId, CdRequest, CommitMessage, Committer, GitHash, GitopsHash,
-    Image, ImageId, ImageName, ImageReference, ImageStatus, NewImage, RunId, TagName,
+    Image, ImageId, ImageName, ImageReference, ImageStatus, ImageTags, NewImage, RunId, TagName,
     VersionChange,
 };
 use crate::domain::{Channel, OrgId, RegistryId, Timestamp};
@@ -31,7 +31,7 @@ fn from_row(row: Row<'_>) -> Result<Image, Error> {
         image_name: ImageName::from_stored(row.text(7)?),
         image_name_with_tag: ImageReference::from_stored(row.text(8)?),
         status: ImageStatus::parse("status", &row.text(9)?).map_err(stored)?,
-        tags: decode_tags(&row.text(10)?)?,
+        tags: ImageTags::from_stored(decode_tags(&row.text(10)?)?),
         git_hash: GitHash::from_stored(row.text(11)?),
         git_hash_commit_timestamp: row
             .optional_text(12)?
@@ -88,7 +88,7 @@ fn request_values(request: &CdRequest) -> Vec<Value> {
         request.image_name.as_str().into(),
         request.image_name_with_tag.as_str().into(),
         request.status.as_str().into(),
-        encode_tags(&request.tags).into(),
+        encode_tags(request.tags.as_slice()).into(),
         request.git_hash.as_str().into(),
         request
             .git_hash_commit_timestamp
@@ -299,7 +299,7 @@ pub(crate) fn update(db: &dyn Db, registry: &WritableRegistry, image: &Image) ->
          updated_at = ? WHERE image_id = ? AND registry_id = ?",
         &[
             r.status.as_str().into(),
-            encode_tags(&r.tags).into(),
+            encode_tags(r.tags.as_slice()).into(),
             encode_cluster_image_tags(&r.cluster_image_tags).into(),
             encode_ports(&r.image_ports).into(),
             r.gitops_hash.as_ref().map(GitopsHash::as_str).into(),
