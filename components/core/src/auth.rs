@@ -104,6 +104,19 @@ impl Caller {
         }
     }
 
+    /// Lets only the bootstrap admin through: for answers that span orgs.
+    pub(crate) fn require_bootstrap_admin(&self) -> Result<(), Error> {
+        match self {
+            Caller::BootstrapAdmin => Ok(()),
+            Caller::Anonymous => Err(Error::Unauthorized {
+                detail: "this request needs the admin token".to_owned(),
+            }),
+            Caller::Org(_) => Err(Error::Forbidden {
+                detail: "only the bootstrap admin token sees across orgs".to_owned(),
+            }),
+        }
+    }
+
     pub(crate) fn is_anonymous(&self) -> bool {
         matches!(self, Caller::Anonymous)
     }
@@ -149,7 +162,7 @@ impl WritableRegistry {
     }
 }
 
-fn registry_not_found(registry_id: RegistryId) -> Error {
+pub(crate) fn registry_not_found(registry_id: RegistryId) -> Error {
     Error::not_found(format!("registry {registry_id} does not exist"))
 }
 

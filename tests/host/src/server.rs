@@ -359,10 +359,6 @@ impl Host {
         client_addr: SocketAddr,
     ) -> anyhow::Result<hyper::Request<B>> {
         let (mut parts, body) = req.into_parts();
-        // Spin turns every header value into a string and fails the request (500) if one is not.
-        for value in parts.headers.values() {
-            value.to_str().context("non-UTF-8 header value")?;
-        }
         // Spin requires a Host; an in-memory request without one is treated as `localhost`.
         let host = match parts.headers.get(http::header::HOST) {
             Some(host) => host.to_str()?.to_string(),
@@ -490,13 +486,7 @@ fn problem(
     slug: &str,
     detail: &str,
 ) -> hyper::Response<HyperOutgoingBody> {
-    let body = problem_body(status, slug, detail);
-    let mut response = hyper::Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never: Infallible| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
+    let mut response = full(status, Bytes::from(problem_body(status, slug, detail)));
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
@@ -580,7 +570,11 @@ fn empty(status: http::StatusCode) -> hyper::Response<HyperOutgoingBody> {
 }
 
 fn text(status: http::StatusCode, body: &'static str) -> hyper::Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from_static(body.as_bytes()))
+    full(status, Bytes::from_static(body.as_bytes()))
+}
+
+fn full(status: http::StatusCode, body: Bytes) -> hyper::Response<HyperOutgoingBody> {
+    let body = Full::new(body)
         .map_err(|never: Infallible| match never {})
         .boxed_unsync();
     let mut response = hyper::Response::new(body);

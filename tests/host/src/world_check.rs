@@ -15,6 +15,22 @@ use wit_parser::{Resolve, WorldItem};
 
 /// Fails, listing the offending imports, if `component_wasm` imports anything outside `world`
 /// (e.g. `cd-images:app/component`) of the WIT package in `wit_dir`.
+/// Checks every component of the manifest at `manifest` (its built wasm, found as the host
+/// finds it: `CARGO_TARGET_DIR` first) against `world`; the ids checked, in id order.
+pub fn check_manifest_world(
+    manifest: &Path,
+    wit_dir: &Path,
+    world: &str,
+) -> anyhow::Result<Vec<String>> {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from);
+    let components =
+        crate::manifest::Manifest::load(manifest)?.component_sources(target_dir.as_deref())?;
+    for (id, wasm) in &components {
+        check_world(wasm, wit_dir, world).with_context(|| format!("component {id}"))?;
+    }
+    Ok(components.into_iter().map(|(id, _)| id).collect())
+}
+
 pub fn check_world(component_wasm: &Path, wit_dir: &Path, world: &str) -> anyhow::Result<()> {
     let allowed = world_imports(wit_dir, world)?;
     let component = Component::from_file(crate::server::engine(), component_wasm)

@@ -6,7 +6,7 @@
 //! Needs the built probe (`cd_probe.wasm`): run `tests/run` first.
 
 use cd_host::check_world;
-use cd_host::manifest::Manifest;
+use cd_host::world_check::check_manifest_world;
 use std::path::{Path, PathBuf};
 
 const WORLD: &str = "cd-images:app/component";
@@ -19,19 +19,14 @@ fn wit_dir() -> PathBuf {
     repo().join("wit")
 }
 
-/// The built wasm of every component of a manifest (panics with the fix if one is missing).
-fn built_components(manifest: &Path) -> Vec<(String, PathBuf)> {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
-    Manifest::load(manifest)
-        .and_then(|manifest| manifest.component_sources(target_dir.as_deref()))
-        .unwrap_or_else(|e| panic!("{e:#}"))
-}
-
 #[test]
 fn the_probe_imports_only_what_the_world_provides() {
-    for (id, wasm) in built_components(&repo().join("tests/host/probe/spin.toml")) {
-        check_world(&wasm, &wit_dir(), WORLD).unwrap_or_else(|e| panic!("{id}: {e:#}"));
-    }
+    check_manifest_world(
+        &repo().join("tests/host/probe/spin.toml"),
+        &wit_dir(),
+        WORLD,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// Writes a component (WebAssembly text) that imports `imports` as empty instances.

@@ -376,6 +376,10 @@ pub(crate) fn serve(
         }
         let caller = auth::authenticate(api_request.headers, env)?;
         let matched = table.find(api_request.method, api_request.path)?;
+        // The one access a handler cannot check through the acting org.
+        if matched.access == Access::BootstrapAdmin {
+            caller.require_bootstrap_admin()?;
+        }
         let context = Context {
             request: &api_request,
             caller: &caller,

@@ -3,6 +3,7 @@
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::registry_not_found;
 use crate::db::transaction;
 use crate::domain::{
     ContainerRegistryId, ImageRegistry, ImageRepositoryName, OrgId, RegistryId, TokenVaultId,
@@ -78,10 +79,6 @@ fn acting_org(ctx: &Context<'_>, body_org: Option<&str>) -> Result<OrgId, Error>
         (None, None) => None,
     };
     ctx.act_for(named)
-}
-
-fn not_found(registry_id: RegistryId) -> Error {
-    Error::not_found(format!("registry {registry_id} does not exist"))
 }
 
 pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
@@ -168,6 +165,6 @@ pub(super) fn delete(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     if store::soft_delete(ctx.env.db, registry_id, &org_id, ctx.env.clock.now())? {
         Ok(no_content())
     } else {
-        Err(not_found(registry_id))
+        Err(registry_not_found(registry_id))
     }
 }

@@ -87,6 +87,10 @@ impl ImageStatus {
 /// was written, and a rule tightened since must not make old records unreadable.
 macro_rules! text_field {
     ($(#[$doc:meta])* $name:ident, |$field:ident, $value:ident| $check:expr) => {
+        text_field!($(#[$doc])* $name, |$field, $value| $check, stored as str::to_owned);
+    };
+    // `stored` is the form kept of a valid value (`str::to_owned`, or a normalisation).
+    ($(#[$doc:meta])* $name:ident, |$field:ident, $value:ident| $check:expr, stored as $stored:path) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub(crate) struct $name(String);
@@ -94,7 +98,7 @@ macro_rules! text_field {
         impl $name {
             pub(crate) fn parse($field: &str, $value: &str) -> Result<$name, Error> {
                 $check?;
-                Ok($name($value.to_owned()))
+                Ok($name($stored($value)))
             }
 
             pub(crate) fn from_stored(value: String) -> $name {
@@ -191,35 +195,21 @@ text_field!(
     |field, value| check_text(field, value, MAX_SHORT_TEXT)
 );
 
-/// A git commit hash: 7 to 64 hex digits (abbreviated, SHA-1 or SHA-256), stored lowercase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GitHash(String);
-
-impl GitHash {
-    pub(crate) fn parse(field: &str, value: &str) -> Result<GitHash, Error> {
+text_field!(
+    /// A git commit hash: 7 to 64 hex digits (abbreviated, SHA-1 or SHA-256), stored lowercase.
+    GitHash,
+    |field, value| {
         if (7..=64).contains(&value.len()) && value.chars().all(|c| c.is_ascii_hexdigit()) {
-            Ok(GitHash(value.to_ascii_lowercase()))
+            Ok(())
         } else {
             Err(Error::invalid(
                 field,
                 "must be a git commit hash: 7 to 64 hexadecimal digits",
             ))
         }
-    }
-
-    /// As [`TagName::from_stored`].
-    pub(crate) fn from_stored(value: String) -> GitHash {
-        GitHash(value)
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub(crate) fn into_string(self) -> String {
-        self.0
-    }
-}
+    },
+    stored as str::to_ascii_lowercase
+);
 
 /// An image's tags: each an OCI-tag-like label (≤ 128), no duplicates, at most [`MAX_TAGS`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
