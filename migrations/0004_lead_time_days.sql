@@ -27,15 +27,19 @@ CREATE TABLE lead_time_days (
 -- The key, and the index of every rollup read: one org, a range of days.
 CREATE UNIQUE INDEX lead_time_days_by_day ON lead_time_days (org_id, day, environment, prod);
 
--- The rollup of the records already recorded. `day` is the first ten characters of the stored
--- UTC instant (YYYY-MM-DD); a lead time in microseconds is what duration_mins was computed
--- from (its minutes times 60,000,000, exact to the microsecond), and printf + unhex turn the
--- sorted values into the blob.
-INSERT INTO lead_time_days (org_id, day, environment, prod, deployments, clock_skew, lead_times)
-SELECT org_id, substr(created_at, 1, 10), environment, prod, count(*),
-       count(*) FILTER (WHERE project_id IS NOT NULL AND duration_mins < 0),
-       coalesce(unhex(group_concat(printf('%016x', CAST(round(duration_mins * 60000000.0) AS INTEGER)), ''
-                                   ORDER BY duration_mins)
-                      FILTER (WHERE project_id IS NOT NULL AND duration_mins >= 0)), x'')
-FROM image_lead_times
-GROUP BY org_id, substr(created_at, 1, 10), environment, prod;
+-- The records already recorded are rolled up by cd-core, a batch at a time
+-- (store/daily_rollup.rs, backfill_step), not here: one INSERT … SELECT over ten million
+-- records held the write lock for minutes, and every pipeline waited. This row says what is
+-- left: the records from next_rowid to last_rowid (those that existed now; every later one
+-- rolls itself up as it is inserted). Until the row is gone the DORA queries read the
+-- records, not the rollup. (Until schema 6 this statement was the INSERT … SELECT itself; a
+-- database migrated by that build has its rollup whole and no row here. Edited in place, a
+-- deliberate exception to append-only: both ways end in the same schema and the same rows.)
+CREATE TABLE IF NOT EXISTS backfills (
+    derived    TEXT PRIMARY KEY,
+    next_rowid INTEGER NOT NULL,
+    last_rowid INTEGER NOT NULL
+);
+
+INSERT INTO backfills (derived, next_rowid, last_rowid)
+SELECT 'lead_time_days', min(rowid), max(rowid) FROM image_lead_times HAVING count(*) > 0;

@@ -294,6 +294,13 @@ impl<'a> Row<'a> {
         }
     }
 
+    pub fn optional_blob(&self, index: usize) -> Result<Option<&'a [u8]>, Error> {
+        match self.value(index)? {
+            Value::Null => Ok(None),
+            _ => self.blob(index).map(Some),
+        }
+    }
+
     pub fn flag(&self, index: usize) -> Result<bool, Error> {
         Ok(self.integer(index)? != 0)
     }

@@ -43,6 +43,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0005_images_advance_their_channel",
         sql: include_str!("../../../migrations/0005_images_advance_their_channel.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_lead_time_day_chunks",
+        sql: include_str!("../../../migrations/0006_lead_time_day_chunks.sql"),
+    },
 ];
 
 /// The schema version this build expects.

@@ -27,7 +27,7 @@ use crate::scenarios::{Ctx, Scenario, fixed};
 use crate::seed::{self, SplitMix, rfc3339_micros, uuid_v7};
 
 /// Bump when the generated data changes shape: it is part of the cache key.
-const GENERATOR_VERSION: u32 = 2;
+const GENERATOR_VERSION: u32 = 3;
 /// The org every DORA scenario queries: the biggest.
 pub const BIG_ORG: &str = "dora-org-000";
 const ORGS: usize = 100;
@@ -293,7 +293,7 @@ impl SetupIds {
 
 /// The DORA database, step by step: the app's schema, then (indexes down) the read token, the
 /// orgs with their environments and apps, the images with their deployments, then the indexes
-/// back, the channels' versions, the daily rollup, and a foreign-key check.
+/// back, the channels' versions, a foreign-key check, and the daily rollup.
 ///
 /// One generator (`rng`) feeds every step in this order, so the steps must stay in it: the
 /// same seed gives the same database.
@@ -312,10 +312,10 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
     insert_images_and_lead_times(&tx, &mut orgs, &cumulative, &mut rng, records)?;
     seed::recreate_indexes(&tx, &indexes)?;
     record_channel_versions(&tx, &orgs, &created)?;
-    backfill_daily_rollup(&tx)?;
     tx.commit()?;
     check_foreign_keys(&connection)?;
-    seed::close_as_served(connection)
+    seed::close_as_served(connection)?;
+    backfill_daily_rollup(path)
 }
 
 /// The schema exactly as the app makes it (and WAL, a property of the file).
@@ -624,11 +624,13 @@ fn record_channel_versions(
     Ok(())
 }
 
-/// The daily rollup, as migration 0004 builds it from existing records.
-fn backfill_daily_rollup(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
-    let backfill =
-        cd_core::testing::rollup_backfill_statement().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    tx.execute(&backfill, [])?;
+/// The daily rollup, built from the records as the app builds it for a database upgraded
+/// from before the rollup: migration 0004's pending back-fill, run batch by batch.
+fn backfill_daily_rollup(path: &Path) -> anyhow::Result<()> {
+    let db = cd_core::testing::RusqliteDb::open(path)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?;
+    cd_core::testing::restart_rollup_backfill(&db).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    while cd_core::testing::rollup_backfill_step(&db).map_err(|e| anyhow::anyhow!("{e:?}"))? {}
     Ok(())
 }
 

@@ -29,10 +29,12 @@
 //! on this machine.
 
 mod dora;
+mod hot_org;
 mod load;
 mod report;
 mod scenarios;
 mod seed;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -287,6 +289,16 @@ fn run(
             continue;
         }
         rows.extend(scenario.run(&ctx));
+    }
+    let largest = ctx.lead_time_sizes.iter().copied().max();
+    if let (Some(records), None) = (largest, &args.base_url)
+        && args
+            .only
+            .as_ref()
+            .is_none_or(|only| upgrade::UPGRADE.contains(only.as_str()))
+    {
+        let cached = dora::cached(cache_dir, records)?;
+        rows.push(upgrade::row(&cached, &run_dir.join("upgrade.db"), records)?);
     }
     if let Some(host) = hosts.first() {
         let output = host.host().guest_output();

@@ -65,7 +65,7 @@ pub enum Side<'a> {
 }
 
 impl Side<'_> {
-    fn call(&self, call: &Call) -> anyhow::Result<Value> {
+    pub(crate) fn call(&self, call: &Call) -> anyhow::Result<Value> {
         let (status, body) = match self {
             Side::Http(ctx, transport) => {
                 let (status, body) = ctx.runtime.block_on(transport.once(call))?;
@@ -85,7 +85,7 @@ impl Side<'_> {
     }
 
     /// A new org token minted with the bootstrap admin token.
-    fn token(&self, admin: &str, org: &str, role: &str) -> anyhow::Result<String> {
+    pub(crate) fn token(&self, admin: &str, org: &str, role: &str) -> anyhow::Result<String> {
         let created = self.call(&Call::post(
             "/api/v1/tokens",
             Some(admin),
@@ -94,7 +94,7 @@ impl Side<'_> {
         Ok(created["token"].as_str().context("token")?.to_owned())
     }
 
-    fn create_registry(&self, token: &str, repository: &str) -> anyhow::Result<String> {
+    pub(crate) fn create_registry(&self, token: &str, repository: &str) -> anyhow::Result<String> {
         let created = self.call(&Call::post(
             "/api/v1/registries",
             Some(token),
@@ -229,6 +229,9 @@ pub fn all(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
     }
     if wanted(&[LIST_FIRST, LIST_DEEP]) {
         scenarios.extend(list_images(ctx)?);
+    }
+    if wanted(&[crate::hot_org::FIRST_OF_DAY, crate::hot_org::HOT_DAY]) {
+        scenarios.extend(crate::hot_org::scenarios(ctx)?);
     }
     if wanted(&[crate::dora::LEAD_TIME, crate::dora::FREQUENCY]) {
         scenarios.extend(crate::dora::scenarios(ctx)?);
@@ -451,6 +454,7 @@ fn find_mut<'a>(
 /// rows are made).
 pub fn apply_targets(rows: &mut [Row]) {
     crate::dora::apply_targets(rows);
+    crate::hot_org::apply_targets(rows);
     // Spin's model without wasm or HTTP: the same requests in-process, 8 threads, a new
     // connection per request (issue 17 restated issue 6's targets against it: the earlier
     // ones, ≥ 0.5× a persistent connection and p99 ≤ 5 ms, were below this floor).

@@ -2,7 +2,8 @@
 //!
 //! Whole UTC days come from the daily rollup (`lead_time_days`), the partial days at the
 //! range's edges from the records (`image_lead_times`), as [`ReadPlan`] decides. Filters the
-//! rollup cannot answer — project and app — read every record of the range instead. Either
+//! rollup cannot answer — project and app — read every record of the range instead, and so
+//! does every query while the rollup is still being back-filled. Either
 //! way the figures are the same, exactly: the rollup holds the records' own lead times.
 
 use crate::db::Db;
@@ -21,12 +22,13 @@ pub(crate) struct LeadTimesByPeriod {
     pub(crate) clock_skew: u64,
 }
 
-/// How to read `range` for `filter`.
-pub(crate) fn plan(range: &TimeRange, filter: &DoraFilter) -> ReadPlan {
-    if filter.project_id.is_some() || filter.app_id.is_some() {
-        ReadPlan::records_only(range)
+/// How to read `range` for `filter`: the records alone while the rollup is being back-filled
+/// (`daily_rollup::is_complete`). Call in the snapshot the plan is read in.
+pub(crate) fn plan(db: &dyn Db, range: &TimeRange, filter: &DoraFilter) -> Result<ReadPlan, Error> {
+    if filter.project_id.is_some() || filter.app_id.is_some() || !daily_rollup::is_complete(db)? {
+        Ok(ReadPlan::records_only(range))
     } else {
-        ReadPlan::with_rollup(range)
+        Ok(ReadPlan::with_rollup(range))
     }
 }
 

@@ -34,10 +34,18 @@ pub fn latest_schema_version() -> i64 {
     crate::migrations::latest_version()
 }
 
-/// Migration 0004's statement that builds the daily lead-time rollup from every record: a
-/// bulk load runs it after inserting records directly.
-pub fn rollup_backfill_statement() -> Result<String, crate::Error> {
-    crate::store::daily_rollup::backfill_statement()
+/// Empties the daily lead-time rollup and makes its back-fill pending, as migration 0004
+/// leaves a database that has records: a bulk load runs it, then [`rollup_backfill_step`]
+/// until it answers `false`.
+pub fn restart_rollup_backfill(db: &dyn crate::Db) -> Result<(), crate::Error> {
+    crate::store::daily_rollup::restart_backfill(db)
+}
+
+/// One batch of a pending rollup back-fill, in its own write transaction, as a request runs
+/// it after responding; `Ok(false)` once nothing is pending.
+pub fn rollup_backfill_step(db: &dyn crate::Db) -> Result<bool, crate::Error> {
+    Ok(crate::store::daily_rollup::backfill_step(db)?
+        != crate::store::daily_rollup::Backfill::Complete)
 }
 
 /// A deployment's lead time in minutes, as recording it computes it.

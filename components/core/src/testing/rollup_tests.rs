@@ -4,8 +4,10 @@
 //! real write path) with back-filled times spread over days, environments, prod flags,
 //! records without a project, images without a commit time, and skewed clocks. Then, for
 //! generated ranges and intervals, the figures read through the rollup plan must equal —
-//! exactly, not approximately — the figures read from every record. The rollup that
-//! migration 0004 builds from existing records must equal the one the handler wrote.
+//! exactly, not approximately — the figures read from every record. The rollup that the
+//! back-fill builds from existing records, batch by batch, must hold what the handler wrote;
+//! a day of more deployments than a chunk holds must read the same; and a database upgraded
+//! from before the rollup must answer the same before, during and after its back-fill.
 
 use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
@@ -226,17 +228,75 @@ impl World {
         }
     }
 
-    fn rollup_rows(&self) -> Vec<Vec<Value>> {
-        self.db
+    /// The rollup per (day, environment, prod): the summed counts of its chunks and the union
+    /// of their lead times. Where the chunks are cut depends on the order rows were written;
+    /// what a day holds does not.
+    fn rollup_rows(&self) -> RollupDays {
+        let rows = self
+            .db
             .execute(
                 "SELECT org_id, day, environment, prod, deployments, clock_skew, lead_times \
-                 FROM lead_time_days ORDER BY org_id, day, environment, prod",
+                 FROM lead_time_days",
                 &[],
             )
-            .unwrap()
-            .rows
+            .unwrap();
+        let mut days = RollupDays::new();
+        for row in rows.iter() {
+            let key = (
+                row.text(0).unwrap(),
+                row.text(1).unwrap(),
+                row.text(2).unwrap(),
+                row.flag(3).unwrap(),
+            );
+            let day = days.entry(key).or_default();
+            day.0 += row.integer(4).unwrap();
+            day.1 += row.integer(5).unwrap();
+            day.2.extend(
+                row.blob(6)
+                    .unwrap()
+                    .chunks_exact(8)
+                    .map(|b| u64::from_be_bytes(b.try_into().unwrap())),
+            );
+            day.2.sort_unstable();
+        }
+        days
+    }
+
+    /// The figures of `start`..`end` as one period: (through the rollup, from the records).
+    fn both_ways(&self, start: &str, end: &str) -> (Figures, Figures) {
+        let range = TimeRange {
+            start: Timestamp::parse("start", start).unwrap(),
+            end: Timestamp::parse("end", end).unwrap(),
+        };
+        let starts = [range.start.instant().timestamp()];
+        let filter = DoraFilter::default();
+        (
+            self.figures(&ReadPlan::with_rollup(&range), &filter, &starts),
+            self.figures(&ReadPlan::records_only(&range), &filter, &starts),
+        )
+    }
+
+    /// Over all the generated days, the rollup's figures are the records' figures.
+    fn assert_the_rollup_reads_as_the_records(&self) {
+        let (rollup, records) = self.both_ways("2026-04-29T00:00:00Z", "2026-05-23T00:00:00Z");
+        assert_eq!(rollup, records);
+    }
+
+    /// The figures of the org's whole data as the API answers them.
+    fn answer(&self, db: &dyn Db) -> serde_json::Value {
+        self.call_on(
+            db,
+            crate::handle_lead_time_request,
+            "GET",
+            "/api/v1/dora/lead-time?start=2026-04-29T00:00:00Z&end=2026-05-23T00:00:00Z&interval=day",
+            &self.token,
+            serde_json::Value::Null,
+        )
     }
 }
+
+/// (org, day, environment, prod) → (deployments, clock skew, lead times ascending).
+type RollupDays = std::collections::BTreeMap<(String, String, String, bool), (i64, i64, Vec<u64>)>;
 
 #[derive(Debug, PartialEq)]
 struct Figures {
@@ -247,14 +307,124 @@ struct Figures {
 }
 
 #[test]
-fn migration_0004_builds_the_rollup_the_write_path_keeps() {
+fn the_backfill_builds_batch_by_batch_the_rollup_the_write_path_keeps() {
     let world = World::generate(7, 300);
     let written = world.rollup_rows();
     assert!(written.len() > 30, "the data spans days and environments");
-    world.db.execute("DELETE FROM lead_time_days", &[]).unwrap();
-    assert!(world.rollup_rows().is_empty());
-    crate::store::daily_rollup::rebuild(&world.db).unwrap();
-    assert_eq!(world.rollup_rows(), written);
+    for batch in [1, 7, 300, 20_000] {
+        world.db.execute("DELETE FROM lead_time_days", &[]).unwrap();
+        assert!(world.rollup_rows().is_empty());
+        crate::store::daily_rollup::rebuild(&world.db, batch).unwrap();
+        assert_eq!(world.rollup_rows(), written, "batches of {batch}");
+    }
+}
+
+#[test]
+fn a_day_of_more_deployments_than_a_chunk_holds_reads_the_same_as_its_records() {
+    let world = World::generate(9, 0);
+    let mut rng = SplitMix(9);
+    for n in 0..700 {
+        let deployed = Utc.with_ymd_and_hms(2026, 5, 5, 0, 0, 0).unwrap()
+            + Duration::seconds(rng.below(86_400) as i64);
+        let commit = deployed - Duration::seconds(rng.below(86_400) as i64 - 600);
+        world.deploy(
+            &world.db,
+            &format!("r{n}"),
+            (n % 50 != 0).then(|| rfc3339(commit)).as_deref(),
+            &rfc3339(deployed),
+        );
+    }
+    let chunks = world
+        .db
+        .execute(
+            "SELECT count(*), max(length(lead_times)), sum(deployments) FROM lead_time_days",
+            &[],
+        )
+        .unwrap();
+    let row = chunks.first().unwrap();
+    assert!(row.integer(0).unwrap() >= 3, "700 lead times fill chunks");
+    assert!(
+        row.integer(1).unwrap() <= (crate::store::daily_rollup::CHUNK_LEAD_TIMES * 8) as i64,
+        "no chunk grows past its size"
+    );
+    assert_eq!(row.integer(2).unwrap(), 700);
+    for (start, end) in [
+        ("2026-05-04T00:00:00Z", "2026-05-07T00:00:00Z"),
+        ("2026-05-05T00:00:00Z", "2026-05-05T23:59:59.999999Z"),
+        ("2026-05-05T06:00:00Z", "2026-05-06T00:00:00Z"),
+    ] {
+        let (rollup, records) = world.both_ways(start, end);
+        assert!(records.summary.count > 100);
+        assert_eq!(rollup, records, "{start} – {end}");
+    }
+}
+
+#[test]
+fn a_database_upgraded_from_before_the_rollup_answers_the_same_before_during_and_after_its_backfill()
+ {
+    use crate::store::daily_rollup::{Backfill, backfill_batch, is_complete};
+    let world = World::generate(5, 200);
+    let before = world.answer(&world.db);
+    assert!(before["summary"]["count"].as_u64().unwrap() > 100);
+    // The database as schema 3 left it: records, no rollup.
+    for statement in [
+        "DROP TABLE lead_time_days",
+        "DROP TABLE backfills",
+        "DROP TRIGGER images_advance_channel",
+        "DELETE FROM schema_migrations WHERE version > 3",
+    ] {
+        world.db.execute(statement, &[]).unwrap();
+    }
+    // The first request migrates; the rollup is pending, so it reads the records.
+    assert_eq!(world.answer(&world.db), before);
+    assert!(!is_complete(&world.db).unwrap());
+    // Pipelines keep recording meanwhile, between batches of the back-fill.
+    let mut batches = 0;
+    loop {
+        let n = batches;
+        world.deploy(
+            &world.db,
+            &format!("during-{n}"),
+            Some(&format!("2026-05-0{}T01:00:00Z", 1 + n % 9)),
+            &format!("2026-05-0{}T0{}:00:00Z", 1 + n % 9, 2 + n % 7),
+        );
+        match backfill_batch(&world.db, 23).unwrap() {
+            Backfill::Batch { finished: true, .. } => break,
+            Backfill::Batch { .. } => batches += 1,
+            Backfill::Complete => panic!("the back-fill ended without its last batch"),
+        }
+    }
+    assert!(batches >= 8, "200 records in batches of 23: {batches}");
+    assert!(is_complete(&world.db).unwrap());
+    // The rollup now holds every record exactly once: what a rebuild from scratch holds.
+    let upgraded = world.rollup_rows();
+    let after = world.answer(&world.db);
+    assert_eq!(
+        after["summary"]["count"].as_u64().unwrap(),
+        before["summary"]["count"].as_u64().unwrap() + batches as u64 + 1
+    );
+    crate::store::daily_rollup::rebuild(&world.db, 1_000).unwrap();
+    assert_eq!(world.rollup_rows(), upgraded);
+    assert_eq!(world.answer(&world.db), after);
+    world.assert_the_rollup_reads_as_the_records();
+}
+
+#[test]
+fn a_pending_backfill_is_advanced_by_the_requests_that_come_after_it() {
+    let world = World::generate(6, 120);
+    crate::store::daily_rollup::restart_backfill(&world.db).unwrap();
+    assert!(!crate::store::daily_rollup::is_complete(&world.db).unwrap());
+    let read = http::Request::builder()
+        .method("GET")
+        .uri("/api/v1/dora/lead-time")
+        .body(Vec::new())
+        .unwrap();
+    crate::after_response(&read, &world.db);
+    assert!(
+        crate::store::daily_rollup::is_complete(&world.db).unwrap(),
+        "one batch rolls up 120 records"
+    );
+    world.assert_the_rollup_reads_as_the_records();
 }
 
 /// A day in microseconds.
@@ -404,21 +574,7 @@ fn lead_times_too_long_for_exact_minutes_read_the_same_from_the_rollup_and_the_r
         ("2026-05-05T00:00:00Z", "2026-05-05T23:59:59.999999Z"),
         ("2026-05-04T18:00:00Z", "2026-05-06T03:00:00Z"),
     ] {
-        let range = TimeRange {
-            start: Timestamp::parse("start", start).unwrap(),
-            end: Timestamp::parse("end", end).unwrap(),
-        };
-        let starts = [range.start.instant().timestamp()];
-        let records = world.figures(
-            &ReadPlan::records_only(&range),
-            &DoraFilter::default(),
-            &starts,
-        );
-        let rollup = world.figures(
-            &ReadPlan::with_rollup(&range),
-            &DoraFilter::default(),
-            &starts,
-        );
+        let (rollup, records) = world.both_ways(start, end);
         assert_eq!(rollup, records, "{start} – {end}");
     }
     let morning = TimeRange {

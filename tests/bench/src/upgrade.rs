@@ -1,0 +1,92 @@
+//! Upgrading the largest DORA database from schema 3 (records, no daily rollup) to the
+//! current schema, as the first request after a deploy does: the migration's own transaction,
+//! then the rollup's back-fill batch by batch. Each is one write transaction, so its duration
+//! is how long a pipeline may wait for the write lock during the upgrade (issue 17's target:
+//! never more than 1 s at a time). Measured on a copy, in-process (cd-core on rusqlite: the
+//! same statements a component runs after responding).
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::report::{Row, Target, Via};
+
+pub const UPGRADE: &str = "upgrade from schema 3: migrate, then back-fill the rollup";
+
+/// What makes a current database look as schema 3 left it (the rollup and what came after).
+const TO_SCHEMA_3: [&str; 4] = [
+    "DROP TABLE lead_time_days",
+    "DROP TABLE backfills",
+    "DROP TRIGGER images_advance_channel",
+    "DELETE FROM schema_migrations WHERE version > 3",
+];
+
+pub fn row(cached: &Path, copy: &Path, records: u64) -> anyhow::Result<Row> {
+    crate::load::copy_database(cached, copy)?;
+    let outcome = measure(copy);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", copy.display()));
+    }
+    let (migration_ms, mut batches_ms, total_s, rolled_up) = outcome?;
+    batches_ms.sort_by(f64::total_cmp);
+    let p50 = batches_ms
+        .get(batches_ms.len() / 2)
+        .copied()
+        .unwrap_or(f64::NAN);
+    let longest = batches_ms.last().copied().unwrap_or(0.0).max(migration_ms);
+    eprintln!(
+        "bench: {UPGRADE}, {} records: migration {migration_ms:.1} ms, {} batches p50 {p50:.1} ms \
+         max {:.1} ms, {total_s:.1} s in all",
+        crate::dora::size_label(records),
+        batches_ms.len(),
+        batches_ms.last().copied().unwrap_or(f64::NAN),
+    );
+    Ok(Row {
+        scenario: format!("{UPGRADE}, {} records", crate::dora::size_label(records)),
+        via: Via::InProcess,
+        clients: None,
+        measurement: None,
+        baseline_rps: None,
+        value: Some(format!(
+            "migration {migration_ms:.0} ms; {} batches ({rolled_up} records): p50 {p50:.0} ms, \
+             max {:.0} ms; {total_s:.1} s in all",
+            batches_ms.len(),
+            batches_ms.last().copied().unwrap_or(f64::NAN),
+        )),
+        targets: vec![
+            Target::check("every write lock ≤ 1 s", longest, 1_000.0, false)
+                .showing(format!("longest {longest:.0} ms")),
+        ],
+        records: Some((records, rolled_up)),
+    })
+}
+
+/// (migration ms, each batch's ms, total s, records rolled up).
+fn measure(copy: &Path) -> anyhow::Result<(f64, Vec<f64>, f64, u64)> {
+    {
+        let connection = rusqlite::Connection::open(copy)?;
+        for statement in TO_SCHEMA_3 {
+            connection.execute(statement, [])?;
+        }
+    }
+    let db = cd_core::testing::RusqliteDb::open(copy)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", copy.display()))?;
+    let started = Instant::now();
+    let found = cd_core::testing::ensure_schema(&db).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    anyhow::ensure!(found == 3, "the copy was at schema {found}, not 3");
+    let migration_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut batches = Vec::new();
+    loop {
+        let batch = Instant::now();
+        if !cd_core::testing::rollup_backfill_step(&db).map_err(|e| anyhow::anyhow!("{e:?}"))? {
+            break;
+        }
+        batches.push(batch.elapsed().as_secs_f64() * 1e3);
+    }
+    let total_s = started.elapsed().as_secs_f64();
+    let rolled_up: i64 =
+        db.connection()
+            .query_row("SELECT sum(deployments) FROM lead_time_days", [], |row| {
+                row.get(0)
+            })?;
+    Ok((migration_ms, batches, total_s, rolled_up as u64))
+}
