@@ -41,5 +41,9 @@ CREATE TABLE IF NOT EXISTS backfills (
     last_rowid INTEGER NOT NULL
 );
 
+-- Each bound is its own subquery: a lone min() or max() of the rowid is one B-tree descent,
+-- where count(*) or both in one SELECT read every record (0.8 s at 10M, with the lock held).
 INSERT INTO backfills (derived, next_rowid, last_rowid)
-SELECT 'lead_time_days', min(rowid), max(rowid) FROM image_lead_times HAVING count(*) > 0;
+SELECT 'lead_time_days', (SELECT min(rowid) FROM image_lead_times),
+       (SELECT max(rowid) FROM image_lead_times)
+WHERE EXISTS (SELECT 1 FROM image_lead_times);
