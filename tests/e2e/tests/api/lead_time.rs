@@ -729,3 +729,53 @@ fn out_of_range_years_are_refused_and_a_deployment_location_resolves() {
         .send()
         .assert_problem(400, Some("lead_time_id"));
 }
+
+#[test]
+fn a_database_upgraded_from_before_the_rollup_is_rolled_up_by_its_own_traffic_with_the_same_answers()
+ {
+    let g = golden();
+    let query = format!("/api/v1/dora/lead-time?start={START}&end={END}&interval=week");
+    let answer = || {
+        let response = g.app.get(&query).bearer(&g.reader).send();
+        response.assert_status(200);
+        response.json()
+    };
+    let before = answer();
+    assert!(before["summary"]["count"].as_u64().unwrap() > 40);
+    // The database as schema 3 left it: the records, no rollup, nothing after.
+    let database = rusqlite::Connection::open(&g.app.database).unwrap();
+    for statement in [
+        "DROP TABLE lead_time_days",
+        "DROP TABLE backfills",
+        "DROP TRIGGER images_advance_channel",
+        "DELETE FROM schema_migrations WHERE version > 3",
+    ] {
+        database.execute(statement, []).unwrap();
+    }
+    // The next request migrates and, the rollup being pending, answers from the records; once
+    // it has responded, the component rolls up a batch (here every record).
+    assert_eq!(answer(), before);
+    let pending = || -> i64 {
+        database
+            .query_row("SELECT count(*) FROM backfills", [], |row| row.get(0))
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pending() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the back-fill is still pending 10 s after a request"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (rolled_up, records): (i64, i64) = database
+        .query_row(
+            "SELECT (SELECT sum(deployments) FROM lead_time_days), \
+                    (SELECT count(*) FROM image_lead_times)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(rolled_up, records, "every record is rolled up once");
+    assert_eq!(answer(), before, "the same answer from the rollup");
+}
