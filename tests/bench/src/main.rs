@@ -34,6 +34,7 @@ mod load;
 mod report;
 mod scenarios;
 mod seed;
+mod storage;
 mod upgrade;
 
 use std::collections::HashMap;
@@ -168,7 +169,7 @@ fn main() -> anyhow::Result<()> {
     print!("{}", report::table(&rows));
     println!(
         "\nratio = req/s ÷ the in-process baseline's req/s (cd-core's handler on rusqlite, 1 thread, \
-         one connection, same SQLite defaults). Targets from issues 6 and 17: PASS/MISS never fails the run."
+         one connection, same SQLite defaults). Targets from issues 6, 17 and 18: PASS/MISS never fails the run."
     );
     meta["seconds_total"] = json!(started.elapsed().as_secs_f64());
     let load_after = load_average();
@@ -299,6 +300,14 @@ fn run(
     {
         let cached = dora::cached(cache_dir, records)?;
         rows.push(upgrade::row(&cached, &run_dir.join("upgrade.db"), records)?);
+    }
+    if let (Some(records), None) = (largest, &args.base_url)
+        && args
+            .only
+            .as_ref()
+            .is_none_or(|only| storage::STORAGE.contains(only.as_str()))
+    {
+        rows.extend(storage::rows(&dora::cached(cache_dir, records)?, records)?);
     }
     if let Some(host) = hosts.first() {
         let output = host.host().guest_output();
