@@ -55,11 +55,30 @@ pub(crate) fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-/// Brings the database up to [`latest_version`] and returns the version it found it at.
-pub(crate) fn ensure_schema(db: &dyn Db) -> Result<i64, Error> {
+/// The schema as a request found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Schema {
+    /// The version the database was at before this request migrated it (if it did).
+    pub(crate) found: i64,
+    /// Whether a back-fill is pending (`backfills`): derived data, such as the lead-time
+    /// rollup, may still miss rows written before its migration. Once false it stays false,
+    /// so a request may act on it after reading it: a stale `true` only sends a read to the
+    /// records, which are always complete.
+    pub(crate) backfilling: bool,
+}
+
+/// Brings the database up to [`latest_version`]; what it found. On a current database this
+/// is one statement, which also says whether a back-fill is pending.
+pub(crate) fn ensure_schema(db: &dyn Db) -> Result<Schema, Error> {
     let latest = latest_version();
+    match current_schema(db) {
+        Ok(schema) if schema.found >= latest => return Ok(schema),
+        Ok(_) => {}
+        // No `schema_migrations` (a new database) or no `backfills` yet (schema 3 or older).
+        Err(DbError::Other(message)) if message.contains("no such table") => {}
+        Err(other) => return Err(other.into()),
+    }
     match current_version(db) {
-        Ok(version) if version >= latest => return Ok(version),
         Ok(_) => {}
         Err(DbError::Other(message)) if message.contains("no such table") => {
             // A brand-new database: make it WAL before the first write. WAL is a property of
@@ -93,8 +112,33 @@ pub(crate) fn ensure_schema(db: &dyn Db) -> Result<i64, Error> {
                 &[migration.version.into(), migration.name.into()],
             )?;
         }
-        Ok(found)
+        // Read inside the transaction: a failure here leaves the previous schema too.
+        Ok(Schema {
+            found,
+            backfilling: current_schema(db)?.backfilling,
+        })
     })
+}
+
+/// The version and the pending back-fills, in one statement (a database at schema 4 or later).
+fn current_schema(db: &dyn Db) -> Result<Schema, DbError> {
+    let rows = db.execute(
+        "SELECT (SELECT COALESCE(MAX(version), 0) FROM schema_migrations), \
+                EXISTS (SELECT 1 FROM backfills)",
+        &[],
+    )?;
+    match rows.rows.first().map(Vec::as_slice) {
+        Some(
+            [
+                crate::db::Value::Integer(found),
+                crate::db::Value::Integer(backfilling),
+            ],
+        ) => Ok(Schema {
+            found: *found,
+            backfilling: *backfilling != 0,
+        }),
+        other => Err(DbError::Other(format!("unexpected schema row {other:?}"))),
+    }
 }
 
 fn current_version(db: &dyn Db) -> Result<i64, DbError> {
@@ -185,8 +229,12 @@ mod tests {
     #[test]
     fn ensure_schema_migrates_once_and_is_a_no_op_afterwards() {
         let db = crate::testing::RusqliteDb::open_in_memory();
-        assert_eq!(ensure_schema(&db).unwrap(), 0, "found an empty database");
-        assert_eq!(ensure_schema(&db).unwrap(), latest_version());
+        assert_eq!(
+            ensure_schema(&db).unwrap().found,
+            0,
+            "found an empty database"
+        );
+        assert_eq!(ensure_schema(&db).unwrap().found, latest_version());
         let rows = db
             .execute("SELECT COUNT(*) FROM schema_migrations", &[])
             .unwrap();

@@ -20,7 +20,7 @@ pub type EntryPoint = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Ve
 /// (like wasi-http hosts generally) streams the response while the handler still runs, and
 /// closing the last connection of a WAL database checkpoints the WAL into the database file
 /// and fsyncs it — milliseconds the client need not wait for. A write then checkpoints its
-/// own frames first ([`cd_core::after_response`]), so that the close is quick and the next
+/// own frames first ([`cd_core::AfterResponse`]), so that the close is quick and the next
 /// request does not meet its lock.
 pub async fn serve(
     request: IncomingRequest,
@@ -50,8 +50,9 @@ pub async fn serve(
         config,
     };
     let response = entry_point(&request, &env);
+    let after = cd_core::AfterResponse::of(&response);
     send(response_out, response).await;
-    cd_core::after_response(&request, &db);
+    after.run(&db);
     drop(db);
 }
 

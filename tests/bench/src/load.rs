@@ -440,6 +440,12 @@ impl Baseline {
     /// Serves one call in-process, exactly as a component would (same entry point, a
     /// connection with the host's defaults).
     pub fn call_with(&self, db: &RusqliteDb, call: &Call) -> (u16, Vec<u8>) {
+        let response = self.serve_with(db, call);
+        (response.status().as_u16(), response.into_body())
+    }
+
+    /// [`Baseline::call_with`], the whole response (its extensions say what comes after it).
+    fn serve_with(&self, db: &RusqliteDb, call: &Call) -> http::Response<Vec<u8>> {
         let env = Env {
             db,
             clock: &SystemClock,
@@ -447,8 +453,7 @@ impl Baseline {
             config: Config::from_variables(Some(self.admin_token.clone()), None),
         };
         let request = call.request("localhost", |b| b);
-        let response = entry_point(&call.path)(&request, &env);
-        (response.status().as_u16(), response.into_body())
+        entry_point(&call.path)(&request, &env)
     }
 
     /// One call on a new connection (for setup).
@@ -521,15 +526,15 @@ impl Baseline {
                                     &fresh
                                 }
                             };
-                            let (status, body) = self.call_with(connection, &call);
+                            let response = self.serve_with(connection, &call);
+                            let after = cd_core::AfterResponse::of(&response);
+                            let status = response.status().as_u16();
                             let ok = call.expect.contains(&status);
-                            tally.record((from, end), started, Ok(((status, ok), body.into())));
+                            let body = response.into_body().into();
+                            tally.record((from, end), started, Ok(((status, ok), body)));
                             // As the Spin shell does once the response is sent.
                             if mode.connection_per_request {
-                                cd_core::after_response(
-                                    &call.request("localhost", |b| b),
-                                    connection,
-                                );
+                                after.run(connection);
                             }
                         }
                         tally

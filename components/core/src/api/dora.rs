@@ -155,10 +155,10 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
 
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
+    let plan = dora::plan(ctx.rollup_complete(), &query.range, &query.filter);
     // The figures and the page of values from one snapshot: a deployment recorded meanwhile
     // must be in all of the reads or in none.
     let (by_period, page) = read_snapshot(env.db, || {
-        let plan = dora::plan(env.db, &query.range, &query.filter)?;
         let by_period =
             dora::lead_times_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)?;
         let page = store::lead_time_values(
@@ -259,8 +259,8 @@ pub(super) fn deployment_frequency(ctx: &Context<'_>) -> Result<Response<Vec<u8>
     let query = dora_query(ctx)?;
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
+    let plan = dora::plan(ctx.rollup_complete(), &query.range, &query.filter);
     let counts = read_snapshot(env.db, || {
-        let plan = dora::plan(env.db, &query.range, &query.filter)?;
         dora::deployments_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)
     })?;
     let total: u64 = counts.iter().sum();

@@ -278,9 +278,16 @@ pub(crate) struct Context<'a> {
     pub(crate) env: &'a Env<'a>,
     access: Access,
     params: Vec<(&'static str, &'a str)>,
+    /// A back-fill is pending (`migrations::Schema`): derived data may miss older rows.
+    backfilling: bool,
 }
 
 impl<'a> Context<'a> {
+    /// Whether the daily lead-time rollup holds every record (no back-fill pending).
+    pub(crate) fn rollup_complete(&self) -> bool {
+        !self.backfilling
+    }
+
     /// A path parameter of the route's pattern (the table names it, so it is there).
     fn param(&self, name: &str) -> &'a str {
         self.params
@@ -350,12 +357,14 @@ impl<'a> Context<'a> {
 }
 
 /// What every entry point does around its route table: enforce the body limit, bring the
-/// schema up to date, authenticate, route, and turn any error into problem+json.
+/// schema up to date, authenticate, route, and turn any error into problem+json. The response
+/// carries what the component does after sending it ([`crate::AfterResponse`]).
 pub(crate) fn serve(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
     table: &'static Table,
 ) -> Response<Vec<u8>> {
+    let mut backfilling = false;
     let outcome = (|| {
         if request.body().len() > env.config.max_body_bytes {
             return Err(Error::PayloadTooLarge {
@@ -370,9 +379,13 @@ pub(crate) fn serve(
             ..*env
         };
         let schema = migrations::ensure_schema(env.db)?;
+        backfilling = schema.backfilling;
         let known = migrations::latest_version();
-        if schema > known && !request.method().is_safe() {
-            return Err(Error::OutdatedInstance { schema, known });
+        if schema.found > known && !request.method().is_safe() {
+            return Err(Error::OutdatedInstance {
+                schema: schema.found,
+                known,
+            });
         }
         let caller = auth::authenticate(api_request.headers, env)?;
         let matched = table.find(api_request.method, api_request.path)?;
@@ -386,8 +399,14 @@ pub(crate) fn serve(
             env,
             access: matched.access,
             params: matched.params,
+            backfilling,
         };
         (matched.handler)(&context)
     })();
-    outcome.unwrap_or_else(Error::into_response)
+    let mut response = outcome.unwrap_or_else(Error::into_response);
+    response.extensions_mut().insert(crate::AfterResponse {
+        checkpoint: !request.method().is_safe(),
+        backfill: backfilling,
+    });
+    response
 }

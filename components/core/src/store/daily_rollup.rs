@@ -17,7 +17,8 @@
 //! The rollup is written in the same transaction as the record it counts ([`add`]), so it
 //! never disagrees with `image_lead_times`. Records from before the rollup existed are rolled
 //! up by [`backfill_step`], a batch at a time (see `backfills` in migration 0004); until that
-//! is done, [`is_complete`] is false and DORA reads the records instead.
+//! is done, a request's schema read says a back-fill is pending and DORA reads the records
+//! instead.
 
 use std::collections::BTreeMap;
 
@@ -241,8 +242,10 @@ pub(crate) fn read(
         .collect()
 }
 
-/// Whether every record is in the rollup: false while a back-fill is pending (a database
-/// that had records before migration 0004). Read it in the snapshot the rollup is read in.
+/// Whether every record is in the rollup: false while its back-fill is pending (a database
+/// that had records before migration 0004). Requests learn it from their schema read
+/// (`migrations::Schema::backfilling`); tests ask here.
+#[cfg(test)]
 pub(crate) fn is_complete(db: &dyn Db) -> Result<bool, Error> {
     let rows = db.execute(
         "SELECT 1 FROM backfills WHERE derived = ?",

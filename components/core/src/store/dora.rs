@@ -22,13 +22,13 @@ pub(crate) struct LeadTimesByPeriod {
     pub(crate) clock_skew: u64,
 }
 
-/// How to read `range` for `filter`: the records alone while the rollup is being back-filled
-/// (`daily_rollup::is_complete`). Call in the snapshot the plan is read in.
-pub(crate) fn plan(db: &dyn Db, range: &TimeRange, filter: &DoraFilter) -> Result<ReadPlan, Error> {
-    if filter.project_id.is_some() || filter.app_id.is_some() || !daily_rollup::is_complete(db)? {
-        Ok(ReadPlan::records_only(range))
+/// How to read `range` for `filter`: the records alone unless `rollup_complete` (no back-fill
+/// pending, `migrations::Schema`).
+pub(crate) fn plan(rollup_complete: bool, range: &TimeRange, filter: &DoraFilter) -> ReadPlan {
+    if filter.project_id.is_some() || filter.app_id.is_some() || !rollup_complete {
+        ReadPlan::records_only(range)
     } else {
-        Ok(ReadPlan::with_rollup(range))
+        ReadPlan::with_rollup(range)
     }
 }
 

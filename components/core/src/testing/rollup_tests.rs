@@ -414,12 +414,22 @@ fn a_pending_backfill_is_advanced_by_the_requests_that_come_after_it() {
     let world = World::generate(6, 120);
     crate::store::daily_rollup::restart_backfill(&world.db).unwrap();
     assert!(!crate::store::daily_rollup::is_complete(&world.db).unwrap());
-    let read = http::Request::builder()
-        .method("GET")
-        .uri("/api/v1/dora/lead-time")
-        .body(Vec::new())
-        .unwrap();
-    crate::after_response(&read, &world.db);
+    // A read of the figures (from the records, the rollup being pending), then what the
+    // component does after responding.
+    let response = serve(
+        &world.db,
+        &world.ids,
+        ADMIN,
+        crate::handle_lead_time_request,
+        (
+            "GET",
+            "/api/v1/dora/lead-time?start=2026-04-29T00:00:00Z&end=2026-05-23T00:00:00Z",
+        ),
+        &world.token,
+        &serde_json::Value::Null,
+    );
+    assert_eq!(response.status(), 200);
+    crate::AfterResponse::of(&response).run(&world.db);
     assert!(
         crate::store::daily_rollup::is_complete(&world.db).unwrap(),
         "one batch rolls up 120 records"
