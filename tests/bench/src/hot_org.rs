@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::load::{Baseline, Call, Turn, Workload};
 use crate::report::{Row, Target, Via};
-use crate::scenarios::{Ctx, Scenario, Side};
+use crate::scenarios::{Ctx, Scenario, Side, find, find_mut};
 
 pub const HOT_DAY: &str = "POST deployments into a day holding 10,000";
 pub const FIRST_OF_DAY: &str = "POST deployments, the first of their day";
@@ -59,8 +59,31 @@ fn setup(side: &Side<'_>, admin: &str) -> anyhow::Result<(String, String)> {
     Ok((token, image_id))
 }
 
-/// [`HOT_DAY_DEPLOYMENTS`] deployments into the hot day, in-process on `database`.
-fn fill(database: &Path, admin: &str, token: &str, image_id: &str) -> anyhow::Result<()> {
+/// The `n`-th of the [`HOT_DAY_DEPLOYMENTS`] that fill the hot day.
+fn fill_call(token: &str, image_id: &str, n: u64) -> Call {
+    let at = hot_day() + Duration::microseconds((n * 8_000_000) as i64);
+    Call::post(
+        "/api/v1/deployments",
+        Some(token),
+        &deployment(image_id, &format!("fill-{n}"), at),
+    )
+}
+
+/// Fills the hot day in-process on `database` (what the HTTP route would write, in seconds),
+/// or through `http` when the app's file is not ours to open (`--base-url`).
+fn fill(
+    database: Option<&Path>,
+    http: &Side<'_>,
+    admin: &str,
+    token: &str,
+    image_id: &str,
+) -> anyhow::Result<()> {
+    let Some(database) = database else {
+        for n in 0..HOT_DAY_DEPLOYMENTS {
+            http.call(&fill_call(token, image_id, n))?;
+        }
+        return Ok(());
+    };
     let baseline = Baseline {
         database: database.to_owned(),
         admin_token: admin.to_owned(),
@@ -69,13 +92,7 @@ fn fill(database: &Path, admin: &str, token: &str, image_id: &str) -> anyhow::Re
         .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", database.display()))?;
     db.connection().pragma_update(None, "synchronous", "OFF")?;
     for n in 0..HOT_DAY_DEPLOYMENTS {
-        let at = hot_day() + Duration::microseconds((n * 8_000_000) as i64);
-        let call = Call::post(
-            "/api/v1/deployments",
-            Some(token),
-            &deployment(image_id, &format!("fill-{n}"), at),
-        );
-        let (status, body) = baseline.call_with(&db, &call);
+        let (status, body) = baseline.call_with(&db, &fill_call(token, image_id, n));
         anyhow::ensure!(
             status == 201,
             "filling the hot day: {status} {}",
@@ -118,26 +135,21 @@ fn workload(token: &str, image_id: &str, hot: bool) -> Workload {
 pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
     let http = Side::Http(ctx, &ctx.fresh);
     let (token, image_id) = setup(&http, &ctx.admin_token)?;
-    match &ctx.fresh_db {
-        Some(database) => fill(database, &ctx.admin_token, &token, &image_id)?,
-        None => {
-            for n in 0..HOT_DAY_DEPLOYMENTS {
-                let at = hot_day() + Duration::microseconds((n * 8_000_000) as i64);
-                http.call(&Call::post(
-                    "/api/v1/deployments",
-                    Some(&token),
-                    &deployment(&image_id, &format!("fill-{n}"), at),
-                ))?;
-            }
-        }
-    }
+    fill(
+        ctx.fresh_db.as_deref(),
+        &http,
+        &ctx.admin_token,
+        &token,
+        &image_id,
+    )?;
     let baseline = if ctx.http_only {
         None
     } else {
         let side = Side::InProcess(&ctx.baseline_fresh);
         let (token, image_id) = setup(&side, &ctx.admin_token)?;
         fill(
-            &ctx.baseline_fresh.database,
+            Some(&ctx.baseline_fresh.database),
+            &side,
             &ctx.admin_token,
             &token,
             &image_id,
@@ -166,19 +178,12 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
 /// The hot day's p50 over the first-of-day p50, over HTTP and in-process.
 pub fn apply_targets(rows: &mut [Row]) {
     for via in [Via::Http, Via::InProcess] {
-        let p50 = |rows: &[Row], name: &str| {
-            rows.iter()
-                .find(|r| r.scenario == name && r.via == via && r.clients == Some(1))
-                .map(Row::p50_ms)
-        };
-        let (Some(first), Some(hot)) = (p50(rows, FIRST_OF_DAY), p50(rows, HOT_DAY)) else {
+        let p50 = |name| find(rows, name, via, 1).map(Row::p50_ms);
+        let (Some(first), Some(hot)) = (p50(FIRST_OF_DAY), p50(HOT_DAY)) else {
             continue;
         };
         let ratio = hot / first;
-        if let Some(row) = rows
-            .iter_mut()
-            .find(|r| r.scenario == HOT_DAY && r.via == via && r.clients == Some(1))
-        {
+        if let Some(row) = find_mut(rows, HOT_DAY, via, 1) {
             row.targets.push(
                 Target::check("p50 ≤ 1.5× the first of a day", ratio, 1.5, false)
                     .showing(format!("{ratio:.2}× ({hot:.2} of {first:.2} ms)")),

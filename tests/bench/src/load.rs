@@ -571,9 +571,7 @@ impl Baseline {
 
 /// Copies a database file (and nothing else: the cache is checkpointed and closed).
 pub fn copy_database(from: &Path, to: &Path) -> anyhow::Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", to.display()));
-    }
+    crate::seed::remove_database_files(to);
     std::fs::copy(from, to)
         .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
     // Written back now, not during the measured runs: a gigabyte of dirty pages flushing in

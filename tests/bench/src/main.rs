@@ -291,23 +291,23 @@ fn run(
         }
         rows.extend(scenario.run(&ctx));
     }
+    // One-off rows on the largest DORA database (the in-repo host's files only).
+    let wanted = |name: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|only| name.contains(only.as_str()))
+    };
     let largest = ctx.lead_time_sizes.iter().copied().max();
     if let (Some(records), None) = (largest, &args.base_url)
-        && args
-            .only
-            .as_ref()
-            .is_none_or(|only| upgrade::UPGRADE.contains(only.as_str()))
+        && (wanted(upgrade::UPGRADE) || wanted(storage::STORAGE))
     {
         let cached = dora::cached(cache_dir, records)?;
-        rows.push(upgrade::row(&cached, &run_dir.join("upgrade.db"), records)?);
-    }
-    if let (Some(records), None) = (largest, &args.base_url)
-        && args
-            .only
-            .as_ref()
-            .is_none_or(|only| storage::STORAGE.contains(only.as_str()))
-    {
-        rows.extend(storage::rows(&dora::cached(cache_dir, records)?, records)?);
+        if wanted(upgrade::UPGRADE) {
+            rows.push(upgrade::row(&cached, &run_dir.join("upgrade.db"), records)?);
+        }
+        if wanted(storage::STORAGE) {
+            rows.extend(storage::rows(&cached, records)?);
+        }
     }
     if let Some(host) = hosts.first() {
         let output = host.host().guest_output();
@@ -390,16 +390,9 @@ fn wasm_sizes(manifest: &cd_host::manifest::Manifest, cargo_target_dir: Option<&
                     Target::check("≤ 2 MB", f64::NAN, LIMIT, false).showing("not built".to_owned()),
                 ),
             };
-            Row {
-                scenario: format!("component {id} .wasm size"),
-                via: Via::File,
-                clients: None,
-                measurement: None,
-                baseline_rps: None,
-                value: Some(value),
-                targets: vec![target],
-                records: None,
-            }
+            let mut row = Row::value(format!("component {id} .wasm size"), Via::File, value);
+            row.targets.push(target);
+            row
         })
         .collect()
 }

@@ -105,6 +105,20 @@ impl Row {
         }
     }
 
+    /// A row of one figure, not a load (a file size, a one-off timing).
+    pub fn value(scenario: impl Into<String>, via: Via, value: String) -> Row {
+        Row {
+            scenario: scenario.into(),
+            via,
+            clients: None,
+            measurement: None,
+            baseline_rps: None,
+            value: Some(value),
+            targets: Vec::new(),
+            records: None,
+        }
+    }
+
     pub fn rps(&self) -> f64 {
         self.measurement.as_ref().map_or(f64::NAN, Measurement::rps)
     }

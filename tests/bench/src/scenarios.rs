@@ -435,12 +435,17 @@ fn unix_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn find<'a>(rows: &'a [Row], scenario: &str, via: Via, clients: usize) -> Option<&'a Row> {
+pub(crate) fn find<'a>(
+    rows: &'a [Row],
+    scenario: &str,
+    via: Via,
+    clients: usize,
+) -> Option<&'a Row> {
     rows.iter()
         .find(|r| r.scenario == scenario && r.via == via && r.clients == Some(clients))
 }
 
-fn find_mut<'a>(
+pub(crate) fn find_mut<'a>(
     rows: &'a mut [Row],
     scenario: &str,
     via: Via,

@@ -46,8 +46,9 @@ pub fn rows(database: &Path, records: u64) -> anyhow::Result<Vec<Row>> {
             .map(|(_, name, bytes)| format!("{name} {:.0}", per_row(*bytes)))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut row = one_off(
+        let mut row = Row::value(
             format!("{STORAGE}: {table}, {size} records ({count} rows)"),
+            Via::File,
             format!("{:.0} B/row: {parts}", per_row(total)),
         );
         if let Some(limit) = target {
@@ -63,8 +64,9 @@ pub fn rows(database: &Path, records: u64) -> anyhow::Result<Vec<Row>> {
         }
         rows.push(row);
     }
-    let mut whole = one_off(
+    let mut whole = Row::value(
         format!("{STORAGE}: the whole database, {size} records"),
+        Via::File,
         format!("{:.0} MB", file_bytes as f64 / 1e6),
     );
     if records == 1_000_000 {
@@ -75,17 +77,4 @@ pub fn rows(database: &Path, records: u64) -> anyhow::Result<Vec<Row>> {
     }
     rows.push(whole);
     Ok(rows)
-}
-
-fn one_off(scenario: String, value: String) -> Row {
-    Row {
-        scenario,
-        via: Via::File,
-        clients: None,
-        measurement: None,
-        baseline_rps: None,
-        value: Some(value),
-        targets: Vec::new(),
-        records: None,
-    }
 }

@@ -12,64 +12,39 @@ use crate::report::{Row, Target, Via};
 
 pub const UPGRADE: &str = "upgrade from schema 3: migrate, then back-fill the rollup";
 
-/// What makes a current database look as schema 3 left it (the rollup and what came after).
-const TO_SCHEMA_3: [&str; 4] = [
-    "DROP TABLE lead_time_days",
-    "DROP TABLE backfills",
-    "DROP TRIGGER images_advance_channel",
-    "DELETE FROM schema_migrations WHERE version > 3",
-];
-
 pub fn row(cached: &Path, copy: &Path, records: u64) -> anyhow::Result<Row> {
     crate::load::copy_database(cached, copy)?;
     let outcome = measure(copy);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", copy.display()));
-    }
+    crate::seed::remove_database_files(copy);
     let (migration_ms, mut batches_ms, total_s, rolled_up) = outcome?;
     batches_ms.sort_by(f64::total_cmp);
     let p50 = batches_ms
         .get(batches_ms.len() / 2)
         .copied()
         .unwrap_or(f64::NAN);
-    let longest = batches_ms.last().copied().unwrap_or(0.0).max(migration_ms);
-    eprintln!(
-        "bench: {UPGRADE}, {} records: migration {migration_ms:.1} ms, {} batches p50 {p50:.1} ms \
-         max {:.1} ms, {total_s:.1} s in all",
-        crate::dora::size_label(records),
+    let slowest_batch = batches_ms.last().copied().unwrap_or(f64::NAN);
+    let longest = slowest_batch.max(migration_ms);
+    let summary = format!(
+        "migration {migration_ms:.1} ms; {} batches ({rolled_up} records): p50 {p50:.1} ms, \
+         max {slowest_batch:.1} ms; {total_s:.1} s in all",
         batches_ms.len(),
-        batches_ms.last().copied().unwrap_or(f64::NAN),
     );
-    Ok(Row {
-        scenario: format!("{UPGRADE}, {} records", crate::dora::size_label(records)),
-        via: Via::InProcess,
-        clients: None,
-        measurement: None,
-        baseline_rps: None,
-        value: Some(format!(
-            "migration {migration_ms:.0} ms; {} batches ({rolled_up} records): p50 {p50:.0} ms, \
-             max {:.0} ms; {total_s:.1} s in all",
-            batches_ms.len(),
-            batches_ms.last().copied().unwrap_or(f64::NAN),
-        )),
-        targets: vec![
-            Target::check("every write lock ≤ 1 s", longest, 1_000.0, false)
-                .showing(format!("longest {longest:.0} ms")),
-        ],
-        records: Some((records, rolled_up)),
-    })
+    let scenario = format!("{UPGRADE}, {} records", crate::dora::size_label(records));
+    eprintln!("bench: {scenario}: {summary}");
+    let mut row = Row::value(scenario, Via::InProcess, summary);
+    row.targets.push(
+        Target::check("every write lock ≤ 1 s", longest, 1_000.0, false)
+            .showing(format!("longest {longest:.0} ms")),
+    );
+    row.records = Some((records, rolled_up));
+    Ok(row)
 }
 
 /// (migration ms, each batch's ms, total s, records rolled up).
 fn measure(copy: &Path) -> anyhow::Result<(f64, Vec<f64>, f64, u64)> {
-    {
-        let connection = rusqlite::Connection::open(copy)?;
-        for statement in TO_SCHEMA_3 {
-            connection.execute(statement, [])?;
-        }
-    }
     let db = cd_core::testing::RusqliteDb::open(copy)
         .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", copy.display()))?;
+    cd_core::testing::take_back_to_schema_3(&db).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let started = Instant::now();
     let found = cd_core::testing::ensure_schema(&db).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     anyhow::ensure!(found == 3, "the copy was at schema {found}, not 3");

@@ -313,15 +313,6 @@ impl Host {
             return empty(http::StatusCode::NOT_FOUND);
         };
         let component_id = matched.route.component.clone();
-        // Spin answers a header value that is not UTF-8 with a 500 (it turns every value into a
-        // string first); it is the client's mistake, so here it is a 400 (a departure, README).
-        if let Some((name, _)) = req.headers().iter().find(|(_, v)| v.to_str().is_err()) {
-            return problem(
-                http::StatusCode::BAD_REQUEST,
-                "malformed",
-                &format!("header {name} is not UTF-8 text"),
-            );
-        }
         match self.prepare(req, &matched, client_addr) {
             Ok(req) => match self.run(&component_id, req).await {
                 Ok(response) => response,
@@ -342,26 +333,34 @@ impl Host {
                     empty(http::StatusCode::INTERNAL_SERVER_ERROR)
                 }
             },
-            Err(error) => {
+            // Everything `prepare` refuses is the client's: a 400 naming what, never internal
+            // error text.
+            Err(Malformed(detail)) => {
                 self.inner
                     .output
-                    .log(&format!("bad request for {component_id:?}: {error:#}"));
-                empty(http::StatusCode::INTERNAL_SERVER_ERROR)
+                    .log(&format!("bad request for {component_id:?}: {detail}"));
+                problem(http::StatusCode::BAD_REQUEST, "malformed", &detail)
             }
         }
     }
 
-    /// Adds the `spin-*` headers and gives the request the absolute URI wasi-http expects.
+    /// Adds the `spin-*` headers and gives the request the absolute URI wasi-http expects, or
+    /// says what about the request makes that impossible.
     fn prepare<B>(
         &self,
         req: hyper::Request<B>,
         matched: &crate::routing::RouteMatch<'_>,
         client_addr: SocketAddr,
-    ) -> anyhow::Result<hyper::Request<B>> {
+    ) -> Result<hyper::Request<B>, Malformed> {
         let (mut parts, body) = req.into_parts();
+        // Spin answers a header value that is not UTF-8 with a 500 (it turns every value into a
+        // string first); it is the client's mistake, so here it is a 400 (a departure, README).
+        if let Some((name, _)) = parts.headers.iter().find(|(_, v)| v.to_str().is_err()) {
+            return Err(Malformed(format!("header {name} is not UTF-8 text")));
+        }
         // Spin requires a Host; an in-memory request without one is treated as `localhost`.
         let host = match parts.headers.get(http::header::HOST) {
-            Some(host) => host.to_str()?.to_string(),
+            Some(host) => host.to_str().unwrap_or_default().to_string(),
             None => parts
                 .uri
                 .authority()
@@ -374,12 +373,14 @@ impl Host {
             .map(|pq| pq.as_str().to_string())
             .unwrap_or_else(|| parts.uri.path().to_string());
         let extra = headers::spin_headers(matched, &host, &path_and_query, client_addr);
-        headers::append(&mut parts.headers, extra)?;
+        headers::append(&mut parts.headers, extra)
+            .map_err(|_| Malformed("the request's Host or path cannot be passed on".to_owned()))?;
         parts.uri = http::Uri::builder()
             .scheme("http")
             .authority(host.as_str())
             .path_and_query(path_and_query.as_str())
-            .build()?;
+            .build()
+            .map_err(|_| Malformed(format!("Host {host:?} is not a valid authority")))?;
         Ok(hyper::Request::from_parts(parts, body))
     }
 
@@ -478,6 +479,9 @@ impl std::fmt::Display for InstancesExhausted {
 }
 
 impl std::error::Error for InstancesExhausted {}
+
+/// A request the host cannot pass to a component, and why (a 400's detail).
+struct Malformed(String);
 
 /// A problem+json answer of the host itself (RFC 9457, as cd-core's), with `Retry-After` on a
 /// 503.

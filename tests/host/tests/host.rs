@@ -736,17 +736,33 @@ fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     raw
 }
 
-#[test]
-fn a_header_value_that_is_not_utf8_is_a_400_problem_not_a_500() {
-    let probe = Probe::start();
-    let raw = raw_exchange(
-        probe.server.addr(),
-        b"GET /exact HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-bin: \xff\xfe\r\n\r\n",
-    );
+/// `request` (raw bytes) is answered 400 with a problem document saying `detail`.
+fn assert_a_400_problem(addr: SocketAddr, request: &[u8], detail: &str) {
+    let raw = raw_exchange(addr, request);
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains("application/problem+json"), "{text}");
-    assert!(text.contains("header x-bin is not UTF-8 text"), "{text}");
+    assert!(text.contains(detail), "{text}");
+}
+
+#[test]
+fn a_header_value_that_is_not_utf8_is_a_400_problem_not_a_500() {
+    let probe = Probe::start();
+    assert_a_400_problem(
+        probe.server.addr(),
+        b"GET /exact HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-bin: \xff\xfe\r\n\r\n",
+        "header x-bin is not UTF-8 text",
+    );
+}
+
+#[test]
+fn a_host_header_that_is_no_authority_is_a_400_problem_not_a_500() {
+    let probe = Probe::start();
+    assert_a_400_problem(
+        probe.server.addr(),
+        b"GET /exact HTTP/1.1\r\nhost: a b\r\nconnection: close\r\n\r\n",
+        "is not a valid authority",
+    );
 }
 
 #[test]

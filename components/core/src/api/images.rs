@@ -249,6 +249,7 @@ pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         image_id: ImageId::new(env.ids.new_id()),
         request: cd_request,
         built_at: now,
+        request_digest: digest.clone(),
     };
     let recorded = match store::record(env.db, &registry, image)? {
         InsertOutcome::Recorded(image) => Recorded::New(*image),

@@ -375,6 +375,8 @@ pub(crate) struct NewImage {
     pub(crate) image_id: ImageId,
     pub(crate) request: CdRequest,
     pub(crate) built_at: Timestamp,
+    /// `store::request_digest` of `request`, computed once: the retry check reads it first.
+    pub(crate) request_digest: String,
 }
 
 impl NewImage {

@@ -143,37 +143,42 @@ pub(crate) fn add(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
         record.prod,
     );
     let counted = counted_micros(record.project_id.is_some(), record.duration_micros());
-    // The day's last chunk, and its lead times only if it has room for one more.
-    let last = db.execute(
-        "SELECT chunk, CASE WHEN length(lead_times) < ?5 THEN lead_times END FROM lead_time_days \
-         WHERE org_id = ?1 AND day = ?2 AND environment = ?3 AND prod = ?4 \
-         ORDER BY chunk DESC LIMIT 1",
-        &[
-            org_id.clone(),
-            day.clone(),
-            environment.clone(),
-            prod.clone(),
-            ((CHUNK_LEAD_TIMES * BYTES_PER_LEAD_TIME) as i64).into(),
-        ],
-    )?;
-    let last = match last.first() {
-        None => None,
-        Some(row) => Some((row.integer(0)?, row.optional_blob(1)?)),
-    };
-    let (chunk, lead_times) = match (last, counted) {
-        (None, Some(Ok(micros))) => (0, Some(encode(&[micros]))),
-        (None, _) => (0, None),
-        (Some((chunk, Some(open))), Some(Ok(micros))) => {
-            (chunk, Some(insert_sorted(open, micros)?))
+    // A lead time is spliced into the day's last chunk, read first with its lead times only if
+    // it has room for one more; a record without one only counts, in the last chunk, which
+    // the upsert finds itself (`chunk` NULL below): no read.
+    let (chunk, lead_times) = match counted {
+        Some(Ok(micros)) => {
+            let last = db.execute(
+                "SELECT chunk, CASE WHEN length(lead_times) < ?5 THEN lead_times END \
+                 FROM lead_time_days \
+                 WHERE org_id = ?1 AND day = ?2 AND environment = ?3 AND prod = ?4 \
+                 ORDER BY chunk DESC LIMIT 1",
+                &[
+                    org_id.clone(),
+                    day.clone(),
+                    environment.clone(),
+                    prod.clone(),
+                    ((CHUNK_LEAD_TIMES * BYTES_PER_LEAD_TIME) as i64).into(),
+                ],
+            )?;
+            match last.first() {
+                None => (Some(0), Some(encode(&[micros]))),
+                Some(row) => match (row.integer(0)?, row.optional_blob(1)?) {
+                    (chunk, Some(open)) => (Some(chunk), Some(insert_sorted(open, micros)?)),
+                    (chunk, None) => (Some(chunk + 1), Some(encode(&[micros]))),
+                },
+            }
         }
-        (Some((chunk, None)), Some(Ok(micros))) => (chunk + 1, Some(encode(&[micros]))),
-        (Some((chunk, _)), _) => (chunk, None),
+        _ => (None, None),
     };
     let clock_skew = i64::from(matches!(counted, Some(Err(()))));
     db.execute(
         "INSERT INTO lead_time_days \
            (org_id, day, environment, prod, chunk, deployments, clock_skew, lead_times) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, coalesce(?7, x'')) \
+         VALUES (?1, ?2, ?3, ?4, \
+           coalesce(?5, (SELECT coalesce(max(chunk), 0) FROM lead_time_days \
+                         WHERE org_id = ?1 AND day = ?2 AND environment = ?3 AND prod = ?4)), \
+           1, ?6, coalesce(?7, x'')) \
          ON CONFLICT (org_id, day, environment, prod, chunk) DO UPDATE SET \
            deployments = deployments + 1, \
            clock_skew = clock_skew + ?6, \
@@ -183,7 +188,7 @@ pub(crate) fn add(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
             day,
             environment,
             prod,
-            chunk.into(),
+            chunk.map_or(Value::Null, Value::Integer),
             clock_skew.into(),
             lead_times.map_or(Value::Null, Value::Blob),
         ],
@@ -262,8 +267,8 @@ type DayKey = (String, NaiveDate, String, bool);
 pub(crate) enum Backfill {
     /// Nothing was pending.
     Complete,
-    /// A batch of this many records was rolled up; `finished` if it was the last.
-    Batch { records: u64, finished: bool },
+    /// A batch was rolled up; `finished` if it was the last.
+    Batch { finished: bool },
 }
 
 /// Rolls up the next [`BACKFILL_BATCH`] records a pending back-fill has not reached, in one
@@ -357,10 +362,7 @@ pub(crate) fn backfill_batch(db: &dyn Db, batch: i64) -> Result<Backfill, Error>
                 &[(end + 1).into(), BACKFILL.into()],
             )?;
         }
-        Ok(Backfill::Batch {
-            records: records.rows.len() as u64,
-            finished,
-        })
+        Ok(Backfill::Batch { finished })
     })
 }
 

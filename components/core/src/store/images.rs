@@ -185,7 +185,7 @@ fn insert(
     params.extend([
         image.built_at.to_stored().into(),
         image.built_at.to_stored().into(),
-        request_digest(&image.request).into(),
+        image.request_digest.as_str().into(),
     ]);
     let placeholders: Vec<String> = (1..=params.len()).map(|n| format!("?{n}")).collect();
     let (before, after) = placeholders.split_at(4);

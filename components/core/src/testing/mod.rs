@@ -41,6 +41,20 @@ pub fn restart_rollup_backfill(db: &dyn crate::Db) -> Result<(), crate::Error> {
     crate::store::daily_rollup::restart_backfill(db)
 }
 
+/// Takes a current database back to what schema 3 left — its records, no daily rollup, none
+/// of what came after — the starting point of an upgrade the tests and the bench replay.
+pub fn take_back_to_schema_3(db: &dyn crate::Db) -> Result<(), crate::Error> {
+    for statement in [
+        "DROP TABLE lead_time_days",
+        "DROP TABLE backfills",
+        "DROP TRIGGER images_advance_channel",
+        "DELETE FROM schema_migrations WHERE version > 3",
+    ] {
+        db.execute(statement, &[])?;
+    }
+    Ok(())
+}
+
 /// One batch of a pending rollup back-fill, in its own write transaction, as a request runs
 /// it after responding; `Ok(false)` once nothing is pending.
 pub fn rollup_backfill_step(db: &dyn crate::Db) -> Result<bool, crate::Error> {

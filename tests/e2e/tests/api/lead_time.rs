@@ -743,15 +743,11 @@ fn a_database_upgraded_from_before_the_rollup_is_rolled_up_by_its_own_traffic_wi
     let before = answer();
     assert!(before["summary"]["count"].as_u64().unwrap() > 40);
     // The database as schema 3 left it: the records, no rollup, nothing after.
+    cd_core::testing::take_back_to_schema_3(
+        &cd_core::testing::RusqliteDb::open(&g.app.database).unwrap(),
+    )
+    .unwrap();
     let database = rusqlite::Connection::open(&g.app.database).unwrap();
-    for statement in [
-        "DROP TABLE lead_time_days",
-        "DROP TABLE backfills",
-        "DROP TRIGGER images_advance_channel",
-        "DELETE FROM schema_migrations WHERE version > 3",
-    ] {
-        database.execute(statement, []).unwrap();
-    }
     // The next request migrates and, the rollup being pending, answers from the records; once
     // it has responded, the component rolls up a batch (here every record).
     assert_eq!(answer(), before);
