@@ -43,6 +43,13 @@ impl From<bool> for Value {
     }
 }
 
+impl From<crate::domain::Timestamp> for Value {
+    /// Instants are stored as microseconds since the Unix epoch (migration 0007).
+    fn from(instant: crate::domain::Timestamp) -> Self {
+        Value::Integer(instant.micros())
+    }
+}
+
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(value: Option<T>) -> Self {
         value.map_or(Value::Null, Into::into)
@@ -299,6 +306,35 @@ impl<'a> Row<'a> {
             Value::Null => Ok(None),
             _ => self.blob(index).map(Some),
         }
+    }
+
+    /// An id stored as its 16 bytes (or, in a row packed into JSON, as their hex).
+    pub(crate) fn id<T: crate::domain::ids::StoredId>(&self, index: usize) -> Result<T, Error> {
+        let id = match self.value(index)? {
+            Value::Blob(bytes) => uuid::Uuid::from_slice(bytes).ok(),
+            Value::Text(hex) if hex.len() == 32 => uuid::Uuid::try_parse(hex).ok(),
+            _ => None,
+        };
+        id.map(T::from_uuid).ok_or_else(|| {
+            Error::storage(format!(
+                "column {index}: unreadable id {:?}",
+                self.values[index]
+            ))
+        })
+    }
+
+    /// An instant stored as microseconds since the Unix epoch.
+    pub fn timestamp(&self, index: usize) -> Result<crate::domain::Timestamp, Error> {
+        crate::domain::Timestamp::from_micros(self.integer(index)?)
+    }
+
+    pub fn optional_timestamp(
+        &self,
+        index: usize,
+    ) -> Result<Option<crate::domain::Timestamp>, Error> {
+        self.optional_integer(index)?
+            .map(crate::domain::Timestamp::from_micros)
+            .transpose()
     }
 
     pub fn flag(&self, index: usize) -> Result<bool, Error> {

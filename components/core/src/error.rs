@@ -41,6 +41,9 @@ pub enum Error {
     /// rolled out): it answers reads but refuses writes, which it would make without the
     /// newer schema's derived data. Retry; a new instance will take it.
     OutdatedInstance { schema: i64, known: i64 },
+    /// 503: the database is being re-encoded (migration 0007) and this read needs whole
+    /// tables that are not all copied yet; the request copied what it could. Retry.
+    Upgrading,
     /// 500: our bug or the platform's (SQL error, unreadable row, missing configuration).
     Internal { cause: String },
 }
@@ -103,7 +106,9 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Busy | Error::OutdatedInstance { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy | Error::OutdatedInstance { .. } | Error::Upgrading => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,6 +127,7 @@ impl Error {
             Error::Invalid { .. } => "invalid-field",
             Error::Busy => "busy",
             Error::OutdatedInstance { .. } => "outdated-instance",
+            Error::Upgrading => "upgrading",
             Error::Internal { .. } => "internal-error",
         }
     }
@@ -146,6 +152,9 @@ impl Error {
                 "this instance knows schema version {known} and the database is at {schema}: \
                  a newer cd-images is being rolled out; retry shortly"
             ),
+            Error::Upgrading => "the database is being upgraded to a new encoding and this read \
+                 needs every row; retry shortly"
+                .to_owned(),
             Error::Internal { .. } => "an internal error occurred; it has been logged".to_owned(),
         }
     }
@@ -189,7 +198,7 @@ impl Error {
             Error::Unauthorized { .. } => {
                 response = response.header(http::header::WWW_AUTHENTICATE, "Bearer");
             }
-            Error::Busy | Error::OutdatedInstance { .. } => {
+            Error::Busy | Error::OutdatedInstance { .. } | Error::Upgrading => {
                 response = response.header(http::header::RETRY_AFTER, "1");
             }
             _ => {}

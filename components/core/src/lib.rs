@@ -98,7 +98,7 @@ impl AfterResponse {
     /// Does it, on the request's own connection.
     pub fn run(self, db: &dyn Db) {
         let backfilled = self.backfill
-            && match store::daily_rollup::backfill_step(db) {
+            && match store::reencode::backfill_step(db) {
                 Ok(_) => true,
                 Err(Error::Busy) => false,
                 Err(error) => {

@@ -48,7 +48,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0006_lead_time_day_chunks",
         sql: include_str!("../../../migrations/0006_lead_time_day_chunks.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_compact_encoding",
+        sql: include_str!("../../../migrations/0007_compact_encoding.sql"),
+    },
 ];
+
+/// The migration that re-encodes every table; cd-core copies its large tables after it
+/// (`store::reencode`).
+const COMPACT_ENCODING: i64 = 7;
 
 /// The schema version this build expects.
 pub(crate) fn latest_version() -> i64 {
@@ -60,16 +69,27 @@ pub(crate) fn latest_version() -> i64 {
 pub(crate) struct Schema {
     /// The version the database was at before this request migrated it (if it did).
     pub(crate) found: i64,
-    /// Whether a back-fill is pending (`backfills`): derived data, such as the lead-time
-    /// rollup, may still miss rows written before its migration. Once false it stays false,
-    /// so a request may act on it after reading it: a stale `true` only sends a read to the
-    /// records, which are always complete.
+    /// Whether anything is pending in `backfills`: a step runs after the response.
     pub(crate) backfilling: bool,
+    /// Whether the lead-time rollup may still miss records written before its migration.
+    /// Once false it stays false, so a request may act on it after reading it: a stale `true`
+    /// only sends a read to the records.
+    pub(crate) rollup_pending: bool,
+    /// Whether migration 0007's copy of images and records is still under way
+    /// (`store::reencode`): lookups copy their rows first, whole-table reads finish it. A stale
+    /// `true` costs a copy that finds nothing to do.
+    pub(crate) copying: bool,
 }
 
 /// Brings the database up to [`latest_version`]; what it found. On a current database this
 /// is one statement, which also says whether a back-fill is pending.
 pub(crate) fn ensure_schema(db: &dyn Db) -> Result<Schema, Error> {
+    ensure_schema_copying(db, true)
+}
+
+/// [`ensure_schema`]; a small copy of migration 0007 runs inline only if `inline` (tests
+/// leave it pending to exercise the copying state).
+pub(crate) fn ensure_schema_copying(db: &dyn Db, inline: bool) -> Result<Schema, Error> {
     let latest = latest_version();
     match current_schema(db) {
         Ok(schema) if schema.found >= latest => return Ok(schema),
@@ -111,11 +131,14 @@ pub(crate) fn ensure_schema(db: &dyn Db) -> Result<Schema, Error> {
                 "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
                 &[migration.version.into(), migration.name.into()],
             )?;
+            if migration.version == COMPACT_ENCODING {
+                crate::store::reencode::begin(db, inline)?;
+            }
         }
         // Read inside the transaction: a failure here leaves the previous schema too.
         Ok(Schema {
             found,
-            backfilling: current_schema(db)?.backfilling,
+            ..current_schema(db)?
         })
     })
 }
@@ -124,18 +147,25 @@ pub(crate) fn ensure_schema(db: &dyn Db) -> Result<Schema, Error> {
 fn current_schema(db: &dyn Db) -> Result<Schema, DbError> {
     let rows = db.execute(
         "SELECT (SELECT COALESCE(MAX(version), 0) FROM schema_migrations), \
-                EXISTS (SELECT 1 FROM backfills)",
+                EXISTS (SELECT 1 FROM backfills), \
+                EXISTS (SELECT 1 FROM backfills WHERE derived = 'lead_time_days'), \
+                EXISTS (SELECT 1 FROM backfills WHERE derived IN ('images', 'image_lead_times'))",
         &[],
     )?;
+    use crate::db::Value::Integer;
     match rows.rows.first().map(Vec::as_slice) {
         Some(
             [
-                crate::db::Value::Integer(found),
-                crate::db::Value::Integer(backfilling),
+                Integer(found),
+                Integer(backfilling),
+                Integer(rollup),
+                Integer(copying),
             ],
         ) => Ok(Schema {
             found: *found,
             backfilling: *backfilling != 0,
+            rollup_pending: *rollup != 0,
+            copying: *copying != 0,
         }),
         other => Err(DbError::Other(format!("unexpected schema row {other:?}"))),
     }

@@ -558,7 +558,7 @@ fn insert_images_and_lead_times(
         };
         let commit_at = commit
             .as_deref()
-            .map(Timestamp::from_stored)
+            .map(Timestamp::from_rfc3339)
             .transpose()
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         for (stage, deployed_ms) in [dev_ms, staging_ms, production_ms]
@@ -574,7 +574,7 @@ fn insert_images_and_lead_times(
             let duration = match commit_at {
                 Some(commit_at) => Some(cd_core::testing::duration_mins(
                     commit_at,
-                    Timestamp::from_stored(&created_at).map_err(|e| anyhow::anyhow!("{e:?}"))?,
+                    Timestamp::from_rfc3339(&created_at).map_err(|e| anyhow::anyhow!("{e:?}"))?,
                 )),
                 None => None,
             };

@@ -39,8 +39,8 @@ impl From<ImageVersion> for VersionBody {
             minor: version.version.minor(),
             patch: version.version.patch(),
             version: version.version_string(),
-            created_at: version.created_at.to_stored(),
-            updated_at: version.updated_at.to_stored(),
+            created_at: version.created_at.to_rfc3339(),
+            updated_at: version.updated_at.to_rfc3339(),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::domain::OrgId;
 use crate::domain::deployment::{Deployment, DeploymentFields, LeadTimeRecord};
 use crate::error::Error;
 use crate::store::deployments as store;
+use crate::store::reencode;
 
 use super::{BASE_PATH, Context, json_response, respond};
 
@@ -67,12 +68,12 @@ impl From<LeadTimeRecord> for DeploymentRecordBody {
             environment: r.environment,
             prod: r.prod,
             git_hash: r.git_hash,
-            git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_stored()),
+            git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_rfc3339()),
             image_name_with_tag: r.image_name_with_tag,
-            created_at: r.created_at.to_stored(),
+            created_at: r.created_at.to_rfc3339(),
             duration_mins: r.duration_mins,
             clock_skew: r.duration_mins.is_some_and(|d| d < 0.0),
-            recorded_at: r.recorded_at.to_stored(),
+            recorded_at: r.recorded_at.to_rfc3339(),
         }
     }
 }
@@ -99,6 +100,13 @@ pub(super) fn record(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         },
         now,
     )?;
+    ctx.copy_first(|db| {
+        reencode::copy_image_with_records(db, deployment.image_id)?;
+        match &deployment.deployment_id {
+            Some(deployment_id) => reencode::copy_record_of_deployment(db, &org_id, deployment_id),
+            None => Ok(()),
+        }
+    })?;
     let recorded = transaction(env.db, || {
         store::record(env.db, &org_id, &deployment, env.ids, now)
     })?;
@@ -113,6 +121,7 @@ fn location(record: &LeadTimeRecord) -> String {
 pub(super) fn get(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let org_id = ctx.acting_org()?;
     let lead_time_id = ctx.lead_time_id()?;
+    ctx.copy_first(|db| reencode::copy_record(db, lead_time_id))?;
     let record = store::find(ctx.env.db, &org_id, lead_time_id)?
         .ok_or_else(|| Error::not_found(format!("deployment {lead_time_id} does not exist")))?;
     json_response(StatusCode::OK, &DeploymentRecordBody::from(record))

@@ -77,7 +77,7 @@ fn period_seconds(periods: &[DateTime<Utc>]) -> Vec<i64> {
 }
 
 fn rfc3339(instant: DateTime<Utc>) -> String {
-    Timestamp::from_utc(instant).to_stored()
+    Timestamp::from_utc(instant).to_rfc3339()
 }
 
 /// One value of the seed's DoraLeadTimeToChangeMetricResponse.
@@ -155,6 +155,7 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
 
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
+    ctx.whole_tables()?;
     let plan = dora::plan(ctx.rollup_complete(), &query.range, &query.filter);
     // The figures and the page of values from one snapshot: a deployment recorded meanwhile
     // must be in all of the reads or in none.
@@ -192,8 +193,8 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         .into_iter()
         .map(|r| LeadTimeValueBody {
             duration_mins: r.duration_mins.unwrap_or_default(),
-            created_at: r.created_at.to_stored(),
-            git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_stored()),
+            created_at: r.created_at.to_rfc3339(),
+            git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_rfc3339()),
             git_hash: r.git_hash,
             image_name_with_tag: r.image_name_with_tag,
             app_id: r.app_id,
@@ -210,8 +211,8 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     json_response(
         StatusCode::OK,
         &LeadTimeBody {
-            start_time: query.range.start.to_stored(),
-            end_time: query.range.end.to_stored(),
+            start_time: query.range.start.to_rfc3339(),
+            end_time: query.range.end.to_rfc3339(),
             values,
             next_cursor: page.next_cursor,
             summary: SummaryBody {
@@ -259,6 +260,7 @@ pub(super) fn deployment_frequency(ctx: &Context<'_>) -> Result<Response<Vec<u8>
     let query = dora_query(ctx)?;
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
+    ctx.whole_tables()?;
     let plan = dora::plan(ctx.rollup_complete(), &query.range, &query.filter);
     let counts = read_snapshot(env.db, || {
         dora::deployments_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)
@@ -269,8 +271,8 @@ pub(super) fn deployment_frequency(ctx: &Context<'_>) -> Result<Response<Vec<u8>
     json_response(
         StatusCode::OK,
         &FrequencyBody {
-            start_time: query.range.start.to_stored(),
-            end_time: query.range.end.to_stored(),
+            start_time: query.range.start.to_rfc3339(),
+            end_time: query.range.end.to_rfc3339(),
             summary: FrequencySummaryBody {
                 count: total as usize,
                 days,

@@ -28,6 +28,7 @@ use crate::store::images::{self as store, ImageFilter, InsertOutcome};
 use crate::store::json_columns::{
     ClusterImageTagJson, PortJson, parse_cluster_image_tags, parse_ports,
 };
+use crate::store::reencode;
 
 use super::{BASE_PATH, Context, PageBody, decode_json, json_response, respond};
 
@@ -198,7 +199,7 @@ impl From<Image> for ImageBody {
             status: r.status.as_str(),
             tags: r.tags.into_vec(),
             git_hash: r.git_hash.into_string(),
-            git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_stored()),
+            git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_rfc3339()),
             gitops_hash: r.gitops_hash.map(GitopsHash::into_string),
             api_definition_path: r.api_definition_path.map(ApiDefinitionPath::into_string),
             committer: r.committer.map(Committer::into_string),
@@ -211,8 +212,8 @@ impl From<Image> for ImageBody {
                 .map(ClusterImageTagJson::from)
                 .collect(),
             api_version_id: r.api_version_id.map(ApiVersionId::into_string),
-            built_at: image.built_at.to_stored(),
-            updated_at: image.updated_at.to_stored(),
+            built_at: image.built_at.to_rfc3339(),
+            updated_at: image.updated_at.to_rfc3339(),
         }
     }
 }
@@ -235,6 +236,7 @@ pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     // The reads happen before the write, so a retried pipeline run (the common retry) never
     // queues behind other writers; the write is one statement (store::images::record).
     let registry = ctx.writable_registry(registry_id)?;
+    ctx.copy_first(|db| reencode::copy_image_of_run(db, registry_id, cd_request.run_id.as_str()))?;
     if let Some(existing) = replay(
         env,
         registry.readable(),
@@ -306,6 +308,7 @@ pub(super) fn get(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let registry_id = ctx.registry_id()?;
     let image_id = ctx.image_id()?;
     let registry = ctx.readable_registry(registry_id)?;
+    ctx.copy_first(|db| reencode::copy_image(db, image_id))?;
     let image = store::find(ctx.env.db, &registry, image_id)?.ok_or_else(|| not_found(image_id))?;
     json_response(StatusCode::OK, &ImageBody::from(image))
 }
@@ -324,6 +327,7 @@ pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         tag: request.query("tag")?.map(str::to_owned),
         api_version_id: request.query("api_version_id")?.map(str::to_owned),
     };
+    ctx.whole_tables()?;
     let page = store::list(ctx.env.db, &registry, &filter, after, limit)?;
     json_response(StatusCode::OK, &PageBody::from_page(page, ImageBody::from))
 }
@@ -359,6 +363,7 @@ pub(super) fn update(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let registry_id = ctx.registry_id()?;
     let image_id = ctx.image_id()?;
     let fields: Map<String, Json> = ctx.request.json()?;
+    ctx.copy_first(|db| reencode::copy_image(db, image_id))?;
     let updated = transaction(env.db, || {
         let registry: WritableRegistry = ctx.writable_registry(registry_id)?;
         let image = store::find(env.db, registry.readable(), image_id)?
@@ -429,6 +434,7 @@ pub(super) fn inactive_orgs(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Erro
     let after = cursor
         .map(|c| OrgId::parse("cursor", c).map_err(|_| Error::bad_cursor()))
         .transpose()?;
+    ctx.whole_tables()?;
     let page = store::orgs_with_inactive_images(env.db, after.as_ref(), limit)?;
     json_response(
         StatusCode::OK,

@@ -278,14 +278,37 @@ pub(crate) struct Context<'a> {
     pub(crate) env: &'a Env<'a>,
     access: Access,
     params: Vec<(&'static str, &'a str)>,
-    /// A back-fill is pending (`migrations::Schema`): derived data may miss older rows.
-    backfilling: bool,
+    /// What the schema read said is pending (`migrations::Schema`).
+    schema: migrations::Schema,
 }
 
 impl<'a> Context<'a> {
     /// Whether the daily lead-time rollup holds every record (no back-fill pending).
     pub(crate) fn rollup_complete(&self) -> bool {
-        !self.backfilling
+        !self.schema.rollup_pending
+    }
+
+    /// While migration 0007's copy is under way, copies the rows a lookup by key is about to
+    /// read (`store::reencode`); nothing otherwise.
+    pub(crate) fn copy_first(
+        &self,
+        copy: impl FnOnce(&dyn crate::db::Db) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        if self.schema.copying {
+            copy(self.env.db)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// For a read of whole tables: finishes migration 0007's copy if it is under way, or
+    /// fails with a 503 to retry.
+    pub(crate) fn whole_tables(&self) -> Result<(), Error> {
+        if self.schema.copying {
+            crate::store::reencode::finish_copy(self.env.db, self.env.clock)
+        } else {
+            Ok(())
+        }
     }
 
     /// A path parameter of the route's pattern (the table names it, so it is there).
@@ -399,7 +422,7 @@ pub(crate) fn serve(
             env,
             access: matched.access,
             params: matched.params,
-            backfilling,
+            schema,
         };
         (matched.handler)(&context)
     })();

@@ -36,8 +36,8 @@ impl From<ImageRegistry> for RegistryBody {
             public: registry.public,
             container_registry_id: registry.container_registry_id.as_str().to_owned(),
             token_vault_id: registry.token_vault_id.map(|v| v.as_str().to_owned()),
-            created_at: registry.created_at.to_stored(),
-            updated_at: registry.updated_at.to_stored(),
+            created_at: registry.created_at.to_rfc3339(),
+            updated_at: registry.updated_at.to_rfc3339(),
         }
     }
 }

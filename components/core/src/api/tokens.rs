@@ -46,7 +46,7 @@ impl From<ApiToken> for TokenBody {
             org_id: token.org_id.to_string(),
             role: token.role.as_str(),
             name: token.name,
-            created_at: token.created_at.to_stored(),
+            created_at: token.created_at.to_rfc3339(),
             token: None,
         }
     }

@@ -1,5 +1,6 @@
 //! Resource ids. Ids are UUIDv7: time-ordered, so new rows land at the end of their index
-//! and "newest first" is "largest id first".
+//! and "newest first" is "largest id first". On the wire they are hyphenated text; stored,
+//! their 16 bytes (migration 0007), which sort exactly as the text does.
 
 use uuid::Uuid;
 
@@ -12,6 +13,7 @@ macro_rules! id {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         $vis struct $name(Uuid);
 
+        #[allow(dead_code, reason = "ids only rows hold are never parsed or shown alone")]
         impl $name {
             /// A fresh id (from `Env::ids`).
             #[allow(dead_code, reason = "not every id is minted here: some come from rows")]
@@ -25,9 +27,21 @@ macro_rules! id {
                 parse_uuid(field, value).map($name)
             }
 
-            /// The stored and wire form: lowercase hyphenated, which sorts like the UUID.
+            /// The wire form: lowercase hyphenated, which sorts like the UUID.
             pub(crate) fn to_text(self) -> String {
                 self.0.hyphenated().to_string()
+            }
+        }
+
+        impl StoredId for $name {
+            fn from_uuid(id: Uuid) -> $name {
+                $name(id)
+            }
+        }
+
+        impl From<$name> for crate::db::Value {
+            fn from(id: $name) -> crate::db::Value {
+                crate::db::Value::Blob(id.0.as_bytes().to_vec())
             }
         }
 
@@ -63,6 +77,11 @@ id!(
     /// The id of an environment of an org.
     pub(crate) EnvironmentId
 );
+
+/// An id type as rows hold it: 16 bytes (`db::Row::id`).
+pub(crate) trait StoredId: Sized {
+    fn from_uuid(id: Uuid) -> Self;
+}
 
 /// Parses a hyphenated UUID (the only form we hand out); anything else is a 400.
 pub(crate) fn parse_uuid(field: &str, value: &str) -> Result<Uuid, Error> {

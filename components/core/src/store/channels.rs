@@ -9,7 +9,7 @@ use crate::domain::image::VersionChange;
 use crate::domain::{Channel, ImageVersion, RegistryId, SemVersion, Timestamp, UpdateType};
 use crate::error::Error;
 
-use super::{Keyset, Order, Page};
+use super::{Keyset, ORG_KEY, Order, Page};
 
 const COLUMNS: &str = "registry_id, channel, major, minor, patch, created_at, updated_at";
 
@@ -19,11 +19,11 @@ fn from_row(row: Row<'_>) -> Result<ImageVersion, Error> {
         u64::try_from(row.integer(index)?).map_err(|_| Error::storage("negative version part"))
     };
     Ok(ImageVersion {
-        registry_id: RegistryId::parse("registry_id", &row.text(0)?).map_err(stored)?,
+        registry_id: row.id(0)?,
         channel: Channel::parse(&row.text(1)?).map_err(stored)?,
         version: SemVersion::new(part(2)?, part(3)?, part(4)?).map_err(stored)?,
-        created_at: Timestamp::from_stored(&row.text(5)?)?,
-        updated_at: Timestamp::from_stored(&row.text(6)?)?,
+        created_at: row.timestamp(5)?,
+        updated_at: row.timestamp(6)?,
     })
 }
 
@@ -43,7 +43,7 @@ fn find_unchecked(
 ) -> Result<Option<ImageVersion>, Error> {
     let rows = db.execute(
         &format!("SELECT {COLUMNS} FROM image_versions WHERE registry_id = ? AND channel = ?"),
-        &[registry_id.to_text().into(), channel.as_str().into()],
+        &[registry_id.into(), channel.as_str().into()],
     )?;
     rows.first().map(from_row).transpose()
 }
@@ -64,7 +64,7 @@ pub(crate) fn list(
     }
     .page(
         db,
-        vec![registry.id().to_text().into()],
+        vec![registry.id().into()],
         after.map(|channel| channel.as_str().into()),
         limit,
         from_row,
@@ -86,18 +86,18 @@ pub(crate) fn get_or_create(
     // ON CONFLICT DO NOTHING + RETURNING tells in one statement whether this call created it.
     let created = db.execute(
         &format!(
-            "INSERT INTO image_versions (registry_id, channel, org_id, major, minor, patch, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (registry_id, channel) DO NOTHING RETURNING {COLUMNS}"
+            "INSERT INTO image_versions (registry_id, channel, org_key, major, minor, patch, created_at, updated_at) \
+             VALUES (?, ?, {ORG_KEY}, ?, ?, ?, ?, ?) ON CONFLICT (registry_id, channel) DO NOTHING RETURNING {COLUMNS}"
         ),
         &[
-            registry_id.to_text().into(),
+            registry_id.into(),
             channel.as_str().into(),
             org_id.as_str().into(),
             (initial.major() as i64).into(),
             (initial.minor() as i64).into(),
             (initial.patch() as i64).into(),
-            now.to_stored().into(),
-            now.to_stored().into(),
+            now.into(),
+            now.into(),
         ],
     )?;
     if let Some(row) = created.first() {
@@ -123,8 +123,8 @@ pub(crate) fn set(
             (version.major() as i64).into(),
             (version.minor() as i64).into(),
             (version.patch() as i64).into(),
-            now.to_stored().into(),
-            registry.id().to_text().into(),
+            now.into(),
+            registry.id().into(),
             current.channel.as_str().into(),
         ],
     )?;

@@ -28,7 +28,6 @@ use crate::db::{Db, Value, transaction};
 use crate::error::Error;
 
 use crate::domain::deployment::LeadTimeRecord;
-use crate::domain::sorted_runs::mins_to_micros;
 
 /// One chunk of one day of one environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,20 +123,19 @@ fn counted_micros(has_project: bool, micros: Option<i64>) -> Option<Result<u64, 
     Some(u64::try_from(micros).map_err(|_| ()))
 }
 
-/// The day's key columns, as bound in every statement here.
-fn day_key(org_id: &str, day: NaiveDate, environment: &str, prod: bool) -> [Value; 4] {
-    [
-        org_id.into(),
-        day_text(day).into(),
-        environment.into(),
-        prod.into(),
-    ]
+/// The day's key columns, as bound in every statement here: the org (its id in [`add`],
+/// its key in a back-fill, see [`ORG_BY_ID`]), the day, the environment and the prod flag.
+fn day_key(org: Value, day: NaiveDate, environment: &str, prod: bool) -> [Value; 4] {
+    [org, day_text(day).into(), environment.into(), prod.into()]
 }
+
+/// `?1` of [`add`]'s statements is the org's id, of a back-fill's its key.
+const ORG_BY_ID: &str = "(SELECT org_key FROM orgs WHERE org_id = ?1)";
 
 /// Counts `record` in its day. Call inside the transaction that inserts the record.
 pub(crate) fn add(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
     let [org_id, day, environment, prod] = day_key(
-        record.org_id.as_str(),
+        record.org_id.as_str().into(),
         record.created_at.instant().date_naive(),
         &record.environment,
         record.prod,
@@ -149,10 +147,12 @@ pub(crate) fn add(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
     let (chunk, lead_times) = match counted {
         Some(Ok(micros)) => {
             let last = db.execute(
-                "SELECT chunk, CASE WHEN length(lead_times) < ?5 THEN lead_times END \
-                 FROM lead_time_days \
-                 WHERE org_id = ?1 AND day = ?2 AND environment = ?3 AND prod = ?4 \
-                 ORDER BY chunk DESC LIMIT 1",
+                &format!(
+                    "SELECT chunk, CASE WHEN length(lead_times) < ?5 THEN lead_times END \
+                     FROM lead_time_days \
+                     WHERE org_key = {ORG_BY_ID} AND day = ?2 AND environment = ?3 AND prod = ?4 \
+                     ORDER BY chunk DESC LIMIT 1"
+                ),
                 &[
                     org_id.clone(),
                     day.clone(),
@@ -173,16 +173,19 @@ pub(crate) fn add(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
     };
     let clock_skew = i64::from(matches!(counted, Some(Err(()))));
     db.execute(
-        "INSERT INTO lead_time_days \
-           (org_id, day, environment, prod, chunk, deployments, clock_skew, lead_times) \
-         VALUES (?1, ?2, ?3, ?4, \
-           coalesce(?5, (SELECT coalesce(max(chunk), 0) FROM lead_time_days \
-                         WHERE org_id = ?1 AND day = ?2 AND environment = ?3 AND prod = ?4)), \
-           1, ?6, coalesce(?7, x'')) \
-         ON CONFLICT (org_id, day, environment, prod, chunk) DO UPDATE SET \
-           deployments = deployments + 1, \
-           clock_skew = clock_skew + ?6, \
-           lead_times = coalesce(?7, lead_times)",
+        &format!(
+            "INSERT INTO lead_time_days \
+               (org_key, day, environment, prod, chunk, deployments, clock_skew, lead_times) \
+             VALUES ({ORG_BY_ID}, ?2, ?3, ?4, \
+               coalesce(?5, (SELECT coalesce(max(chunk), 0) FROM lead_time_days \
+                             WHERE org_key = {ORG_BY_ID} AND day = ?2 AND environment = ?3 \
+                               AND prod = ?4)), \
+               1, ?6, coalesce(?7, x'')) \
+             ON CONFLICT (org_key, day, environment, prod, chunk) DO UPDATE SET \
+               deployments = deployments + 1, \
+               clock_skew = clock_skew + ?6, \
+               lead_times = coalesce(?7, lead_times)"
+        ),
         &[
             org_id,
             day,
@@ -211,7 +214,8 @@ pub(crate) fn read(
     let lead_times = if with_lead_times { "lead_times" } else { "x''" };
     let mut sql = format!(
         "SELECT day, deployments, clock_skew, {lead_times} FROM lead_time_days \
-         WHERE org_id = ? AND day BETWEEN ? AND ?"
+         WHERE org_key = {} AND day BETWEEN ? AND ?",
+        super::ORG_KEY
     );
     let mut params: Vec<Value> = vec![
         org_id.as_str().into(),
@@ -259,8 +263,8 @@ pub(crate) fn is_complete(db: &dyn Db) -> Result<bool, Error> {
     Ok(rows.rows.is_empty())
 }
 
-/// (org, day, environment, prod): what a day's chunks share.
-type DayKey = (String, NaiveDate, String, bool);
+/// (org key, day, environment, prod): what a day's chunks share.
+type DayKey = (i64, NaiveDate, String, bool);
 
 /// What one [`backfill_step`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,85 +289,86 @@ pub(crate) fn backfill_step(db: &dyn Db) -> Result<Backfill, Error> {
 
 /// [`backfill_step`] with a batch of `batch` rowids (tests take small ones).
 pub(crate) fn backfill_batch(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
-    transaction(db, || {
-        let cursor = db.execute(
-            "SELECT next_rowid, last_rowid FROM backfills WHERE derived = ?",
+    transaction(db, || backfill_batch_in(db, batch))
+}
+
+/// [`backfill_batch`] inside the caller's write transaction.
+pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
+    let cursor = db.execute(
+        "SELECT next_rowid, last_rowid FROM backfills WHERE derived = ?",
+        &[BACKFILL.into()],
+    )?;
+    let Some(row) = cursor.first() else {
+        return Ok(Backfill::Complete);
+    };
+    let (first, last) = (row.integer(0)?, row.integer(1)?);
+    let end = last.min(first.saturating_add(batch.max(1) - 1));
+    let records = db.execute(
+        "SELECT org_key, created_at, environment, prod, project_id IS NOT NULL, duration_micros \
+         FROM image_lead_times WHERE rowid BETWEEN ? AND ?",
+        &[first.into(), end.into()],
+    )?;
+    let mut days: BTreeMap<DayKey, (i64, i64, Vec<u64>)> = BTreeMap::new();
+    for record in records.iter() {
+        let created_at = record.timestamp(1)?;
+        let key = (
+            record.integer(0)?,
+            created_at.instant().date_naive(),
+            record.text(2)?,
+            record.flag(3)?,
+        );
+        let (deployments, clock_skew, lead_times) = days.entry(key).or_default();
+        *deployments += 1;
+        match counted_micros(record.flag(4)?, record.optional_integer(5)?) {
+            Some(Ok(micros)) => lead_times.push(micros),
+            Some(Err(())) => *clock_skew += 1,
+            None => {}
+        }
+    }
+    for ((org_key, day, environment, prod), (deployments, clock_skew, mut lead_times)) in days {
+        lead_times.sort_unstable();
+        let mut counts = Some((deployments, clock_skew));
+        let chunks: Vec<&[u64]> = if lead_times.is_empty() {
+            vec![&[]]
+        } else {
+            lead_times.chunks(CHUNK_LEAD_TIMES).collect()
+        };
+        for chunk in chunks {
+            let (deployments, clock_skew) = counts.take().unwrap_or((0, 0));
+            let [org_key, day, environment, prod] =
+                day_key(org_key.into(), day, &environment, prod);
+            db.execute(
+                "INSERT INTO lead_time_days \
+                   (org_key, day, environment, prod, chunk, deployments, clock_skew, lead_times) \
+                 VALUES (?1, ?2, ?3, ?4, \
+                   (SELECT coalesce(max(chunk) + 1, 0) FROM lead_time_days \
+                    WHERE org_key = ?1 AND day = ?2 AND environment = ?3 AND prod = ?4), \
+                   ?5, ?6, ?7)",
+                &[
+                    org_key,
+                    day,
+                    environment,
+                    prod,
+                    deployments.into(),
+                    clock_skew.into(),
+                    Value::Blob(encode(chunk)),
+                ],
+            )?;
+        }
+    }
+    let finished = end >= last;
+    if finished {
+        db.execute(
+            "DELETE FROM backfills WHERE derived = ?",
             &[BACKFILL.into()],
         )?;
-        let Some(row) = cursor.first() else {
-            return Ok(Backfill::Complete);
-        };
-        let (first, last) = (row.integer(0)?, row.integer(1)?);
-        let end = last.min(first.saturating_add(batch.max(1) - 1));
-        let records = db.execute(
-            "SELECT org_id, created_at, environment, prod, project_id IS NOT NULL, duration_mins \
-             FROM image_lead_times WHERE rowid BETWEEN ? AND ?",
-            &[first.into(), end.into()],
+    } else {
+        db.execute(
+            "UPDATE backfills SET next_rowid = ? WHERE derived = ?",
+            &[(end + 1).into(), BACKFILL.into()],
         )?;
-        let mut days: BTreeMap<DayKey, (i64, i64, Vec<u64>)> = BTreeMap::new();
-        for record in records.iter() {
-            let created_at = crate::domain::Timestamp::from_stored(&record.text(1)?)?;
-            let key = (
-                record.text(0)?,
-                created_at.instant().date_naive(),
-                record.text(2)?,
-                record.flag(3)?,
-            );
-            let (deployments, clock_skew, lead_times) = days.entry(key).or_default();
-            *deployments += 1;
-            match counted_micros(
-                record.flag(4)?,
-                record.optional_real(5)?.map(mins_to_micros),
-            ) {
-                Some(Ok(micros)) => lead_times.push(micros),
-                Some(Err(())) => *clock_skew += 1,
-                None => {}
-            }
-        }
-        for ((org_id, day, environment, prod), (deployments, clock_skew, mut lead_times)) in days {
-            lead_times.sort_unstable();
-            let mut counts = Some((deployments, clock_skew));
-            let chunks: Vec<&[u64]> = if lead_times.is_empty() {
-                vec![&[]]
-            } else {
-                lead_times.chunks(CHUNK_LEAD_TIMES).collect()
-            };
-            for chunk in chunks {
-                let (deployments, clock_skew) = counts.take().unwrap_or((0, 0));
-                let [org_id, day, environment, prod] = day_key(&org_id, day, &environment, prod);
-                db.execute(
-                    "INSERT INTO lead_time_days \
-                       (org_id, day, environment, prod, chunk, deployments, clock_skew, lead_times) \
-                     VALUES (?1, ?2, ?3, ?4, \
-                       (SELECT coalesce(max(chunk) + 1, 0) FROM lead_time_days \
-                        WHERE org_id = ?1 AND day = ?2 AND environment = ?3 AND prod = ?4), \
-                       ?5, ?6, ?7)",
-                    &[
-                        org_id,
-                        day,
-                        environment,
-                        prod,
-                        deployments.into(),
-                        clock_skew.into(),
-                        Value::Blob(encode(chunk)),
-                    ],
-                )?;
-            }
-        }
-        let finished = end >= last;
-        if finished {
-            db.execute(
-                "DELETE FROM backfills WHERE derived = ?",
-                &[BACKFILL.into()],
-            )?;
-        } else {
-            db.execute(
-                "UPDATE backfills SET next_rowid = ? WHERE derived = ?",
-                &[(end + 1).into(), BACKFILL.into()],
-            )?;
-        }
-        Ok(Backfill::Batch { finished })
-    })
+    }
+    Ok(Backfill::Batch { finished })
 }
 
 /// Empties the rollup and makes it pending again, as migration 0004 leaves a database that

@@ -9,18 +9,31 @@ use crate::domain::image::{
     Image, ImageId, ImageName, ImageReference, ImageStatus, ImageTags, NewImage, RunId, TagName,
     VersionChange,
 };
-use crate::domain::{Channel, OrgId, RegistryId, Timestamp};
+use crate::domain::{Channel, OrgId, Timestamp};
 use crate::error::Error;
 
-use super::Page;
 use super::json_columns::{
     decode_cluster_image_tags, decode_ports, decode_tags, encode_cluster_image_tags, encode_ports,
     encode_tags,
 };
+use super::{ORG_KEY, Page};
 
-const COLUMNS: &str = "image_id, org_id, registry_id, channel, version, update_type, tag_name, image_name, \
+const COLUMNS: &str = "image_id, (SELECT org_id FROM orgs WHERE orgs.org_key = images.org_key), \
+     registry_id, channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
      committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at";
+
+/// The columns of [`COLUMNS`] as an INSERT names them (the org by its key), and the digest.
+/// [`COLUMNS`] for packing into JSON, which holds no blobs: ids as hex (`db::Row::id`).
+const PACKED_COLUMNS: &str = "hex(image_id), (SELECT org_id FROM orgs WHERE orgs.org_key = images.org_key), \
+     hex(registry_id), channel, version, update_type, tag_name, image_name, \
+     image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
+     committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at";
+
+const INSERTED: &str = "image_id, org_key, registry_id, channel, version, update_type, tag_name, image_name, \
+     image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
+     committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at, \
+     request_sha256";
 
 fn from_row(row: Row<'_>) -> Result<Image, Error> {
     let stored = |e: Error| Error::storage(format!("unreadable image row: {e}"));
@@ -33,10 +46,7 @@ fn from_row(row: Row<'_>) -> Result<Image, Error> {
         status: ImageStatus::parse("status", &row.text(9)?).map_err(stored)?,
         tags: ImageTags::from_stored(decode_tags(&row.text(10)?)?),
         git_hash: GitHash::from_stored(row.text(11)?),
-        git_hash_commit_timestamp: row
-            .optional_text(12)?
-            .map(|t| Timestamp::from_stored(&t))
-            .transpose()?,
+        git_hash_commit_timestamp: row.optional_timestamp(12)?,
         gitops_hash: row.optional_text(13)?.map(GitopsHash::from_stored),
         api_definition_path: row.optional_text(14)?.map(ApiDefinitionPath::from_stored),
         committer: row.optional_text(15)?.map(Committer::from_stored),
@@ -47,20 +57,22 @@ fn from_row(row: Row<'_>) -> Result<Image, Error> {
         api_version_id: row.optional_text(20)?.map(ApiVersionId::from_stored),
     };
     Ok(Image {
-        image_id: ImageId::parse("image_id", &row.text(0)?).map_err(stored)?,
+        image_id: row.id(0)?,
         org_id: OrgId::parse("org_id", &row.text(1)?).map_err(stored)?,
-        registry_id: RegistryId::parse("registry_id", &row.text(2)?).map_err(stored)?,
+        registry_id: row.id(2)?,
         version: row.text(4)?,
         request,
-        built_at: Timestamp::from_stored(&row.text(21)?)?,
-        updated_at: Timestamp::from_stored(&row.text(22)?)?,
+        built_at: row.timestamp(21)?,
+        updated_at: row.timestamp(22)?,
     })
 }
 
 /// A digest of everything a pipeline sent (after defaults and normalisation): a retry of the
 /// same run carries the same digest; a different build reusing the run id does not.
 pub(crate) fn request_digest(request: &CdRequest) -> String {
-    let fields: Vec<Value> = request_values(request);
+    // Instants as the wire renders them: the digest of a run recorded by an earlier schema
+    // (text instants) must still match its retry.
+    let fields: Vec<Value> = request_values(request, |t| t.to_rfc3339().into());
     let mut hasher = Sha256::new();
     for value in fields {
         // Length-prefixed, typed fields: no two different requests encode the same bytes.
@@ -79,8 +91,9 @@ pub(crate) fn request_digest(request: &CdRequest) -> String {
         .collect()
 }
 
-/// The request's fields in column order, from `channel` to `api_version_id` (less `version`).
-fn request_values(request: &CdRequest) -> Vec<Value> {
+/// The request's fields in column order, from `channel` to `api_version_id` (less `version`),
+/// with the commit time as `instant` makes it.
+fn request_values(request: &CdRequest, instant: fn(Timestamp) -> Value) -> Vec<Value> {
     vec![
         request.channel.as_str().into(),
         request.version_change.as_str().into(),
@@ -92,8 +105,7 @@ fn request_values(request: &CdRequest) -> Vec<Value> {
         request.git_hash.as_str().into(),
         request
             .git_hash_commit_timestamp
-            .map(|t| t.to_stored())
-            .into(),
+            .map_or(Value::Null, instant),
         request.gitops_hash.as_ref().map(GitopsHash::as_str).into(),
         request
             .api_definition_path
@@ -177,20 +189,25 @@ fn insert(
     image: &NewImage,
 ) -> Result<crate::db::Rows, DbError> {
     let mut params: Vec<Value> = vec![
-        image.image_id.to_text().into(),
+        image.image_id.into(),
         registry.registry().org_id.as_str().into(),
-        registry.id().to_text().into(),
+        registry.id().into(),
     ];
-    params.extend(request_values(&image.request));
+    params.extend(request_values(&image.request, Into::into));
     params.extend([
-        image.built_at.to_stored().into(),
-        image.built_at.to_stored().into(),
+        image.built_at.into(),
+        image.built_at.into(),
         image.request_digest.as_str().into(),
     ]);
-    let placeholders: Vec<String> = (1..=params.len()).map(|n| format!("?{n}")).collect();
+    let mut placeholders: Vec<String> = (1..=params.len()).map(|n| format!("?{n}")).collect();
+    // The org by its key (the registry's org is interned), the digest as its 32 bytes.
+    placeholders[1] = "(SELECT org_key FROM orgs WHERE org_id = ?2)".to_owned();
+    if let Some(digest) = placeholders.last_mut() {
+        *digest = format!("unhex({digest})");
+    }
     let (before, after) = placeholders.split_at(4);
     let sql = format!(
-        "INSERT INTO images ({COLUMNS}, request_sha256) VALUES ({}, {NEXT_VERSION}, {}) RETURNING version",
+        "INSERT INTO images ({INSERTED}) VALUES ({}, {NEXT_VERSION}, {}) RETURNING version",
         before.join(", "),
         after.join(", ")
     );
@@ -205,15 +222,11 @@ pub(crate) fn find_by_run(
     run_id: &str,
 ) -> Result<Option<(ImageId, String)>, Error> {
     let rows = db.execute(
-        "SELECT image_id, request_sha256 FROM images WHERE registry_id = ? AND run_id = ?",
-        &[registry.id().to_text().into(), run_id.into()],
+        "SELECT image_id, lower(hex(request_sha256)) FROM images WHERE registry_id = ? AND run_id = ?",
+        &[registry.id().into(), run_id.into()],
     )?;
     rows.first()
-        .map(|row| {
-            let image_id = ImageId::parse("image_id", &row.text(0)?)
-                .map_err(|e| Error::storage(format!("unreadable image id: {e}")))?;
-            Ok((image_id, row.text(1)?))
-        })
+        .map(|row| Ok((row.id(0)?, row.text(1)?)))
         .transpose()
 }
 
@@ -225,7 +238,7 @@ pub(crate) fn find(
 ) -> Result<Option<Image>, Error> {
     let rows = db.execute(
         &format!("SELECT {COLUMNS} FROM images WHERE registry_id = ? AND image_id = ?"),
-        &[registry.id().to_text().into(), image_id.to_text().into()],
+        &[registry.id().into(), image_id.into()],
     )?;
     rows.first().map(from_row).transpose()
 }
@@ -248,8 +261,8 @@ pub(crate) fn list(
     after: Option<ImageId>,
     limit: usize,
 ) -> Result<Page<Image>, Error> {
-    let mut sql = format!("SELECT {COLUMNS} FROM images WHERE registry_id = ?");
-    let mut params: Vec<Value> = vec![registry.id().to_text().into()];
+    let mut sql = String::from("SELECT * FROM images WHERE registry_id = ?");
+    let mut params: Vec<Value> = vec![registry.id().into()];
     if let Some(channel) = &filter.channel {
         sql.push_str(" AND channel = ?");
         params.push(channel.as_str().into());
@@ -270,14 +283,16 @@ pub(crate) fn list(
     }
     if let Some(cursor) = after {
         sql.push_str(" AND image_id < ?");
-        params.push(cursor.to_text().into());
+        params.push(cursor.into());
     }
     sql.push_str(" ORDER BY image_id DESC LIMIT ?");
     params.push((limit as i64 + 1).into());
-    // One packed text instead of 23 values per row (`super::unpack_rows`).
+    // One packed text instead of 23 values per row (`super::unpack_rows`); the page is
+    // named `images` so that the columns read as from the table.
     let packed = db.execute(
         &format!(
-            "SELECT json_group_array(json_array({COLUMNS}) ORDER BY image_id DESC) FROM ({sql})"
+            "SELECT json_group_array(json_array({PACKED_COLUMNS}) ORDER BY image_id DESC) \
+             FROM ({sql}) AS images"
         ),
         &params,
     )?;
@@ -303,9 +318,9 @@ pub(crate) fn update(db: &dyn Db, registry: &WritableRegistry, image: &Image) ->
             encode_cluster_image_tags(&r.cluster_image_tags).into(),
             encode_ports(&r.image_ports).into(),
             r.gitops_hash.as_ref().map(GitopsHash::as_str).into(),
-            image.updated_at.to_stored().into(),
-            image.image_id.to_text().into(),
-            registry.id().to_text().into(),
+            image.updated_at.into(),
+            image.image_id.into(),
+            registry.id().into(),
         ],
     )?;
     Ok(())
@@ -318,14 +333,13 @@ pub(crate) fn orgs_with_inactive_images(
     after: Option<&OrgId>,
     limit: usize,
 ) -> Result<Page<OrgId>, Error> {
-    let inactive: Vec<&str> = ImageStatus::ALL
-        .iter()
-        .filter(|s| **s != ImageStatus::Active)
-        .map(|s| s.as_str())
-        .collect();
-    let placeholders = vec!["?"; inactive.len()].join(", ");
-    let mut params: Vec<Value> = inactive.iter().map(|s| (*s).into()).collect();
-    let mut sql = format!("SELECT DISTINCT org_id FROM images WHERE status IN ({placeholders})");
+    // The orgs in id order, each probed in the partial index of inactive images: `orgs` is
+    // small, and `status <> 'active'` is the index's own condition.
+    let mut params: Vec<Value> = vec![ImageStatus::Active.as_str().into()];
+    let mut sql = String::from(
+        "SELECT org_id FROM orgs WHERE EXISTS \
+         (SELECT 1 FROM images WHERE images.org_key = orgs.org_key AND status <> ?)",
+    );
     if let Some(cursor) = after {
         sql.push_str(" AND org_id > ?");
         params.push(cursor.as_str().into());
@@ -347,8 +361,8 @@ pub(crate) fn find_in_org(
     org_id: &OrgId,
 ) -> Result<Option<Image>, Error> {
     let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM images WHERE image_id = ? AND org_id = ?"),
-        &[image_id.to_text().into(), org_id.as_str().into()],
+        &format!("SELECT {COLUMNS} FROM images WHERE image_id = ? AND org_key = {ORG_KEY}"),
+        &[image_id.into(), org_id.as_str().into()],
     )?;
     rows.first().map(from_row).transpose()
 }

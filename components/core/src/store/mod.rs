@@ -9,8 +9,26 @@ pub(crate) mod deployments;
 pub(crate) mod dora;
 pub(crate) mod images;
 pub(crate) mod json_columns;
+pub(crate) mod reencode;
 pub(crate) mod registries;
 pub(crate) mod tokens;
+
+/// The interned key of the org whose id is bound at this `?`: one lookup in the small `orgs`
+/// table (NULL for an org that has no rows yet, which matches nothing).
+pub(crate) const ORG_KEY: &str = "(SELECT org_key FROM orgs WHERE org_id = ?)";
+
+/// Interns `org_id` (migration 0007's `orgs`) before a write that creates the org's first
+/// rows: a token, a registry, an environment.
+pub(crate) fn intern_org(
+    db: &dyn crate::db::Db,
+    org_id: &crate::domain::OrgId,
+) -> Result<(), crate::Error> {
+    db.execute(
+        "INSERT INTO orgs (org_id) VALUES (?) ON CONFLICT (org_id) DO NOTHING",
+        &[org_id.as_str().into()],
+    )?;
+    Ok(())
+}
 
 /// The rows of a page, packed by SQLite into one JSON text: `json_group_array(json_array(..))`.
 ///

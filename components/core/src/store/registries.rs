@@ -7,10 +7,15 @@ use crate::domain::{
 };
 use crate::error::Error;
 
-use super::{Keyset, Order, Page};
+use super::{Keyset, ORG_KEY, Order, Page};
 
-const COLUMNS: &str = "registry_id, org_id, image_repository_name, public, container_registry_id, \
-                       token_vault_id, created_at, updated_at";
+const COLUMNS: &str = "registry_id, \
+     (SELECT org_id FROM orgs WHERE orgs.org_key = image_registries.org_key), \
+     image_repository_name, public, container_registry_id, token_vault_id, created_at, updated_at";
+
+/// The columns an INSERT names, in [`params`] order.
+const INSERTED: &str = "registry_id, org_key, image_repository_name, public, container_registry_id, \
+     token_vault_id, created_at, updated_at";
 
 /// Who is reading, which decides which registries are visible.
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +29,7 @@ pub(crate) enum Visibility<'a> {
 fn from_row(row: Row<'_>) -> Result<ImageRegistry, Error> {
     let stored = |e: Error| Error::storage(format!("unreadable image registry row: {e}"));
     Ok(ImageRegistry {
-        registry_id: RegistryId::parse("registry_id", &row.text(0)?).map_err(stored)?,
+        registry_id: row.id(0)?,
         org_id: OrgId::parse("org_id", &row.text(1)?).map_err(stored)?,
         image_repository_name: ImageRepositoryName::parse(&row.text(2)?).map_err(stored)?,
         public: row.flag(3)?,
@@ -34,8 +39,8 @@ fn from_row(row: Row<'_>) -> Result<ImageRegistry, Error> {
             .map(|v| TokenVaultId::parse(&v))
             .transpose()
             .map_err(stored)?,
-        created_at: Timestamp::from_stored(&row.text(6)?)?,
-        updated_at: Timestamp::from_stored(&row.text(7)?)?,
+        created_at: row.timestamp(6)?,
+        updated_at: row.timestamp(7)?,
     })
 }
 
@@ -52,7 +57,10 @@ fn duplicate(registry: &ImageRegistry) -> Error {
 }
 
 pub(crate) fn insert(db: &dyn Db, registry: &ImageRegistry) -> Result<(), Error> {
-    let sql = format!("INSERT INTO image_registries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    super::intern_org(db, &registry.org_id)?;
+    let sql = format!(
+        "INSERT INTO image_registries ({INSERTED}) VALUES (?, {ORG_KEY}, ?, ?, ?, ?, ?, ?)"
+    );
     match db.execute(&sql, &params(registry)) {
         Ok(_) => Ok(()),
         Err(DbError::Unique(_)) => Err(duplicate(registry)),
@@ -62,14 +70,14 @@ pub(crate) fn insert(db: &dyn Db, registry: &ImageRegistry) -> Result<(), Error>
 
 fn params(registry: &ImageRegistry) -> Vec<Value> {
     vec![
-        registry.registry_id.to_text().into(),
+        registry.registry_id.into(),
         registry.org_id.as_str().into(),
         registry.image_repository_name.as_str().into(),
         registry.public.into(),
         registry.container_registry_id.as_str().into(),
         registry.token_vault_id.as_ref().map(|v| v.as_str()).into(),
-        registry.created_at.to_stored().into(),
-        registry.updated_at.to_stored().into(),
+        registry.created_at.into(),
+        registry.updated_at.into(),
     ]
 }
 
@@ -85,14 +93,14 @@ pub(crate) fn find_visible(
                 "SELECT {COLUMNS} FROM image_registries \
                  WHERE registry_id = ? AND deleted_at IS NULL AND public = 1"
             ),
-            &[registry_id.to_text().into()],
+            &[registry_id.into()],
         )?,
         Visibility::Org(org_id) => db.execute(
             &format!(
                 "SELECT {COLUMNS} FROM image_registries \
-                 WHERE registry_id = ? AND deleted_at IS NULL AND (org_id = ? OR public = 1)"
+                 WHERE registry_id = ? AND deleted_at IS NULL AND (org_key = {ORG_KEY} OR public = 1)"
             ),
-            &[registry_id.to_text().into(), org_id.as_str().into()],
+            &[registry_id.into(), org_id.as_str().into()],
         )?,
     };
     rows.first().map(from_row).transpose()
@@ -107,9 +115,9 @@ pub(crate) fn find_owned(
     let rows = db.execute(
         &format!(
             "SELECT {COLUMNS} FROM image_registries \
-             WHERE registry_id = ? AND org_id = ? AND deleted_at IS NULL"
+             WHERE registry_id = ? AND org_key = {ORG_KEY} AND deleted_at IS NULL"
         ),
-        &[registry_id.to_text().into(), org_id.as_str().into()],
+        &[registry_id.into(), org_id.as_str().into()],
     )?;
     rows.first().map(from_row).transpose()
 }
@@ -124,14 +132,14 @@ pub(crate) fn list(
     Keyset {
         columns: COLUMNS,
         table: "image_registries",
-        filter: "org_id = ? AND deleted_at IS NULL",
+        filter: &format!("org_key = {ORG_KEY} AND deleted_at IS NULL"),
         key: "registry_id",
         order: Order::NewestFirst,
     }
     .page(
         db,
         vec![org_id.as_str().into()],
-        after.map(|id| id.to_text().into()),
+        after.map(Into::into),
         limit,
         from_row,
         |r| r.registry_id.to_text(),
@@ -141,15 +149,18 @@ pub(crate) fn list(
 /// Stores every changeable field of `registry` (matched by id and org).
 pub(crate) fn update(db: &dyn Db, registry: &ImageRegistry) -> Result<(), Error> {
     let result = db.execute(
-        "UPDATE image_registries SET image_repository_name = ?, public = ?, container_registry_id = ?, \
-         token_vault_id = ?, updated_at = ? WHERE registry_id = ? AND org_id = ? AND deleted_at IS NULL",
+        &format!(
+            "UPDATE image_registries SET image_repository_name = ?, public = ?, \
+             container_registry_id = ?, token_vault_id = ?, updated_at = ? \
+             WHERE registry_id = ? AND org_key = {ORG_KEY} AND deleted_at IS NULL"
+        ),
         &[
             registry.image_repository_name.as_str().into(),
             registry.public.into(),
             registry.container_registry_id.as_str().into(),
             registry.token_vault_id.as_ref().map(|v| v.as_str()).into(),
-            registry.updated_at.to_stored().into(),
-            registry.registry_id.to_text().into(),
+            registry.updated_at.into(),
+            registry.registry_id.into(),
             registry.org_id.as_str().into(),
         ],
     );
@@ -168,12 +179,15 @@ pub(crate) fn soft_delete(
     now: Timestamp,
 ) -> Result<bool, Error> {
     let rows = db.execute(
-        "UPDATE image_registries SET deleted_at = ?, updated_at = ? \
-         WHERE registry_id = ? AND org_id = ? AND deleted_at IS NULL RETURNING registry_id",
+        &format!(
+            "UPDATE image_registries SET deleted_at = ?, updated_at = ? \
+             WHERE registry_id = ? AND org_key = {ORG_KEY} AND deleted_at IS NULL \
+             RETURNING registry_id"
+        ),
         &[
-            now.to_stored().into(),
-            now.to_stored().into(),
-            registry_id.to_text().into(),
+            now.into(),
+            now.into(),
+            registry_id.into(),
             org_id.as_str().into(),
         ],
     )?;

@@ -6,31 +6,36 @@ use crate::domain::token::ApiToken;
 use crate::domain::{OrgId, Role, Timestamp};
 use crate::error::Error;
 
-use super::{Keyset, Order, Page};
+use super::{Keyset, ORG_KEY, Order, Page};
 
-const COLUMNS: &str = "token_id, org_id, role, name, created_at";
+const COLUMNS: &str = "token_id, (SELECT org_id FROM orgs WHERE orgs.org_key = api_tokens.org_key), \
+     role, name, created_at";
 
 fn from_row(row: Row<'_>) -> Result<ApiToken, Error> {
     let stored = |e: Error| Error::storage(format!("unreadable api token row: {e}"));
     Ok(ApiToken {
-        token_id: TokenId::parse("token_id", &row.text(0)?).map_err(stored)?,
+        token_id: row.id(0)?,
         org_id: OrgId::parse("org_id", &row.text(1)?).map_err(stored)?,
         role: Role::parse("role", &row.text(2)?).map_err(stored)?,
         name: row.text(3)?,
-        created_at: Timestamp::from_stored(&row.text(4)?)?,
+        created_at: row.timestamp(4)?,
     })
 }
 
 pub(crate) fn insert(db: &dyn Db, token: &ApiToken, digest: &str) -> Result<(), Error> {
+    super::intern_org(db, &token.org_id)?;
     db.execute(
-        "INSERT INTO api_tokens (token_id, org_id, role, name, token_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        &format!(
+            "INSERT INTO api_tokens (token_id, org_key, role, name, token_sha256, created_at) \
+             VALUES (?, {ORG_KEY}, ?, ?, ?, ?)"
+        ),
         &[
-            token.token_id.to_text().into(),
+            token.token_id.into(),
             token.org_id.as_str().into(),
             token.role.as_str().into(),
             token.name.as_str().into(),
             digest.into(),
-            token.created_at.to_stored().into(),
+            token.created_at.into(),
         ],
     )?;
     Ok(())
@@ -55,14 +60,14 @@ pub(crate) fn list(
     Keyset {
         columns: COLUMNS,
         table: "api_tokens",
-        filter: "org_id = ? AND revoked_at IS NULL",
+        filter: &format!("org_key = {ORG_KEY} AND revoked_at IS NULL"),
         key: "token_id",
         order: Order::NewestFirst,
     }
     .page(
         db,
         vec![org_id.as_str().into()],
-        after.map(|id| id.to_text().into()),
+        after.map(Into::into),
         limit,
         from_row,
         |t| t.token_id.to_text(),
@@ -77,9 +82,10 @@ pub(crate) fn find(
 ) -> Result<Option<ApiToken>, Error> {
     let rows = db.execute(
         &format!(
-            "SELECT {COLUMNS} FROM api_tokens WHERE token_id = ? AND org_id = ? AND revoked_at IS NULL"
+            "SELECT {COLUMNS} FROM api_tokens \
+             WHERE token_id = ? AND org_key = {ORG_KEY} AND revoked_at IS NULL"
         ),
-        &[token_id.to_text().into(), org_id.as_str().into()],
+        &[token_id.into(), org_id.as_str().into()],
     )?;
     rows.first().map(from_row).transpose()
 }
@@ -92,9 +98,11 @@ pub(crate) fn revoke(
     now: Timestamp,
 ) -> Result<bool, Error> {
     let rows = db.execute(
-        "UPDATE api_tokens SET revoked_at = ? WHERE token_id = ? AND org_id = ? AND revoked_at IS NULL \
-         RETURNING token_id",
-        &[now.to_stored().into(), token_id.to_text().into(), org_id.as_str().into()],
+        &format!(
+            "UPDATE api_tokens SET revoked_at = ? \
+             WHERE token_id = ? AND org_key = {ORG_KEY} AND revoked_at IS NULL RETURNING token_id"
+        ),
+        &[now.into(), token_id.into(), org_id.as_str().into()],
     )?;
     Ok(!rows.rows.is_empty())
 }

@@ -233,8 +233,9 @@ fn scenarios() -> Vec<Scenario> {
                     serde_json::json!({"org_id": "globex", "role": "read", "name": "new"}),
                 )
             },
-            applied: |db| match db.count("SELECT COUNT(*) FROM api_tokens WHERE org_id = 'globex'")
-            {
+            applied: |db| match db.count(
+                "SELECT COUNT(*) FROM api_tokens JOIN orgs USING (org_key) WHERE org_id = 'globex'",
+            ) {
                 1 => Some(true),
                 0 => Some(false),
                 _ => None,

@@ -4,6 +4,7 @@
 
 pub(crate) mod fixtures;
 mod properties;
+mod schema_6;
 mod sqlite;
 
 #[cfg(test)]
@@ -44,6 +45,7 @@ pub fn restart_rollup_backfill(db: &dyn crate::Db) -> Result<(), crate::Error> {
 /// Takes a current database back to what schema 3 left — its records, no daily rollup, none
 /// of what came after — the starting point of an upgrade the tests and the bench replay.
 pub fn take_back_to_schema_3(db: &dyn crate::Db) -> Result<(), crate::Error> {
+    take_back_to_schema_6(db)?;
     for statement in [
         "DROP TABLE lead_time_days",
         "DROP TABLE backfills",
@@ -53,6 +55,26 @@ pub fn take_back_to_schema_3(db: &dyn crate::Db) -> Result<(), crate::Error> {
         db.execute(statement, &[])?;
     }
     Ok(())
+}
+
+/// Takes a current database back to schema 6: every row in the text encoding, as the build
+/// before migration 0007 wrote it (`schema_6`).
+pub fn take_back_to_schema_6(db: &dyn crate::Db) -> Result<(), crate::Error> {
+    schema_6::take_back(db)
+}
+
+/// Brings `db` to the current schema but leaves migration 0007's copy pending however small
+/// the database, as a large one is left; the version it was at.
+pub fn ensure_schema_copying(db: &dyn crate::Db) -> Result<i64, crate::Error> {
+    Ok(crate::migrations::ensure_schema_copying(db, false)?.found)
+}
+
+/// One step of whatever back-fill is pending, in its own write transaction, with batches of
+/// `copy` rows (the re-encoding) and `rollup` records (the rollup); `Ok(false)` once nothing
+/// is pending.
+pub fn backfill_step(db: &dyn crate::Db, copy: i64, rollup: i64) -> Result<bool, crate::Error> {
+    Ok(crate::store::reencode::backfill_batch(db, copy, rollup)?
+        != crate::store::daily_rollup::Backfill::Complete)
 }
 
 /// One batch of a pending rollup back-fill, in its own write transaction, as a request runs

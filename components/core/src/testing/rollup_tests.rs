@@ -53,7 +53,7 @@ fn epoch() -> chrono::DateTime<Utc> {
 }
 
 fn rfc3339(instant: chrono::DateTime<Utc>) -> String {
-    Timestamp::from_utc(instant).to_stored()
+    Timestamp::from_utc(instant).to_rfc3339()
 }
 
 impl World {
@@ -236,7 +236,7 @@ impl World {
             .db
             .execute(
                 "SELECT org_id, day, environment, prod, deployments, clock_skew, lead_times \
-                 FROM lead_time_days",
+                 FROM lead_time_days JOIN orgs USING (org_key)",
                 &[],
             )
             .unwrap();
@@ -533,8 +533,8 @@ fn a_deployment_recorded_between_the_reads_of_a_query_is_in_all_of_them_or_none(
         "GET",
         &format!(
             "/api/v1/dora/lead-time?start={}&end={}",
-            range.start.to_stored(),
-            range.end.to_stored()
+            range.start.to_rfc3339(),
+            range.end.to_rfc3339()
         ),
         &world.token,
         serde_json::Value::Null,

@@ -207,11 +207,12 @@ fn delete_is_a_soft_delete_that_needs_an_admin_and_keeps_history() {
 
     // The rows are still there for history.
     let connection = rusqlite::Connection::open(&app.database).unwrap();
-    let (deleted_at, channels): (Option<String>, i64) = connection
+    // Ids are stored as their 16 bytes (migration 0007).
+    let (deleted_at, channels): (Option<i64>, i64) = connection
         .query_row(
             "SELECT deleted_at, (SELECT COUNT(*) FROM image_versions WHERE registry_id = ?1) \
              FROM image_registries WHERE registry_id = ?1",
-            [id],
+            [uuid::Uuid::parse_str(id).unwrap().as_bytes().to_vec()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
