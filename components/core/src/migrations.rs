@@ -143,6 +143,32 @@ pub(crate) fn ensure_schema_copying(db: &dyn Db, inline: bool) -> Result<Schema,
     })
 }
 
+/// A new database at schema `version` exactly (the benchmark bulk-loads older encodings and
+/// upgrades them as a deploy does).
+#[cfg(feature = "testing")]
+pub(crate) fn create_at(db: &dyn Db, version: i64) -> Result<(), Error> {
+    transaction(db, || {
+        db.execute(
+            "CREATE TABLE schema_migrations (
+                version INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+            )",
+            &[],
+        )?;
+        for migration in MIGRATIONS.iter().filter(|m| m.version <= version) {
+            for statement in statements(migration.sql) {
+                db.execute(&statement, &[])?;
+            }
+            db.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                &[migration.version.into(), migration.name.into()],
+            )?;
+        }
+        Ok(())
+    })
+}
+
 /// The version and the pending back-fills, in one statement (a database at schema 4 or later).
 fn current_schema(db: &dyn Db) -> Result<Schema, DbError> {
     let rows = db.execute(

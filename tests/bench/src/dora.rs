@@ -27,7 +27,7 @@ use crate::scenarios::{Ctx, Scenario, fixed};
 use crate::seed::{self, SplitMix, rfc3339_micros, uuid_v7};
 
 /// Bump when the generated data changes shape: it is part of the cache key.
-const GENERATOR_VERSION: u32 = 3;
+const GENERATOR_VERSION: u32 = 4;
 /// The org every DORA scenario queries: the biggest.
 pub const BIG_ORG: &str = "dora-org-000";
 const ORGS: usize = 100;
@@ -224,14 +224,23 @@ pub fn apply_targets(rows: &mut [Row]) {
     }
 }
 
+/// An RFC 3339 instant as the database stores it (µs since the epoch).
+fn micros_of(instant: &str) -> anyhow::Result<i64> {
+    Ok(Timestamp::from_rfc3339(instant)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        .micros())
+}
+
 /// Deployments of [`BIG_ORG`] in the window, and those that count for lead time.
 fn rows_in_range(path: &Path) -> anyhow::Result<(u64, u64)> {
     let connection = rusqlite::Connection::open(path)?;
     let (start, end) = window();
     Ok(connection.query_row(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE project_id IS NOT NULL AND duration_mins >= 0) \
-         FROM image_lead_times WHERE org_id = ? AND created_at BETWEEN ? AND ?",
-        rusqlite::params![BIG_ORG, start, end],
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE project_id IS NOT NULL AND duration_micros >= 0) \
+         FROM image_lead_times \
+         WHERE org_key = (SELECT org_key FROM orgs WHERE org_id = ?) \
+           AND created_at BETWEEN ? AND ?",
+        rusqlite::params![BIG_ORG, micros_of(&start)?, micros_of(&end)?],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?)
 }
@@ -326,15 +335,17 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
     tx.commit()?;
     check_foreign_keys(&connection)?;
     seed::close_as_served(connection)?;
+    seed::upgrade(path)?;
     backfill_daily_rollup(path)
 }
 
-/// The schema exactly as the app makes it (and WAL, a property of the file).
+/// Schema 6 exactly as the app made it, the text encoding the rows are written in: the
+/// app's migration 0007 and its copy then bring them to the current encoding.
 fn create_schema(path: &Path) -> anyhow::Result<()> {
     let db = cd_core::testing::RusqliteDb::open(path)
         .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?;
-    cd_core::testing::ensure_schema(&db)
-        .map_err(|e| anyhow::anyhow!("migrating {}: {e:?}", path.display()))?;
+    cd_core::testing::create_schema_at(&db, 6)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e:?}", path.display()))?;
     Ok(())
 }
 
@@ -641,7 +652,7 @@ fn backfill_daily_rollup(path: &Path) -> anyhow::Result<()> {
     let db = cd_core::testing::RusqliteDb::open(path)
         .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?;
     cd_core::testing::restart_rollup_backfill(&db).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    while cd_core::testing::rollup_backfill_step(&db).map_err(|e| anyhow::anyhow!("{e:?}"))? {}
+    while cd_core::testing::pending_backfill_step(&db).map_err(|e| anyhow::anyhow!("{e:?}"))? {}
     Ok(())
 }
 

@@ -303,7 +303,14 @@ fn run(
     {
         let cached = dora::cached(cache_dir, records)?;
         if wanted(upgrade::UPGRADE) {
-            rows.push(upgrade::row(&cached, &run_dir.join("upgrade.db"), records)?);
+            for from in [6, 3] {
+                rows.push(upgrade::row(
+                    &cached,
+                    &run_dir.join("upgrade.db"),
+                    records,
+                    from,
+                )?);
+            }
         }
         if wanted(storage::STORAGE) {
             rows.extend(storage::rows(&cached, records)?);

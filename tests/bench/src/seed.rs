@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::load::{Baseline, Call};
 
 /// Bump when the generated data changes shape: it is part of the cache key.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 2;
 /// The org and registry the list scenarios read: it holds half of all images.
 pub const BIG_ORG: &str = "bench-org-00";
 pub const BIG_REPOSITORY: &str = "bench/big";
@@ -94,9 +94,14 @@ struct Registry {
 
 /// The seeded database, step by step: registries through the app, then the images in bulk
 /// with the indexes down, then the indexes back and the channels' versions to match.
+///
+/// The rows are written in schema 6's text encoding (the registries taken back to it) and the
+/// app's own migration and copy bring them to the current one ([`upgrade`]), so every
+/// generated database has been through the upgrade a deployed one goes through.
 fn generate(path: &Path, images: u64) -> anyhow::Result<()> {
     remove_database_files(path);
     let registries = create_registries(path)?;
+    take_back_to_schema_6(path)?;
     let (mut connection, indexes) = open_for_bulk_load(path, &["images"])?;
     let tx = connection.transaction()?;
     drop_indexes(&tx, &indexes)?;
@@ -104,7 +109,35 @@ fn generate(path: &Path, images: u64) -> anyhow::Result<()> {
     recreate_indexes(&tx, &indexes)?;
     record_channel_versions(&tx, &registries, &patches)?;
     tx.commit()?;
-    close_as_served(connection)
+    close_as_served(connection)?;
+    upgrade(path)
+}
+
+fn core_error(error: cd_core::Error) -> anyhow::Error {
+    anyhow::anyhow!("{error:?}")
+}
+
+fn open_core(path: &Path) -> anyhow::Result<cd_core::testing::RusqliteDb> {
+    cd_core::testing::RusqliteDb::open(path)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))
+}
+
+/// The database at `path` (current schema, few rows) in schema 6's text encoding.
+pub fn take_back_to_schema_6(path: &Path) -> anyhow::Result<()> {
+    let db = open_core(path)?;
+    cd_core::testing::take_back_to_schema_6(&db).map_err(core_error)
+}
+
+/// Migrates the database at `path` to the current schema and runs every back-fill that
+/// leaves pending, batch by batch, as requests would after responding.
+pub fn upgrade(path: &Path) -> anyhow::Result<()> {
+    let db = open_core(path)?;
+    cd_core::testing::ensure_schema(&db).map_err(core_error)?;
+    while cd_core::testing::pending_backfill_step(&db).map_err(core_error)? {}
+    // The dropped text tables' pages are free, not gone: compacted, the file is what a
+    // database written in the new encoding from the start holds (README, *Upgrading*).
+    db.connection().execute_batch("VACUUM")?;
+    Ok(())
 }
 
 /// Removes a previous (interrupted) attempt at `path`, with its journal files.

@@ -16,7 +16,7 @@
 //!
 //! The rollup is written in the same transaction as the record it counts ([`add`]), so it
 //! never disagrees with `image_lead_times`. Records from before the rollup existed are rolled
-//! up by [`backfill_step`], a batch at a time (see `backfills` in migration 0004); until that
+//! up by [`backfill_batch_in`] (through `store::reencode::backfill_step`), a batch at a time (see `backfills` in migration 0004); until that
 //! is done, a request's schema read says a back-fill is pending and DORA reads the records
 //! instead.
 
@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::db::{Db, Value, transaction};
+use crate::db::{Db, Value};
 use crate::error::Error;
 
 use crate::domain::deployment::LeadTimeRecord;
@@ -52,7 +52,7 @@ const BYTES_PER_LEAD_TIME: usize = 8;
 /// SQLite's 4 KB page, so a write reads and writes one page of it, not an overflow chain.
 pub(crate) const CHUNK_LEAD_TIMES: usize = 256;
 
-/// The records one [`backfill_step`] rolls up: one batch is one write transaction, and at
+/// The records one back-fill batch rolls up: one batch is one write transaction, and at
 /// this size it holds the write lock for tens of milliseconds (the bench prints the figures
 /// at 10M records), so pipelines keep writing while a large database is rolled up.
 pub(crate) const BACKFILL_BATCH: i64 = 20_000;
@@ -266,7 +266,7 @@ pub(crate) fn is_complete(db: &dyn Db) -> Result<bool, Error> {
 /// (org key, day, environment, prod): what a day's chunks share.
 type DayKey = (i64, NaiveDate, String, bool);
 
-/// What one [`backfill_step`] did.
+/// What one back-fill step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backfill {
     /// Nothing was pending.
@@ -275,24 +275,21 @@ pub(crate) enum Backfill {
     Batch { finished: bool },
 }
 
-/// Rolls up the next [`BACKFILL_BATCH`] records a pending back-fill has not reached, in one
-/// write transaction of its own.
+/// One batch of `batch` records in its own write transaction (tests; requests run
+/// [`backfill_batch_in`] through `store::reencode::backfill_step`).
+#[cfg(test)]
+pub(crate) fn backfill_batch(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
+    crate::db::transaction(db, || backfill_batch_in(db, batch))
+}
+
+/// Rolls up the next `batch` records a pending back-fill has not reached, inside the
+/// caller's write transaction.
 ///
 /// The back-fill covers the records that existed when the migration ran (rowids up to
 /// `last_rowid`); every later record rolled itself up in [`add`]. The cursor is read and
 /// moved inside the transaction, so components running steps at once take turns and never
 /// roll up a record twice. Each group of a batch becomes new chunks of its day (its sorted
 /// lead times, [`CHUNK_LEAD_TIMES`] to a chunk).
-pub(crate) fn backfill_step(db: &dyn Db) -> Result<Backfill, Error> {
-    backfill_batch(db, BACKFILL_BATCH)
-}
-
-/// [`backfill_step`] with a batch of `batch` rowids (tests take small ones).
-pub(crate) fn backfill_batch(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
-    transaction(db, || backfill_batch_in(db, batch))
-}
-
-/// [`backfill_batch`] inside the caller's write transaction.
 pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
     let cursor = db.execute(
         "SELECT next_rowid, last_rowid FROM backfills WHERE derived = ?",
@@ -381,7 +378,7 @@ pub(crate) fn restart_backfill(db: &dyn Db) -> Result<(), Error> {
         .flat_map(|m| crate::migrations::statements(m.sql))
         .find(|statement| statement.starts_with("INSERT INTO backfills"))
         .ok_or_else(|| Error::storage("migration 0004 registers no back-fill"))?;
-    transaction(db, || {
+    crate::db::transaction(db, || {
         db.execute("DELETE FROM lead_time_days", &[])?;
         db.execute(
             "DELETE FROM backfills WHERE derived = ?",

@@ -36,7 +36,7 @@ pub fn latest_schema_version() -> i64 {
 }
 
 /// Empties the daily lead-time rollup and makes its back-fill pending, as migration 0004
-/// leaves a database that has records: a bulk load runs it, then [`rollup_backfill_step`]
+/// leaves a database that has records: a bulk load runs it, then [`pending_backfill_step`]
 /// until it answers `false`.
 pub fn restart_rollup_backfill(db: &dyn crate::Db) -> Result<(), crate::Error> {
     crate::store::daily_rollup::restart_backfill(db)
@@ -77,11 +77,20 @@ pub fn backfill_step(db: &dyn crate::Db, copy: i64, rollup: i64) -> Result<bool,
         != crate::store::daily_rollup::Backfill::Complete)
 }
 
-/// One batch of a pending rollup back-fill, in its own write transaction, as a request runs
-/// it after responding; `Ok(false)` once nothing is pending.
-pub fn rollup_backfill_step(db: &dyn crate::Db) -> Result<bool, crate::Error> {
-    Ok(crate::store::daily_rollup::backfill_step(db)?
-        != crate::store::daily_rollup::Backfill::Complete)
+/// One step of whatever back-fill is pending — migration 0007's copy first, then the
+/// rollup's — in its own write transaction, as a request runs it after responding;
+/// `Ok(false)` once nothing is pending.
+pub fn pending_backfill_step(db: &dyn crate::Db) -> Result<bool, crate::Error> {
+    Ok(
+        crate::store::reencode::backfill_step(db)?
+            != crate::store::daily_rollup::Backfill::Complete,
+    )
+}
+
+/// Creates a new database at schema `version` exactly: `6` is the text encoding the bench
+/// bulk-loads and then upgrades.
+pub fn create_schema_at(db: &dyn crate::Db, version: i64) -> Result<(), crate::Error> {
+    crate::migrations::create_at(db, version)
 }
 
 /// A deployment's lead time in minutes, as recording it computes it.
