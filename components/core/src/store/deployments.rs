@@ -28,8 +28,8 @@ const COLUMNS: &str = "l.lead_time_id, (SELECT org_id FROM orgs WHERE orgs.org_k
 const FROM: &str = "image_lead_times AS l JOIN images AS i ON i.image_id = l.image_id";
 
 /// [`COLUMNS`] for packing into JSON, which holds no blobs (ids as hex, `db::Row::id`), read
-/// from a page `l` that carries the image's columns.
-const PACKED_COLUMNS: &str = "hex(lead_time_id), (SELECT org_id FROM orgs WHERE orgs.org_key = l.org_key), \
+/// from a `page` of records that carries their images' columns.
+const PACKED_COLUMNS: &str = "hex(lead_time_id), (SELECT org_id FROM orgs WHERE orgs.org_key = page.org_key), \
      hex(image_id), hex(app_environment_id), deployment_id, project_id, app_id, environment, prod, \
      git_hash, git_hash_commit_timestamp, image_name_with_tag, created_at, duration_micros, recorded_at";
 
@@ -420,15 +420,15 @@ pub(crate) fn lead_time_values(
         params.push(lead_time_id.into());
     }
     params.push((limit as i64 + 1).into());
-    // One packed text instead of 15 values per row (`super::unpack_rows`): the page `l` is
-    // the records with their images' columns.
+    // One packed text instead of 15 values per row (`super::unpack_rows`): the page is the
+    // records with their images' columns.
     let rows = db.execute(
         &format!(
             "SELECT json_group_array(json_array({PACKED_COLUMNS}) \
                                      ORDER BY created_at DESC, lead_time_id DESC) \
              FROM (SELECT l.*, i.git_hash, i.git_hash_commit_timestamp, i.image_name_with_tag \
                    FROM {FROM} WHERE {condition} \
-                   ORDER BY l.created_at DESC, l.lead_time_id DESC LIMIT ?) AS l"
+                   ORDER BY l.created_at DESC, l.lead_time_id DESC LIMIT ?) AS page"
         ),
         &params,
     )?;

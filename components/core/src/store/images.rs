@@ -24,8 +24,9 @@ const COLUMNS: &str = "image_id, (SELECT org_id FROM orgs WHERE orgs.org_key = i
      committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at";
 
 /// The columns of [`COLUMNS`] as an INSERT names them (the org by its key), and the digest.
-/// [`COLUMNS`] for packing into JSON, which holds no blobs: ids as hex (`db::Row::id`).
-const PACKED_COLUMNS: &str = "hex(image_id), (SELECT org_id FROM orgs WHERE orgs.org_key = images.org_key), \
+/// [`COLUMNS`] for packing into JSON, which holds no blobs: ids as hex (`db::Row::id`), read
+/// from the page of rows (`page`).
+const PACKED_COLUMNS: &str = "hex(image_id), (SELECT org_id FROM orgs WHERE orgs.org_key = page.org_key), \
      hex(registry_id), channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
      committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at";
@@ -287,12 +288,11 @@ pub(crate) fn list(
     }
     sql.push_str(" ORDER BY image_id DESC LIMIT ?");
     params.push((limit as i64 + 1).into());
-    // One packed text instead of 23 values per row (`super::unpack_rows`); the page is
-    // named `images` so that the columns read as from the table.
+    // One packed text instead of 23 values per row (`super::unpack_rows`).
     let packed = db.execute(
         &format!(
             "SELECT json_group_array(json_array({PACKED_COLUMNS}) ORDER BY image_id DESC) \
-             FROM ({sql}) AS images"
+             FROM ({sql}) AS page"
         ),
         &params,
     )?;

@@ -10,6 +10,8 @@ mod sqlite;
 #[cfg(test)]
 mod bump_rule_tests;
 #[cfg(test)]
+mod encoding_tests;
+#[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
 mod rollup_tests;
