@@ -87,6 +87,16 @@ const START: &str = "2026-03-01T00:00:00Z";
 const END: &str = "2026-03-31T23:59:59.999999Z";
 const OFFSETS: [i32; 6] = [0, 19_800, -28_800, -25_200, 49_500, 3_600]; // Z, +05:30, -08:00, -07:00, +13:45, +01:00
 
+impl Golden {
+    /// The month's weekly lead-time answer (200).
+    fn weekly_lead_time(&self) -> serde_json::Value {
+        let query = format!("/api/v1/dora/lead-time?start={START}&end={END}&interval=week");
+        let response = self.app.get(&query).bearer(&self.reader).send();
+        response.assert_status(200);
+        response.json()
+    }
+}
+
 /// Builds the data set through the API: images (via the pipeline trigger) with commits in
 /// several time zones, then back-filled deployments, retries and another org's rows.
 fn golden() -> Golden {
@@ -734,12 +744,7 @@ fn out_of_range_years_are_refused_and_a_deployment_location_resolves() {
 fn a_database_upgraded_from_before_the_rollup_is_rolled_up_by_its_own_traffic_with_the_same_answers()
  {
     let g = golden();
-    let query = format!("/api/v1/dora/lead-time?start={START}&end={END}&interval=week");
-    let answer = || {
-        let response = g.app.get(&query).bearer(&g.reader).send();
-        response.assert_status(200);
-        response.json()
-    };
+    let answer = || g.weekly_lead_time();
     let before = answer();
     assert!(before["summary"]["count"].as_u64().unwrap() > 40);
     // The database as schema 3 left it: the records, no rollup, nothing after.
@@ -774,4 +779,44 @@ fn a_database_upgraded_from_before_the_rollup_is_rolled_up_by_its_own_traffic_wi
         .unwrap();
     assert_eq!(rolled_up, records, "every record is rolled up once");
     assert_eq!(answer(), before, "the same answer from the rollup");
+}
+
+#[test]
+fn a_database_in_the_text_encoding_is_copied_by_its_own_traffic_with_the_same_answers() {
+    let g = golden();
+    let answer = || g.weekly_lead_time();
+    let before = answer();
+    // The database as the build before migration 0007 left it, then migrated with the copy
+    // of images and records left pending, as a large database is.
+    let db = cd_core::testing::RusqliteDb::open(&g.app.database).unwrap();
+    cd_core::testing::take_back_to_schema_6(&db).unwrap();
+    assert_eq!(cd_core::testing::ensure_schema_copying(&db).unwrap(), 6);
+    drop(db);
+    let database = rusqlite::Connection::open(&g.app.database).unwrap();
+    let pending = || -> i64 {
+        database
+            .query_row("SELECT count(*) FROM backfills", [], |row| row.get(0))
+            .unwrap()
+    };
+    assert!(pending() > 0);
+    // The component's DORA read needs every record: it finishes the copy itself and answers
+    // the same; after responding, the component drops the old tables a step at a time.
+    assert_eq!(answer(), before);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pending() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upgrade is still pending 10 s after its last request"
+        );
+        answer();
+    }
+    let old_tables: i64 = database
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '%\\_text' ESCAPE '\\'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_tables, 0, "the text tables are dropped");
+    assert_eq!(answer(), before);
 }
