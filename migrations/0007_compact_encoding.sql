@@ -19,8 +19,10 @@
 -- rows keep their rowid, so a pending rollup back-fill's cursor stays valid. Until the copy
 -- is done, a lookup by key copies the rows it needs first and a read of whole tables finishes
 -- the copy (or answers 503 and Retry-After), so pipelines keep writing during the upgrade.
--- The last steps drop the `_text` tables, children before parents (foreign keys are on: a
--- parent dropped first would be emptied row by row).
+-- Each batch of records also deletes the old records it copied; after the records, the old
+-- images are deleted a batch at a time; then the emptied `_text` tables are dropped, children
+-- before parents (foreign keys are on: a parent dropped first would be emptied row by row).
+-- Dropping a full table visits every page of it with the write lock held.
 --
 -- Conversions, in every statement below and in store/reencode.rs:
 --  * UUID text to bytes: unhex(replace(id, '-', ''));
@@ -331,8 +333,8 @@ FROM lead_time_days_text t ORDER BY t.rowid;
 DROP TABLE lead_time_days_text;
 
 -- The large tables' copies, done by cd-core (store/reencode.rs) in this order: images (the
--- records' parents), then the records, then the drops of the `_text` tables (next_rowid and
--- last_rowid count the drop steps there).
+-- records' parents), then the records, then 'text_tables': the old images deleted in batches
+-- (next_rowid 0), then the drops (1).
 INSERT INTO backfills (derived, next_rowid, last_rowid)
 SELECT 'images', (SELECT min(rowid) FROM images_text), (SELECT max(rowid) FROM images_text)
 WHERE EXISTS (SELECT 1 FROM images_text);

@@ -19,18 +19,44 @@ pub fn row(cached: &Path, copy: &Path, records: u64, from: i64) -> anyhow::Resul
     crate::load::copy_database(cached, copy)?;
     let outcome = measure(copy, from);
     crate::seed::remove_database_files(copy);
-    let (migration_ms, mut batches_ms, total_s, rolled_up) = outcome?;
-    batches_ms.sort_by(f64::total_cmp);
-    let p50 = batches_ms
-        .get(batches_ms.len() / 2)
-        .copied()
-        .unwrap_or(f64::NAN);
-    let slowest_batch = batches_ms.last().copied().unwrap_or(f64::NAN);
-    let longest = slowest_batch.max(migration_ms);
+    let (migration_ms, steps, total_s, rolled_up) = outcome?;
+    // Per kind of step: the copies, the drops (as one kind), the rollup.
+    let mut kinds: Vec<(String, Vec<f64>)> = Vec::new();
+    for (step, ms) in &steps {
+        let kind = if step.starts_with("DROP") {
+            "drops"
+        } else {
+            step.as_str()
+        };
+        match kinds.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, times)) => times.push(*ms),
+            None => kinds.push((kind.to_owned(), vec![*ms])),
+        }
+    }
+    let parts = kinds
+        .iter_mut()
+        .map(|(kind, times)| {
+            times.sort_by(f64::total_cmp);
+            format!(
+                "{kind} {}× p50 {:.0} max {:.0} ms",
+                times.len(),
+                times[times.len() / 2],
+                times[times.len() - 1]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let slowest = steps
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .cloned()
+        .unwrap_or_default();
+    let longest = slowest.1.max(migration_ms);
     let summary = format!(
-        "migration {migration_ms:.1} ms; {} steps ({rolled_up} records): p50 {p50:.1} ms, \
-         max {slowest_batch:.1} ms; {total_s:.1} s in all ({:.1} s per million records)",
-        batches_ms.len(),
+        "migration {migration_ms:.0} ms; {parts} (slowest: {} {:.0} ms); {rolled_up} records, \
+         {total_s:.1} s in all ({:.1} s per million records)",
+        slowest.0,
+        slowest.1,
         total_s * 1e6 / records.max(1) as f64,
     );
     let scenario = format!(
@@ -47,8 +73,11 @@ pub fn row(cached: &Path, copy: &Path, records: u64, from: i64) -> anyhow::Resul
     Ok(row)
 }
 
-/// (migration ms, each batch's ms, total s, records rolled up).
-fn measure(copy: &Path, from: i64) -> anyhow::Result<(f64, Vec<f64>, f64, u64)> {
+/// What each step did, and its ms.
+type Steps = Vec<(String, f64)>;
+
+/// (migration ms, each step, total s, records rolled up).
+fn measure(copy: &Path, from: i64) -> anyhow::Result<(f64, Steps, f64, u64)> {
     let db = cd_core::testing::RusqliteDb::open(copy)
         .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", copy.display()))?;
     let take_back = match from {
@@ -67,11 +96,14 @@ fn measure(copy: &Path, from: i64) -> anyhow::Result<(f64, Vec<f64>, f64, u64)> 
     let migration_ms = started.elapsed().as_secs_f64() * 1e3;
     let mut batches = Vec::new();
     loop {
+        let step =
+            cd_core::testing::next_backfill_step(&db).map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let batch = Instant::now();
         if !cd_core::testing::pending_backfill_step(&db).map_err(|e| anyhow::anyhow!("{e:?}"))? {
             break;
         }
-        batches.push(batch.elapsed().as_secs_f64() * 1e3);
+        let ms = batch.elapsed().as_secs_f64() * 1e3;
+        batches.push((step.unwrap_or_default(), ms));
     }
     let total_s = started.elapsed().as_secs_f64();
     let rolled_up: i64 =

@@ -25,8 +25,8 @@ use crate::error::Error;
 use super::daily_rollup::Backfill;
 
 /// Rows one batch copies: at a million records a batch holds the write lock for well under a
-/// second (the bench prints the figures), and the whole copy is a hundred batches or so.
-pub(crate) const COPY_BATCH: i64 = 10_000;
+/// second (p50 ~150 ms, the bench prints the figures), and the whole copy is ~300 batches.
+pub(crate) const COPY_BATCH: i64 = 5_000;
 
 /// A migration copies in its own transaction when no more rows than this are left: a new or
 /// small database is never in the copying state at all.
@@ -83,24 +83,17 @@ const LEAD_TIMES: Copy = Copy {
 /// The copies, parents first: a record's image must be there before the record.
 const COPIES: [&Copy; 2] = [&IMAGES, &LEAD_TIMES];
 
-/// The `backfills` row of the drops, which come after both copies; its `next_rowid` counts
-/// the steps of [`DROPS`] done.
+/// The `backfills` row of the end of the copy, after both copies: `next_rowid` 0 while the
+/// old images are deleted a batch at a time, 1 for the drops.
 const DROPPING: &str = "text_tables";
 
-/// The old tables' indexes one step at a time, then the tables, children first (foreign keys
-/// are on: a parent dropped while a child refers to it would be emptied row by row). Each is
-/// its own short transaction; dropping a table frees its pages, it does not shrink the file
-/// (README, *Upgrading*).
-const DROPS: [&str; 14] = [
-    "DROP INDEX IF EXISTS image_lead_times_by_image_app_environment",
-    "DROP INDEX IF EXISTS image_lead_times_by_deployment",
-    "DROP INDEX IF EXISTS image_lead_times_by_org_time",
-    "DROP INDEX IF EXISTS image_lead_times_lead_time",
-    "DROP INDEX IF EXISTS images_by_run",
-    "DROP INDEX IF EXISTS images_by_registry",
-    "DROP INDEX IF EXISTS images_by_registry_channel",
-    "DROP INDEX IF EXISTS images_by_api_version",
-    "DROP INDEX IF EXISTS images_by_status_org",
+/// The old tables, children first (foreign keys are on: a parent dropped while a child refers
+/// to it would be emptied row by row). By the time they are dropped every one is empty —
+/// the copy of the records deleted each batch it copied, the images were deleted after them
+/// — so the drops free a few pages, whatever the size of the database. (Dropping a full table
+/// or index visits every page of it with the write lock held: a second at a million records.)
+/// The file does not shrink (README, *Upgrading*).
+const DROPS: [&str; 5] = [
     "DROP TABLE IF EXISTS image_lead_times_text",
     "DROP TABLE IF EXISTS images_text",
     "DROP TABLE IF EXISTS app_environments_text",
@@ -267,6 +260,14 @@ pub(crate) fn step_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
                 &range,
             )?;
             db.execute(&copy.sql("t.rowid BETWEEN ? AND ?"), &range)?;
+            // Records are children only: the old ones go as they are copied. Old images are
+            // parents of old records, so they go after every record has ([`DROPPING`]).
+            if copy.derived == LEAD_TIMES.derived {
+                db.execute(
+                    &format!("DELETE FROM {} WHERE rowid BETWEEN ? AND ?", copy.old),
+                    &range,
+                )?;
+            }
             move_cursor(db, copy.derived, end, *last)?;
             return Ok(Backfill::Batch { finished: false });
         }
@@ -274,15 +275,50 @@ pub(crate) fn step_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
     let Some((_, next, _)) = find(DROPPING) else {
         return Ok(Backfill::Complete);
     };
-    let step = usize::try_from(*next).unwrap_or(DROPS.len());
-    if let Some(drop) = DROPS.get(step) {
+    if *next == 0 {
+        // The old images, a batch at a time: their records are gone, so no foreign key
+        // stops them, and each batch's lock is as short as a copy's.
+        db.execute(
+            "DELETE FROM images_text WHERE rowid IN \
+             (SELECT rowid FROM images_text ORDER BY rowid LIMIT ?)",
+            &[batch.max(1).into()],
+        )?;
+        let left = db.execute("SELECT EXISTS (SELECT 1 FROM images_text)", &[])?;
+        if !left
+            .first()
+            .map(|row| row.flag(0))
+            .transpose()?
+            .unwrap_or(false)
+        {
+            move_cursor(db, DROPPING, 0, 1)?;
+        }
+        return Ok(Backfill::Batch { finished: false });
+    }
+    for drop in DROPS {
         db.execute(drop, &[])?;
     }
-    let last = DROPS.len() as i64 - 1;
-    move_cursor(db, DROPPING, *next, last)?;
-    Ok(Backfill::Batch {
-        finished: *next >= last,
-    })
+    move_cursor(db, DROPPING, 1, 1)?;
+    Ok(Backfill::Batch { finished: true })
+}
+
+/// What the next [`backfill_step`] will do, in words (the bench labels its timings so).
+#[cfg(feature = "testing")]
+pub(crate) fn next_step(db: &dyn Db) -> Result<Option<String>, Error> {
+    let rows = db.execute("SELECT derived, next_rowid FROM backfills", &[])?;
+    let mut pending = Vec::new();
+    for row in rows.iter() {
+        pending.push((row.text(0)?, row.integer(1)?));
+    }
+    let order = ["images", "image_lead_times", DROPPING, "lead_time_days"];
+    Ok(order.iter().find_map(|derived| {
+        let (_, next) = pending.iter().find(|(name, _)| name == derived)?;
+        Some(match *derived {
+            DROPPING if *next == 0 => "delete old images".to_owned(),
+            DROPPING => "drop old tables".to_owned(),
+            copy if copy != "lead_time_days" => format!("copy {copy}"),
+            _ => "roll up records".to_owned(),
+        })
+    }))
 }
 
 /// Moves a back-fill's cursor past `done`, or ends it at `last`.

@@ -89,6 +89,11 @@ pub fn pending_backfill_step(db: &dyn crate::Db) -> Result<bool, crate::Error> {
     )
 }
 
+/// What the next [`pending_backfill_step`] will do, in words (`None`: nothing is pending).
+pub fn next_backfill_step(db: &dyn crate::Db) -> Result<Option<String>, crate::Error> {
+    crate::store::reencode::next_step(db)
+}
+
 /// Creates a new database at schema `version` exactly: `6` is the text encoding the bench
 /// bulk-loads and then upgrades.
 pub fn create_schema_at(db: &dyn crate::Db, version: i64) -> Result<(), crate::Error> {
