@@ -6,7 +6,8 @@
 --  * ids are their 16 bytes (BLOB): UUIDv7 bytes sort by time exactly as the text did;
 --  * instants are INTEGER microseconds since the Unix epoch, UTC: ordered as time, and a
 --    duration is a subtraction;
---  * an org is interned once in `orgs`, and rows and indexes carry its small `org_key`;
+--  * an org is interned once in `orgs`, and rows and indexes carry its small `org_key`; a
+--    registry's rows carry its `registry_key` (the registry's rowid), not its 16-byte id;
 --  * a lead-time record no longer copies what its image holds (git hash, commit time, image
 --    reference): the reads that show them join the image by its key;
 --  * the wire format is unchanged: cd-core renders ids and instants exactly as before.
@@ -99,7 +100,8 @@ DROP TABLE api_tokens_text;
 -- Image registries. Deleting one is a soft delete (deleted_at): images and lead-time records
 -- refer to it, and DORA history must survive the registry.
 CREATE TABLE image_registries (
-    registry_id           BLOB NOT NULL PRIMARY KEY,
+    registry_key          INTEGER PRIMARY KEY,
+    registry_id           BLOB NOT NULL UNIQUE,
     org_key               INTEGER NOT NULL,
     image_repository_name TEXT NOT NULL,
     public                INTEGER NOT NULL CHECK (public IN (0, 1)),
@@ -121,9 +123,9 @@ CREATE INDEX image_registries_live_of_org
     ON image_registries (org_key, registry_id)
     WHERE deleted_at IS NULL;
 
-INSERT INTO image_registries (registry_id, org_key, image_repository_name, public,
+INSERT INTO image_registries (registry_key, registry_id, org_key, image_repository_name, public,
     container_registry_id, token_vault_id, created_at, updated_at, deleted_at)
-SELECT unhex(replace(registry_id, '-', '')),
+SELECT t.rowid, unhex(replace(registry_id, '-', '')),
        (SELECT org_key FROM orgs WHERE orgs.org_id = t.org_id),
        image_repository_name, public, container_registry_id, token_vault_id,
        unixepoch(substr(created_at, 1, 19)) * 1000000 + CAST(substr(created_at, 21, 6) AS INTEGER),
@@ -134,7 +136,7 @@ FROM image_registries_text t ORDER BY t.rowid;
 -- The current version of each channel of a registry: (registry, channel) is the key.
 -- WITHOUT ROWID: the table is only ever read by its key.
 CREATE TABLE image_versions (
-    registry_id BLOB NOT NULL REFERENCES image_registries (registry_id),
+    registry_key INTEGER NOT NULL REFERENCES image_registries (registry_key),
     channel     TEXT NOT NULL,
     org_key     INTEGER NOT NULL,
     major       INTEGER NOT NULL CHECK (major >= 0),
@@ -142,11 +144,12 @@ CREATE TABLE image_versions (
     patch       INTEGER NOT NULL CHECK (patch >= 0),
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
-    PRIMARY KEY (registry_id, channel)
+    PRIMARY KEY (registry_key, channel)
 ) WITHOUT ROWID;
 
-INSERT INTO image_versions (registry_id, channel, org_key, major, minor, patch, created_at, updated_at)
-SELECT unhex(replace(registry_id, '-', '')), channel,
+INSERT INTO image_versions (registry_key, channel, org_key, major, minor, patch, created_at, updated_at)
+SELECT (SELECT registry_key FROM image_registries AS r
+        WHERE r.registry_id = unhex(replace(t.registry_id, '-', ''))), channel,
        (SELECT org_key FROM orgs WHERE orgs.org_id = t.org_id),
        major, minor, patch,
        unixepoch(substr(created_at, 1, 19)) * 1000000 + CAST(substr(created_at, 21, 6) AS INTEGER),
@@ -162,7 +165,7 @@ DROP TABLE image_versions_text;
 CREATE TABLE images (
     image_id                  BLOB NOT NULL PRIMARY KEY,
     org_key                   INTEGER NOT NULL,
-    registry_id               BLOB NOT NULL REFERENCES image_registries (registry_id),
+    registry_key              INTEGER NOT NULL REFERENCES image_registries (registry_key),
     channel                   TEXT NOT NULL,
     version                   TEXT NOT NULL,
     update_type               TEXT NOT NULL CHECK (update_type IN ('major', 'minor', 'patch', 'none')),
@@ -188,17 +191,17 @@ CREATE TABLE images (
 
 -- Idempotency: one image per pipeline run per registry (images.rs find_by_run, and the
 -- INSERT's conflict).
-CREATE UNIQUE INDEX images_run_of_registry ON images (registry_id, run_id);
+CREATE UNIQUE INDEX images_run_of_registry ON images (registry_key, run_id);
 
 -- A registry's images, newest first (image ids are UUIDv7): the unfiltered list and the
 -- status and tag filters.
-CREATE INDEX images_of_registry ON images (registry_id, image_id);
+CREATE INDEX images_of_registry ON images (registry_key, image_id);
 
 -- The list of one channel, newest first.
-CREATE INDEX images_of_registry_channel ON images (registry_id, channel, image_id);
+CREATE INDEX images_of_registry_channel ON images (registry_key, channel, image_id);
 
 -- ListImagesByApiVersionId: only images that have one.
-CREATE INDEX images_of_api_version ON images (registry_id, api_version_id, image_id)
+CREATE INDEX images_of_api_version ON images (registry_key, api_version_id, image_id)
     WHERE api_version_id IS NOT NULL;
 
 -- GetDistinctOrgsOfInactiveImages: only the images whose status is not 'active' (a few in a
@@ -215,20 +218,20 @@ WHEN NEW.rowid > (SELECT coalesce(max(last_rowid), 0) FROM backfills WHERE deriv
 BEGIN
     SELECT RAISE(ABORT, 'cd-images: the channel version part is at its maximum')
     FROM image_versions
-    WHERE registry_id = NEW.registry_id AND channel = NEW.channel
+    WHERE registry_key = NEW.registry_key AND channel = NEW.channel
       AND (CASE NEW.update_type WHEN 'major' THEN major WHEN 'minor' THEN minor
                                 WHEN 'patch' THEN patch ELSE 0 END) >= 9223372036854775807;
-    INSERT INTO image_versions (registry_id, channel, org_key, major, minor, patch, created_at, updated_at)
-    VALUES (NEW.registry_id, NEW.channel, NEW.org_key, NEW.update_type = 'major',
+    INSERT INTO image_versions (registry_key, channel, org_key, major, minor, patch, created_at, updated_at)
+    VALUES (NEW.registry_key, NEW.channel, NEW.org_key, NEW.update_type = 'major',
             NEW.update_type = 'minor', NEW.update_type = 'patch', NEW.built_at, NEW.built_at)
-    ON CONFLICT (registry_id, channel) DO UPDATE SET
+    ON CONFLICT (registry_key, channel) DO UPDATE SET
         major = CASE NEW.update_type WHEN 'major' THEN major + 1 ELSE major END,
         minor = CASE NEW.update_type WHEN 'major' THEN 0 WHEN 'minor' THEN minor + 1 ELSE minor END,
         patch = CASE NEW.update_type WHEN 'patch' THEN patch + 1 WHEN 'none' THEN patch ELSE 0 END,
         updated_at = CASE NEW.update_type WHEN 'none' THEN updated_at ELSE NEW.built_at END;
     SELECT RAISE(ABORT, 'cd-images: an image version disagrees with its channel')
     FROM image_versions
-    WHERE registry_id = NEW.registry_id AND channel = NEW.channel
+    WHERE registry_key = NEW.registry_key AND channel = NEW.channel
       AND NEW.version IS NOT NEW.channel || '-' || major || '.' || minor || '.' || patch;
 END;
 

@@ -9,9 +9,11 @@ use crate::domain::image::VersionChange;
 use crate::domain::{Channel, ImageVersion, RegistryId, SemVersion, Timestamp, UpdateType};
 use crate::error::Error;
 
-use super::{Keyset, ORG_KEY, Order, Page};
+use super::{Keyset, ORG_KEY, Order, Page, REGISTRY_KEY};
 
-const COLUMNS: &str = "registry_id, channel, major, minor, patch, created_at, updated_at";
+const COLUMNS: &str = "(SELECT registry_id FROM image_registries AS r \
+                        WHERE r.registry_key = image_versions.registry_key), \
+     channel, major, minor, patch, created_at, updated_at";
 
 fn from_row(row: Row<'_>) -> Result<ImageVersion, Error> {
     let stored = |e: Error| Error::storage(format!("unreadable image version row: {e}"));
@@ -42,7 +44,10 @@ fn find_unchecked(
     channel: &Channel,
 ) -> Result<Option<ImageVersion>, Error> {
     let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM image_versions WHERE registry_id = ? AND channel = ?"),
+        &format!(
+            "SELECT {COLUMNS} FROM image_versions \
+             WHERE registry_key = {REGISTRY_KEY} AND channel = ?"
+        ),
         &[registry_id.into(), channel.as_str().into()],
     )?;
     rows.first().map(from_row).transpose()
@@ -58,7 +63,7 @@ pub(crate) fn list(
     Keyset {
         columns: COLUMNS,
         table: "image_versions",
-        filter: "registry_id = ?",
+        filter: &format!("registry_key = {REGISTRY_KEY}"),
         key: "channel",
         order: Order::ByName,
     }
@@ -86,8 +91,10 @@ pub(crate) fn get_or_create(
     // ON CONFLICT DO NOTHING + RETURNING tells in one statement whether this call created it.
     let created = db.execute(
         &format!(
-            "INSERT INTO image_versions (registry_id, channel, org_key, major, minor, patch, created_at, updated_at) \
-             VALUES (?, ?, {ORG_KEY}, ?, ?, ?, ?, ?) ON CONFLICT (registry_id, channel) DO NOTHING RETURNING {COLUMNS}"
+            "INSERT INTO image_versions \
+               (registry_key, channel, org_key, major, minor, patch, created_at, updated_at) \
+             VALUES ({REGISTRY_KEY}, ?, {ORG_KEY}, ?, ?, ?, ?, ?) \
+             ON CONFLICT (registry_key, channel) DO NOTHING RETURNING {COLUMNS}"
         ),
         &[
             registry_id.into(),
@@ -117,8 +124,10 @@ pub(crate) fn set(
     now: Timestamp,
 ) -> Result<ImageVersion, Error> {
     db.execute(
-        "UPDATE image_versions SET major = ?, minor = ?, patch = ?, updated_at = ? \
-         WHERE registry_id = ? AND channel = ?",
+        &format!(
+            "UPDATE image_versions SET major = ?, minor = ?, patch = ?, updated_at = ? \
+             WHERE registry_key = {REGISTRY_KEY} AND channel = ?"
+        ),
         &[
             (version.major() as i64).into(),
             (version.minor() as i64).into(),

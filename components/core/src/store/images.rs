@@ -16,10 +16,10 @@ use super::json_columns::{
     decode_cluster_image_tags, decode_ports, decode_tags, encode_cluster_image_tags, encode_ports,
     encode_tags,
 };
-use super::{ORG_KEY, Page};
+use super::{ORG_KEY, Page, REGISTRY_KEY};
 
 const COLUMNS: &str = "image_id, (SELECT org_id FROM orgs WHERE orgs.org_key = images.org_key), \
-     registry_id, channel, version, update_type, tag_name, image_name, \
+     (SELECT registry_id FROM image_registries AS r WHERE r.registry_key = images.registry_key), channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
      committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at";
 
@@ -27,11 +27,12 @@ const COLUMNS: &str = "image_id, (SELECT org_id FROM orgs WHERE orgs.org_key = i
 /// [`COLUMNS`] for packing into JSON, which holds no blobs: ids as hex (`db::Row::id`), read
 /// from the page of rows (`page`).
 const PACKED_COLUMNS: &str = "hex(image_id), (SELECT org_id FROM orgs WHERE orgs.org_key = page.org_key), \
-     hex(registry_id), channel, version, update_type, tag_name, image_name, \
+     hex((SELECT registry_id FROM image_registries AS r WHERE r.registry_key = page.registry_key)), \
+     channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
      committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at";
 
-const INSERTED: &str = "image_id, org_key, registry_id, channel, version, update_type, tag_name, image_name, \
+const INSERTED: &str = "image_id, org_key, registry_key, channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
      committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at, \
      request_sha256";
@@ -180,7 +181,9 @@ const NEXT_VERSION: &str = "(SELECT ?4 || '-' || CASE ?5 \
        ELSE major || '.' || minor || '.' || patch END \
      FROM (SELECT coalesce(max(major), 0) AS major, coalesce(max(minor), 0) AS minor, \
                   coalesce(max(patch), 0) AS patch \
-           FROM image_versions WHERE registry_id = ?3 AND channel = ?4))";
+           FROM image_versions \
+           WHERE registry_key = (SELECT registry_key FROM image_registries WHERE registry_id = ?3) \
+             AND channel = ?4))";
 
 /// The INSERT of a new image (its trigger moves the channel). Its values are bound in column
 /// order, but for `version` (the fifth column), which [`NEXT_VERSION`] computes.
@@ -201,8 +204,11 @@ fn insert(
         image.request_digest.as_str().into(),
     ]);
     let mut placeholders: Vec<String> = (1..=params.len()).map(|n| format!("?{n}")).collect();
-    // The org by its key (the registry's org is interned), the digest as its 32 bytes.
+    // The org and the registry by their keys (the registry's org is interned), the digest as
+    // its 32 bytes.
     placeholders[1] = "(SELECT org_key FROM orgs WHERE org_id = ?2)".to_owned();
+    placeholders[2] =
+        "(SELECT registry_key FROM image_registries WHERE registry_id = ?3)".to_owned();
     if let Some(digest) = placeholders.last_mut() {
         *digest = format!("unhex({digest})");
     }
@@ -223,7 +229,10 @@ pub(crate) fn find_by_run(
     run_id: &str,
 ) -> Result<Option<(ImageId, String)>, Error> {
     let rows = db.execute(
-        "SELECT image_id, lower(hex(request_sha256)) FROM images WHERE registry_id = ? AND run_id = ?",
+        &format!(
+            "SELECT image_id, lower(hex(request_sha256)) FROM images \
+             WHERE registry_key = {REGISTRY_KEY} AND run_id = ?"
+        ),
         &[registry.id().into(), run_id.into()],
     )?;
     rows.first()
@@ -238,7 +247,9 @@ pub(crate) fn find(
     image_id: ImageId,
 ) -> Result<Option<Image>, Error> {
     let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM images WHERE registry_id = ? AND image_id = ?"),
+        &format!(
+            "SELECT {COLUMNS} FROM images WHERE registry_key = {REGISTRY_KEY} AND image_id = ?"
+        ),
         &[registry.id().into(), image_id.into()],
     )?;
     rows.first().map(from_row).transpose()
@@ -262,7 +273,7 @@ pub(crate) fn list(
     after: Option<ImageId>,
     limit: usize,
 ) -> Result<Page<Image>, Error> {
-    let mut sql = String::from("SELECT * FROM images WHERE registry_id = ?");
+    let mut sql = format!("SELECT * FROM images WHERE registry_key = {REGISTRY_KEY}");
     let mut params: Vec<Value> = vec![registry.id().into()];
     if let Some(channel) = &filter.channel {
         sql.push_str(" AND channel = ?");
@@ -310,8 +321,10 @@ pub(crate) fn list(
 pub(crate) fn update(db: &dyn Db, registry: &WritableRegistry, image: &Image) -> Result<(), Error> {
     let r = &image.request;
     db.execute(
-        "UPDATE images SET status = ?, tags = ?, cluster_image_tags = ?, image_ports = ?, gitops_hash = ?, \
-         updated_at = ? WHERE image_id = ? AND registry_id = ?",
+        &format!(
+            "UPDATE images SET status = ?, tags = ?, cluster_image_tags = ?, image_ports = ?, \
+             gitops_hash = ?, updated_at = ? WHERE image_id = ? AND registry_key = {REGISTRY_KEY}"
+        ),
         &[
             r.status.as_str().into(),
             encode_tags(r.tags.as_slice()).into(),

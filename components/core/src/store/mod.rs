@@ -17,6 +17,11 @@ pub(crate) mod tokens;
 /// table (NULL for an org that has no rows yet, which matches nothing).
 pub(crate) const ORG_KEY: &str = "(SELECT org_key FROM orgs WHERE org_id = ?)";
 
+/// The key of the registry whose id is bound at this `?`: images and channel versions carry
+/// it (a small integer, the registry's rowid) instead of the 16-byte id.
+pub(crate) const REGISTRY_KEY: &str =
+    "(SELECT registry_key FROM image_registries WHERE registry_id = ?)";
+
 /// Interns `org_id` (migration 0007's `orgs`) before a write that creates the org's first
 /// rows: a token, a registry, an environment.
 pub(crate) fn intern_org(

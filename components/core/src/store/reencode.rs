@@ -49,13 +49,14 @@ const IMAGES: Copy = Copy {
     derived: "images",
     table: "images",
     old: "images_text",
-    columns: "image_id, org_key, registry_id, channel, version, update_type, tag_name, image_name, \
+    columns: "image_id, org_key, registry_key, channel, version, update_type, tag_name, image_name, \
         image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, \
         api_definition_path, committer, commit_msg, run_id, image_ports, cluster_image_tags, \
         api_version_id, request_sha256, built_at, updated_at",
     values: "unhex(replace(t.image_id, '-', '')), \
         (SELECT org_key FROM orgs WHERE orgs.org_id = t.org_id), \
-        unhex(replace(t.registry_id, '-', '')), t.channel, t.version, t.update_type, t.tag_name, \
+        (SELECT registry_key FROM image_registries AS r \
+         WHERE r.registry_id = unhex(replace(t.registry_id, '-', ''))), t.channel, t.version, t.update_type, t.tag_name, \
         t.image_name, t.image_name_with_tag, t.status, t.tags, t.git_hash, \
         unixepoch(substr(t.git_hash_commit_timestamp, 1, 19)) * 1000000 \
           + CAST(substr(t.git_hash_commit_timestamp, 21, 6) AS INTEGER), \

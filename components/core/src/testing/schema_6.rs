@@ -71,9 +71,9 @@ pub(crate) fn take_back(db: &dyn Db) -> Result<(), Error> {
             t("revoked_at")
         ),
         format!(
-            "INSERT INTO image_registries (registry_id, org_id, image_repository_name, public, \
+            "INSERT INTO image_registries (rowid, registry_id, org_id, image_repository_name, public, \
                container_registry_id, token_vault_id, created_at, updated_at, deleted_at) \
-             SELECT {}, {}, image_repository_name, public, container_registry_id, token_vault_id, \
+             SELECT registry_key, {}, {}, image_repository_name, public, container_registry_id, token_vault_id, \
                {}, {}, {} FROM image_registries_v7 ORDER BY rowid",
             u("registry_id"),
             org_id("image_registries_v7"),
@@ -84,7 +84,8 @@ pub(crate) fn take_back(db: &dyn Db) -> Result<(), Error> {
         format!(
             "INSERT INTO image_versions (registry_id, channel, org_id, major, minor, patch, created_at, updated_at) \
              SELECT {}, channel, {}, major, minor, patch, {}, {} FROM image_versions_v7",
-            u("registry_id"),
+            u("(SELECT registry_id FROM image_registries_v7 AS r \
+                WHERE r.registry_key = image_versions_v7.registry_key)"),
             org_id("image_versions_v7"),
             t("created_at"),
             t("updated_at")
@@ -101,7 +102,8 @@ pub(crate) fn take_back(db: &dyn Db) -> Result<(), Error> {
                lower(hex(request_sha256)), {}, {} FROM images_v7 ORDER BY rowid",
             u("image_id"),
             org_id("images_v7"),
-            u("registry_id"),
+            u("(SELECT registry_id FROM image_registries_v7 AS r \
+                WHERE r.registry_key = images_v7.registry_key)"),
             t("git_hash_commit_timestamp"),
             t("built_at"),
             t("updated_at")

@@ -210,8 +210,9 @@ fn delete_is_a_soft_delete_that_needs_an_admin_and_keeps_history() {
     // Ids are stored as their 16 bytes (migration 0007).
     let (deleted_at, channels): (Option<i64>, i64) = connection
         .query_row(
-            "SELECT deleted_at, (SELECT COUNT(*) FROM image_versions WHERE registry_id = ?1) \
-             FROM image_registries WHERE registry_id = ?1",
+            "SELECT deleted_at, (SELECT COUNT(*) FROM image_versions AS v \
+                                 WHERE v.registry_key = r.registry_key) \
+             FROM image_registries AS r WHERE registry_id = ?1",
             [uuid::Uuid::parse_str(id).unwrap().as_bytes().to_vec()],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
