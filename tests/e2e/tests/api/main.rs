@@ -1,6 +1,7 @@
 //! End-to-end tests: the built `.wasm` components, hosted by `cd-host` as Spin would host them,
 //! driven over real HTTP on loopback. One binary, one harness (`helpers`), one module per area
-//! (and `world`: the built components import only what a Spin host provides; `routes`: the
+//! (and `world`: the built components import only what a Spin host provides; `libsql`: the
+//! upgrade on a libSQL server; `routes`: the
 //! route tables, `spin.toml` and `openapi.yaml` agree).
 
 mod helpers;
@@ -11,6 +12,7 @@ mod concurrency;
 mod health;
 mod images;
 mod lead_time;
+mod libsql;
 mod registries;
 mod robustness;
 mod routes;
