@@ -129,11 +129,12 @@ pub(crate) struct LeadTimeRecord {
 }
 
 impl LeadTimeRecord {
-    /// The lead time in whole microseconds, computed from the stored `duration_mins` exactly
-    /// as every SQL read computes it (`CAST(round(duration_mins * 60000000.0) AS INTEGER)`),
-    /// so the daily rollup and the records agree even where a REAL cannot hold the exact
-    /// microseconds (lead times past 2^53 µs, ~285 years: only nonsense commit times). `None`
-    /// without a commit time.
+    /// The lead time in whole microseconds: what the record stores (`duration_micros`) and
+    /// adds to the daily rollup, so the two always agree. Derived from `duration_mins` as
+    /// schema 6's REAL minutes were converted (`CAST(round(duration_mins * 60000000.0) AS
+    /// INTEGER)`, migration 0007), so a record keeps its lead time through the upgrade; past
+    /// 2^53 µs (~285 years: only nonsense commit times) that is within a few µs of exact.
+    /// `None` without a commit time.
     pub(crate) fn duration_micros(&self) -> Option<i64> {
         self.duration_mins.map(super::sorted_runs::mins_to_micros)
     }

@@ -329,11 +329,10 @@ fn where_clause(
 /// `(created_at in Unix seconds, lead time in µs)` of every deployment that counts for lead
 /// time, in no particular order (the callers sort and bucket).
 ///
-/// Read from a covering index and sent as one text value of `seconds micros` pairs: a
+/// Read from the covering index and sent as one text value of `created_µs lead_µs` pairs: a
 /// component receives every value of every row through the wasm boundary, one allocation
-/// each, and at a million records that per-row cost was two thirds of the query. Durations
-/// travel as whole microseconds — what [`crate::domain::dora::duration_mins`] divides
-/// by 60,000,000 — so they are the ones recorded, exactly.
+/// each, and at a million records that per-row cost was two thirds of the query. Both are the
+/// stored integers, so the lead times are the ones recorded, exactly.
 pub(crate) fn lead_time_durations(
     db: &dyn Db,
     org_id: &OrgId,
