@@ -298,19 +298,21 @@ fn run(
             .is_none_or(|only| name.contains(only.as_str()))
     };
     let largest = ctx.lead_time_sizes.iter().copied().max();
+    let upgrades: Vec<i64> = [6, 3]
+        .into_iter()
+        .filter(|from| wanted(&upgrade::label(*from)))
+        .collect();
     if let (Some(records), None) = (largest, &args.base_url)
-        && (wanted(upgrade::UPGRADE) || wanted(storage::STORAGE))
+        && (!upgrades.is_empty() || wanted(storage::STORAGE))
     {
         let cached = dora::cached(cache_dir, records)?;
-        if wanted(upgrade::UPGRADE) {
-            for from in [6, 3] {
-                rows.push(upgrade::row(
-                    &cached,
-                    &run_dir.join("upgrade.db"),
-                    records,
-                    from,
-                )?);
-            }
+        for from in upgrades {
+            rows.push(upgrade::row(
+                &cached,
+                &run_dir.join("upgrade.db"),
+                records,
+                from,
+            )?);
         }
         if wanted(storage::STORAGE) {
             rows.extend(storage::rows(&cached, records)?);

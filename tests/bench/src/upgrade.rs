@@ -14,6 +14,11 @@ use crate::report::{Row, Target, Via};
 
 pub const UPGRADE: &str = "upgrade: migrate, then every back-fill step";
 
+/// The name of the upgrade row from schema `from` (what `--only` matches).
+pub fn label(from: i64) -> String {
+    format!("{UPGRADE}, from schema {from}")
+}
+
 /// The upgrade from schema `from` (3 or 6).
 pub fn row(cached: &Path, copy: &Path, records: u64, from: i64) -> anyhow::Result<Row> {
     crate::load::copy_database(cached, copy)?;
@@ -60,7 +65,8 @@ pub fn row(cached: &Path, copy: &Path, records: u64, from: i64) -> anyhow::Resul
         total_s * 1e6 / records.max(1) as f64,
     );
     let scenario = format!(
-        "{UPGRADE}, from schema {from}, {} records",
+        "{}, {} records",
+        label(from),
         crate::dora::size_label(records)
     );
     eprintln!("bench: {scenario}: {summary}");
