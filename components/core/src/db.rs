@@ -75,6 +75,15 @@ pub enum DbError {
     ForeignKey(String),
     /// The database cannot be opened (Spin's `access-denied`, `no-such-database`, ...).
     Unavailable(String),
+    /// The server ended the statement and rolled its transaction back: a libSQL server
+    /// interrupts (`SQLITE_INTERRUPT`) a write transaction that has held the lock for 5 s while
+    /// others wait, and gives the lock to them. Not retried in place — the transaction is
+    /// gone — but the request is: 503 with `Retry-After`, as for [`DbError::Busy`].
+    Interrupted(String),
+    /// The backend refuses the statement as one it does not run: a libSQL server answers a
+    /// connection PRAGMA (`busy_timeout`, `wal_checkpoint`) with `SQL_PARSE_ERROR:
+    /// unsupported statement`.
+    Unsupported(String),
     /// Anything else: an I/O error, a full disk, or a bug in our SQL.
     Other(String),
 }
@@ -91,6 +100,10 @@ impl DbError {
             DbError::Unique(message)
         } else if message.contains("FOREIGN KEY constraint failed") {
             DbError::ForeignKey(message)
+        } else if message.contains("SQLITE_INTERRUPT") || message.contains("interrupted") {
+            DbError::Interrupted(message)
+        } else if message.contains("unsupported statement") {
+            DbError::Unsupported(message)
         } else {
             DbError::Other(message)
         }
@@ -102,6 +115,8 @@ impl DbError {
             | DbError::Unique(m)
             | DbError::ForeignKey(m)
             | DbError::Unavailable(m)
+            | DbError::Interrupted(m)
+            | DbError::Unsupported(m)
             | DbError::Other(m) => m,
         }
     }
@@ -116,6 +131,27 @@ impl std::fmt::Display for DbError {
 /// What core needs from a database: Spin's `execute`, one statement per call.
 pub trait Db {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
+
+    /// What kind of database answers; [`PatientDb::open`] finds out, once per connection.
+    fn backend(&self) -> Backend {
+        Backend::File
+    }
+}
+
+/// The two kinds of database Spin can hand a component, and the one place the code tells
+/// them apart (Spin gives no other way to know: the label is all a component sees).
+///
+/// They differ in what the connection controls. On a file (Spin's in-process SQLite) this
+/// connection runs SQLite itself: its busy handler, the file's journal mode and the WAL
+/// checkpoint are ours to set. On a libSQL server (sqld, Turso; runtime config
+/// `type = "libsql"`) the server owns all three: it refuses those PRAGMAs, keeps its own WAL,
+/// and queues writers itself. Statements, transactions across `execute` calls (the Hrana
+/// stream's baton), the trigger and the SQL functions we use behave alike on both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    #[default]
+    File,
+    Server,
 }
 
 /// How long a statement waits for another connection's lock before the request fails with
@@ -136,21 +172,37 @@ pub(crate) const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs
 /// Retrying is sound for every statement: a busy statement did nothing. Outside a
 /// transaction it rolled back whole; inside one, SQLite keeps the transaction and the
 /// statement may be run again — the documented way to finish a busy `COMMIT`.
+///
+/// On a libSQL server the PRAGMA is refused: the server waits for the lock itself, and what
+/// reaches us as busy is retried the same way. That refusal is how the backend is known.
 pub(crate) struct PatientDb<'a> {
     db: &'a dyn Db,
     clock: &'a dyn Clock,
+    backend: Backend,
 }
 
 impl<'a> PatientDb<'a> {
     /// Switches SQLite's own busy handler off for this connection and wraps it.
     pub(crate) fn open(db: &'a dyn Db, clock: &'a dyn Clock) -> Result<PatientDb<'a>, DbError> {
-        let patient = PatientDb { db, clock };
-        patient.execute("PRAGMA busy_timeout = 0", &[])?;
+        let mut patient = PatientDb {
+            db,
+            clock,
+            backend: Backend::File,
+        };
+        match patient.execute("PRAGMA busy_timeout = 0", &[]) {
+            Ok(_) => {}
+            Err(DbError::Unsupported(_)) => patient.backend = Backend::Server,
+            Err(other) => return Err(other),
+        }
         Ok(patient)
     }
 }
 
 impl Db for PatientDb<'_> {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
         const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
@@ -349,5 +401,48 @@ impl Rows {
 
     pub fn first(&self) -> Option<Row<'_>> {
         self.rows.first().map(|values| Row::new(values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libsql_servers_messages_are_classified_like_sqlites() {
+        // As libSQL's client words what sqld answered (Spin passes them on as `io(..)`).
+        let cases = [
+            (
+                "Hrana: `api error: `status=400 Bad Request, body={\"message\":\"SQL string could \
+                 not be parsed: unsupported statement: PRAGMA busy_timeout = 0\",\"code\":\
+                 \"SQL_PARSE_ERROR\"}``",
+                "unsupported",
+            ),
+            (
+                "Hrana: `cursor error: `error at step 0: (error code: SQLITE_INTERRUPT) \
+                 `SQLite error: interrupted```",
+                "interrupted",
+            ),
+            (
+                "Hrana: `cursor error: `error at step 0: (error code: SQLITE_BUSY) \
+                 `SQLite error: database is locked```",
+                "busy",
+            ),
+            (
+                "Hrana: `cursor error: `error at step 0: (error code: SQLITE_CONSTRAINT_UNIQUE) \
+                 `UNIQUE constraint failed: images.registry_key, images.run_id```",
+                "unique",
+            ),
+        ];
+        for (message, expected) in cases {
+            let kind = match DbError::from_message(message) {
+                DbError::Unsupported(_) => "unsupported",
+                DbError::Interrupted(_) => "interrupted",
+                DbError::Busy(_) => "busy",
+                DbError::Unique(_) => "unique",
+                other => panic!("{message}: {other:?}"),
+            };
+            assert_eq!(kind, expected, "{message}");
+        }
     }
 }

@@ -35,7 +35,7 @@ mod store;
 pub mod testing;
 
 pub use api::routes::{Access, Component, Route};
-pub use db::{Db, DbError, Rows, Value};
+pub use db::{Backend, Db, DbError, Rows, Value};
 pub use domain::{Role, Timestamp};
 pub use env::{Clock, Config, Env, Ids, SystemClock, SystemIds};
 pub use error::Error;
@@ -87,6 +87,8 @@ pub fn handle_lead_time_request(
 pub struct AfterResponse {
     pub(crate) checkpoint: bool,
     pub(crate) backfill: bool,
+    /// A libSQL server checkpoints its own WAL (and refuses the PRAGMA).
+    pub(crate) backend: db::Backend,
 }
 
 impl AfterResponse {
@@ -106,7 +108,7 @@ impl AfterResponse {
                     false
                 }
             };
-        if backfilled || self.checkpoint {
+        if (backfilled || self.checkpoint) && self.backend == db::Backend::File {
             let _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)", &[]);
         }
     }
@@ -117,6 +119,7 @@ mod tests {
     use std::cell::RefCell;
 
     use super::*;
+    use crate::db::PatientDb;
 
     /// Remembers every statement; answers none.
     #[derive(Default)]
@@ -129,16 +132,37 @@ mod tests {
         }
     }
 
+    /// Refuses every PRAGMA as a libSQL server does (in libSQL's client's words); answers
+    /// nothing else.
+    struct LibsqlServer;
+
+    impl Db for LibsqlServer {
+        fn execute(&self, sql: &str, _: &[Value]) -> Result<Rows, DbError> {
+            Err(DbError::from_message(if sql.starts_with("PRAGMA") {
+                format!(
+                    "Hrana: `api error: `status=400 Bad Request, body={{\"message\":\"SQL string \
+                     could not be parsed: unsupported statement: {sql}\",\"code\":\"SQL_PARSE_ERROR\"}}``"
+                )
+            } else {
+                "no such table: schema_migrations".to_owned()
+            }))
+        }
+    }
+
     /// The statements run after responding to `method` (the request itself fails: the
     /// database answers nothing).
     fn after(method: &str) -> Vec<String> {
+        after_on(method, &Recording::default())
+    }
+
+    fn after_on(method: &str, db: &dyn Db) -> Vec<String> {
         let request = http::Request::builder()
             .method(method)
             .uri("/api/v1/registries")
             .body(Vec::new())
             .unwrap();
         let env = Env {
-            db: &Recording::default(),
+            db,
             clock: &SystemClock,
             ids: &SystemIds,
             config: Config::from_variables(None, None),
@@ -168,6 +192,28 @@ mod tests {
         }
         for method in ["GET", "HEAD", "OPTIONS"] {
             assert_eq!(checkpoints(method), 0, "{method}");
+        }
+    }
+
+    #[test]
+    fn on_a_libsql_server_no_write_checkpoints() {
+        // The server refuses `PRAGMA busy_timeout` (how the backend is known) and the
+        // checkpoint alike, and checkpoints its own WAL.
+        assert_eq!(
+            PatientDb::open(&LibsqlServer, &SystemClock)
+                .unwrap()
+                .backend(),
+            db::Backend::Server
+        );
+        assert_eq!(
+            PatientDb::open(&Recording::default(), &SystemClock)
+                .map(|db| db.backend())
+                .unwrap_err(),
+            DbError::Other("not a WAL database".to_owned()),
+            "any other failure of the first statement is the request's error"
+        );
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            assert_eq!(after_on(method, &LibsqlServer), Vec::<String>::new());
         }
     }
 }

@@ -104,8 +104,10 @@ pub(crate) fn ensure_schema_copying(db: &dyn Db, inline: bool) -> Result<Schema,
             // A brand-new database: make it WAL before the first write. WAL is a property of
             // the file (it persists), lets readers run beside the one writer, and commits with
             // one fsync instead of journal-mode delete's several. It cannot be set inside a
-            // transaction, and a backend without it (libSQL server) simply refuses: both fine.
-            if let Err(error) = db.execute("PRAGMA journal_mode = WAL", &[]) {
+            // transaction. A libSQL server keeps its own journal: nothing to set there.
+            if db.backend() == crate::db::Backend::File
+                && let Err(error) = db.execute("PRAGMA journal_mode = WAL", &[])
+            {
                 eprintln!("cd-core: journal_mode WAL not set: {error}");
             }
         }

@@ -251,6 +251,10 @@ impl Endpoint {
 pub enum Transport {
     /// Real HTTP/1.1 with keep-alive: one connection per client.
     Http(Endpoint),
+    /// Real HTTP to several replicas of the app: client `i` keeps its connection to replica
+    /// `i % n`, as a balancer pinning keep-alive connections would (setup calls go to the
+    /// first).
+    Spread(Vec<Endpoint>),
     /// [`cd_host::Host::handle`]: routing and a fresh component instance, no sockets.
     InMemory(cd_host::Host),
 }
@@ -269,28 +273,50 @@ async fn connect(endpoint: &Endpoint) -> anyhow::Result<Connection> {
     Ok(sender)
 }
 
+/// One call on `connection` to `endpoint` (connecting first when there is none); a failed
+/// connection is dropped so the next call reconnects.
+async fn send_http(
+    endpoint: &Endpoint,
+    connection: &mut Option<Connection>,
+    call: &Call,
+) -> anyhow::Result<(u16, Bytes)> {
+    if connection.as_ref().is_none_or(|c| c.is_closed()) {
+        *connection = Some(connect(endpoint).await?);
+    }
+    let sender = connection.as_mut().expect("connected above");
+    let result = async {
+        sender.ready().await?;
+        let response = sender
+            .send_request(call.request(&endpoint.authority, |b| Full::new(b.into())))
+            .await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok((status, body))
+    }
+    .await;
+    if result.is_err() {
+        *connection = None;
+    }
+    result
+}
+
 impl Transport {
+    /// What client `client` of a load run sends through.
+    fn for_client(&self, client: usize) -> Transport {
+        match self {
+            Transport::Spread(endpoints) if !endpoints.is_empty() => {
+                Transport::Http(endpoints[client % endpoints.len()].clone())
+            }
+            other => other.clone(),
+        }
+    }
+
     async fn send(&self, connection: &mut Option<Connection>, call: &Call) -> Outcome {
         let (status, body) = match self {
-            Transport::Http(endpoint) => {
-                if connection.as_ref().is_none_or(|c| c.is_closed()) {
-                    *connection = Some(connect(endpoint).await?);
-                }
-                let sender = connection.as_mut().expect("connected above");
-                let result = async {
-                    sender.ready().await?;
-                    let response = sender
-                        .send_request(call.request(&endpoint.authority, |b| Full::new(b.into())))
-                        .await?;
-                    let status = response.status().as_u16();
-                    let body = response.into_body().collect().await?.to_bytes();
-                    anyhow::Ok((status, body))
-                }
-                .await;
-                if result.is_err() {
-                    *connection = None;
-                }
-                result?
+            Transport::Http(endpoint) => send_http(endpoint, connection, call).await?,
+            Transport::Spread(endpoints) => {
+                let endpoint = endpoints.first().context("no replica to send to")?;
+                send_http(endpoint, connection, call).await?
             }
             Transport::InMemory(host) => {
                 let request = call.request("localhost", Bytes::from);
@@ -310,6 +336,9 @@ impl Transport {
     }
 }
 
+/// How long after its window a load run waits for answers still outstanding.
+const ABANDON_AFTER: Duration = Duration::from_secs(10);
+
 /// Runs `workload` with `clients` concurrent client tasks on `runtime` for `window`.
 pub fn drive(
     runtime: &tokio::runtime::Runtime,
@@ -324,7 +353,7 @@ pub fn drive(
         let end = from + window.measure;
         let tasks: Vec<_> = (0..clients)
             .map(|client| {
-                let transport = transport.clone();
+                let transport = transport.for_client(client);
                 let workload = workload.clone();
                 tokio::spawn(async move {
                     let mut tally = Tally::default();
@@ -334,7 +363,24 @@ pub fn drive(
                         let call = workload(Turn { run, client, seq });
                         seq += 1;
                         let started = Instant::now();
-                        let outcome = transport.send(&mut connection, &call).await;
+                        // A request the app never answers must not hang the benchmark (seen
+                        // with two replicas on one sqld): it is abandoned, as an error, a
+                        // while after the window.
+                        let deadline = tokio::time::Instant::from_std(end + ABANDON_AFTER);
+                        let Ok(outcome) = tokio::time::timeout_at(
+                            deadline,
+                            transport.send(&mut connection, &call),
+                        )
+                        .await
+                        else {
+                            tally.error(format!(
+                                "{} {}: no answer {} s after the window ended (abandoned)",
+                                call.method,
+                                call.path,
+                                ABANDON_AFTER.as_secs()
+                            ));
+                            break;
+                        };
                         tally.record((from, end), started, outcome);
                     }
                     tally

@@ -30,6 +30,7 @@
 
 mod dora;
 mod hot_org;
+mod libsql;
 mod load;
 mod report;
 mod scenarios;
@@ -171,6 +172,12 @@ fn main() -> anyhow::Result<()> {
         "\nratio = req/s ÷ the in-process baseline's req/s (cd-core's handler on rusqlite, 1 thread, \
          one connection, same SQLite defaults). Targets from issues 6, 17 and 18: PASS/MISS never fails the run."
     );
+    if rows
+        .iter()
+        .any(|row| row.scenario.starts_with(libsql::PREFIX))
+    {
+        println!("{}", libsql::LEGEND);
+    }
     meta["seconds_total"] = json!(started.elapsed().as_secs_f64());
     let load_after = load_average();
     println!(
@@ -270,6 +277,8 @@ fn run(
             (None, None, true) => dora::QUICK_SIZES.to_vec(),
             (None, None, false) => dora::FULL_SIZES.to_vec(),
         },
+        host_options: args.base_url.is_none().then(|| host_options(manifest_path)),
+        run_dir: run_dir.to_owned(),
         start_host: args.base_url.is_none().then(|| {
             let manifest_path = manifest_path.to_owned();
             Box::new(move |database: &Path| start_host(&manifest_path, database))
@@ -291,12 +300,17 @@ fn run(
         }
         rows.extend(scenario.run(&ctx));
     }
-    // One-off rows on the largest DORA database (the in-repo host's files only).
     let wanted = |name: &str| {
         args.only
             .as_ref()
             .is_none_or(|only| name.contains(only.as_str()))
     };
+    // After the scenarios, so that its hosts and sqld are not running while the others are
+    // measured.
+    if libsql::NAMES.iter().any(|name| wanted(name)) {
+        rows.extend(libsql::rows(&ctx, args.only.as_deref())?);
+    }
+    // One-off rows on the largest DORA database (the in-repo host's files only).
     let largest = ctx.lead_time_sizes.iter().copied().max();
     let upgrades: Vec<i64> = [6, 3]
         .into_iter()
@@ -363,12 +377,23 @@ fn run(
     Ok((rows, meta))
 }
 
-/// The in-repo host on loopback, serving `database`.
-fn start_host(manifest_path: &Path, database: &Path) -> anyhow::Result<cd_host::RunningHost> {
+/// The in-repo host's options, every one but where its database is.
+fn host_options(manifest_path: &Path) -> cd_host::HostOptions {
     let mut options = cd_host::HostOptions::new(manifest_path);
-    options.database = Some(database.to_owned());
     options.variables = HashMap::from([("admin_token".to_owned(), ADMIN_TOKEN.to_owned())]);
     options.env = std::env::vars().collect();
+    options
+}
+
+/// The in-repo host on loopback, serving `database`.
+fn start_host(manifest_path: &Path, database: &Path) -> anyhow::Result<cd_host::RunningHost> {
+    let mut options = host_options(manifest_path);
+    options.database = Some(database.to_owned());
+    start_with(options)
+}
+
+/// The in-repo host on loopback with `options`.
+pub(crate) fn start_with(options: cd_host::HostOptions) -> anyhow::Result<cd_host::RunningHost> {
     cd_host::RunningHost::start(options)
         .context("the host starts (build the components first: tests/run, or pass --build)")
 }

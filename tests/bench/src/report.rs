@@ -39,6 +39,8 @@ pub struct Target {
     pub measured: Option<String>,
     /// `None`: could not be checked in this run (no baseline, a failed measurement).
     pub pass: Option<bool>,
+    /// A figure worth a line of its own that nothing promises (printed as `info`, not `n/a`).
+    pub note: bool,
 }
 
 impl Target {
@@ -52,6 +54,17 @@ impl Target {
             } else {
                 measured <= limit
             }),
+            note: false,
+        }
+    }
+
+    /// A figure derived from other rows, shown in the target column without a verdict.
+    pub fn note(what: impl Into<String>, measured: String) -> Target {
+        Target {
+            promise: what.into(),
+            measured: Some(measured),
+            pass: None,
+            note: true,
         }
     }
 
@@ -61,6 +74,9 @@ impl Target {
     }
 
     fn verdict(&self) -> &'static str {
+        if self.note {
+            return "info";
+        }
         match self.pass {
             Some(true) => "PASS",
             Some(false) => "MISS",

@@ -53,6 +53,11 @@ pub struct Ctx {
     pub cache_dir: PathBuf,
     /// The lead-time record counts of the DORA databases to measure (empty: none).
     pub lead_time_sizes: Vec<u64>,
+    /// What the in-repo host starts with, before its database is chosen (`None` with
+    /// `--base-url`).
+    pub host_options: Option<cd_host::HostOptions>,
+    /// This run's scratch directory (removed at the end).
+    pub run_dir: PathBuf,
     /// Starts the in-repo host on a database file (`None` with `--base-url`).
     #[allow(clippy::type_complexity)]
     pub start_host: Option<Box<dyn Fn(&Path) -> anyhow::Result<cd_host::RunningHost>>>,
@@ -264,7 +269,7 @@ fn cd_request(run_id: &str) -> Value {
 
 /// POST a new image per request; every 10th request retries the client's previous run (the
 /// idempotency path: 200 with the first image, no new row).
-fn create_image_workload(registry_id: &str, token: &str) -> Workload {
+pub(crate) fn create_image_workload(registry_id: &str, token: &str) -> Workload {
     let path = format!("/api/v1/registries/{registry_id}/images");
     let token = token.to_owned();
     let instance = std::process::id();
@@ -459,6 +464,7 @@ pub(crate) fn find_mut<'a>(
 /// rows are made).
 pub fn apply_targets(rows: &mut [Row]) {
     crate::dora::apply_targets(rows);
+    crate::libsql::apply_targets(rows);
     crate::hot_org::apply_targets(rows);
     // Spin's model without wasm or HTTP: the same requests in-process, 8 threads, a new
     // connection per request (issue 17 restated issue 6's targets against it: the earlier

@@ -10,7 +10,9 @@
 //! - [`routing`]: Spin's route normalisation and precedence, as a pure function.
 //! - [`headers`]: the `spin-*` headers a guest sees.
 //! - [`variables`]: variable resolution and `fermyon:spin/variables@2.0.0`.
-//! - [`sqlite`]: `spin:sqlite/sqlite@3.0.0` and `fermyon:spin/sqlite@2.0.0` on rusqlite 0.34.
+//! - [`runtime_config`]: `--runtime-config-file` (`state_dir`, `[sqlite_database.<label>]`).
+//! - [`sqlite`]: `spin:sqlite/sqlite@3.0.0` and `fermyon:spin/sqlite@2.0.0` on rusqlite 0.34
+//!   or a libSQL server (the `libsql` 0.5 client, as Spin).
 //! - [`server`]: the engine, per-request instantiation, [`Host`] and [`RunningHost`] (real HTTP).
 //! - [`world_check`]: checks a built component's imports against our WIT world.
 //!
@@ -23,6 +25,7 @@
 pub mod headers;
 pub mod manifest;
 pub mod routing;
+pub mod runtime_config;
 pub mod server;
 pub mod sqlite;
 pub mod variables;

@@ -3,12 +3,16 @@
 //!
 //! ```text
 //! cd-host [--manifest spin.toml] [--listen 127.0.0.1:3000] [--database PATH]
-//!         [--variable k=v]... [--build]
+//!         [--runtime-config-file FILE] [--variable k=v]... [--component-id ID]... [--build]
 //! ```
 //! `SPIN_VARIABLE_*` are read from the process environment; guest output goes to stderr.
+//! `-c`/`--component-id` serves only those components, like `spin up -c`. As with Spin CLI,
+//! `SPIN_COMPONENTS_TO_RETAIN` (containerd-shim-spin's, set by SpinKube) is not read: pass
+//! the ids as arguments.
 
 use anyhow::Context;
 use cd_host::manifest::Manifest;
+use cd_host::runtime_config::RuntimeConfig;
 use cd_host::server::Limits;
 use cd_host::{Host, HostOptions};
 use clap::Parser;
@@ -30,9 +34,17 @@ struct Args {
     /// The file behind the `default` SQLite database (default: `<manifest dir>/.spin/sqlite_db.db`).
     #[arg(long)]
     database: Option<PathBuf>,
+    /// Spin's runtime-config file (`state_dir`, `[sqlite_database.<label>]` with
+    /// `type = "spin"` or `type = "libsql"`), as `spin up --runtime-config-file`.
+    #[arg(long, env = "RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
     /// A variable value, `name=value` (repeatable); wins over SPIN_VARIABLE_* and defaults.
     #[arg(long = "variable", value_parser = parse_variable)]
     variables: Vec<(String, String)>,
+    /// Serve only this component's routes (repeatable), like `spin up -c`; the other routes
+    /// answer 404.
+    #[arg(short = 'c', long = "component-id", value_name = "ID")]
+    component_ids: Vec<String>,
     /// Run every component's build command first, like `spin build`.
     #[arg(long)]
     build: bool,
@@ -70,6 +82,11 @@ async fn main() -> anyhow::Result<()> {
     let options = HostOptions {
         manifest: args.manifest,
         database: args.database,
+        runtime_config: args
+            .runtime_config_file
+            .as_deref()
+            .map(RuntimeConfig::load)
+            .transpose()?,
         variables: args.variables.into_iter().collect(),
         env: std::env::vars().collect(),
         limits: Limits {
@@ -78,9 +95,13 @@ async fn main() -> anyhow::Result<()> {
             header_timeout: seconds("--header-timeout", args.header_timeout)?,
             body_idle_timeout: seconds("--body-idle-timeout", args.body_idle_timeout)?,
         },
+        components: args.component_ids,
     };
     let host = Host::load(options)?;
     host.forward_guest_output(true);
+    if let Some(database) = host.default_database() {
+        eprintln!("Storing default SQLite data to {}.", database.summary());
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -5,6 +5,7 @@
 //! environment and build command. Keys we do not need (`description`, `watch`, `files`, …) are
 //! ignored, as `spin up` ignores what it does not use; what Spin would refuse at start-up
 //! (a variable that is neither `default` nor `required`, a non-`/` base) is refused here too.
+//! [`Manifest::retain_components`] narrows an app to some components, as `spin up -c` does.
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -246,6 +247,35 @@ impl Manifest {
         })
     }
 
+    /// Keeps only what `spin up -c <id>...` keeps (SPIN_CONTRACT.md A3); no ids keeps all.
+    ///
+    /// Every id must name a component, with Spin's error otherwise. Then only the triggers of
+    /// the listed components stay, and only the components such a trigger runs: a listed
+    /// component without a trigger is dropped too, and if no trigger is left the app cannot
+    /// start. App `[variables]` stay in full, so a required one still needs a provider.
+    pub fn retain_components(&mut self, ids: &[String]) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        if let Some(unknown) = ids.iter().find(|id| !self.components.contains_key(*id)) {
+            return Err(anyhow::anyhow!(
+                "Specified component \"{unknown}\" not found in application"
+            )
+            .context(
+                "failed to resolve application with only components selected with --component",
+            ));
+        }
+        self.triggers
+            .retain(|trigger| ids.contains(&trigger.component));
+        let triggers = &self.triggers;
+        self.components
+            .retain(|id, _| triggers.iter().any(|trigger| &trigger.component == id));
+        if self.triggers.is_empty() {
+            bail!("No triggers in app");
+        }
+        Ok(())
+    }
+
     /// The wasm file of every component, by id (as [`Manifest::component_source`]).
     pub fn component_sources(
         &self,
@@ -392,6 +422,80 @@ mod tests {
     fn a_trigger_for_an_unknown_component_is_refused() {
         let text = MANIFEST.replace(r#"component = "one""#, r#"component = "two""#);
         assert!(Manifest::parse(&text, PathBuf::new()).is_err());
+    }
+
+    const TWO_COMPONENTS: &str = r#"
+        spin_manifest_version = 2
+        [application]
+        name = "t"
+        [[trigger.http]]
+        route = "/a/..."
+        component = "one"
+        [[trigger.http]]
+        route = "/b"
+        component = "two"
+        [[trigger.http]]
+        route = { private = true }
+        component = "two"
+        [component.one]
+        source = "one.wasm"
+        [component.two]
+        source = "two.wasm"
+        [component.lonely]
+        source = "lonely.wasm"
+    "#;
+
+    fn retained(ids: &[&str]) -> anyhow::Result<Manifest> {
+        let mut manifest = Manifest::parse(TWO_COMPONENTS, PathBuf::new())?;
+        let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        manifest.retain_components(&ids)?;
+        Ok(manifest)
+    }
+
+    fn component_ids(manifest: &Manifest) -> Vec<&str> {
+        manifest.components.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn retaining_keeps_the_listed_components_triggers_only() {
+        let two = retained(&["two"]).unwrap();
+        assert_eq!(component_ids(&two), vec!["two"]);
+        assert_eq!(
+            two.triggers,
+            vec![
+                HttpTrigger {
+                    route: Some("/b".into()),
+                    component: "two".into()
+                },
+                HttpTrigger {
+                    route: None,
+                    component: "two".into()
+                },
+            ]
+        );
+        // No ids is `spin up` without `-c`: everything stays, triggerless components too.
+        assert_eq!(
+            component_ids(&retained(&[]).unwrap()),
+            vec!["lonely", "one", "two"]
+        );
+    }
+
+    #[test]
+    fn a_listed_component_without_a_trigger_is_dropped_too() {
+        let manifest = retained(&["one", "lonely"]).unwrap();
+        assert_eq!(component_ids(&manifest), vec!["one"]);
+        let error = retained(&["lonely"]).unwrap_err();
+        assert_eq!(format!("{error:#}"), "No triggers in app");
+    }
+
+    #[test]
+    fn an_unknown_component_id_is_refused_with_spins_message() {
+        let error = retained(&["one", "nope"]).unwrap_err();
+        assert_eq!(
+            format!("{error:#}"),
+            "failed to resolve application with only components selected with --component: \
+             Specified component \"nope\" not found in application"
+        );
     }
 
     #[test]

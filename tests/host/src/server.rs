@@ -9,13 +9,14 @@
 use crate::headers;
 use crate::manifest::Manifest;
 use crate::routing::Router;
+use crate::runtime_config::{RuntimeConfig, SqliteDatabase};
 use crate::sqlite::{self, SqliteConfig, SqliteState};
 use crate::variables::Resolver;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,13 +40,21 @@ pub struct HostOptions {
     /// Path to `spin.toml`.
     pub manifest: PathBuf,
     /// The file behind the `default` SQLite label; `<manifest dir>/.spin/sqlite_db.db` if `None`.
+    /// A runtime config's `[sqlite_database.default]` or `state_dir` may say otherwise (not
+    /// both: that is refused).
     pub database: Option<PathBuf>,
+    /// `spin up --runtime-config-file`, loaded.
+    pub runtime_config: Option<RuntimeConfig>,
     /// Runtime variable values, like `spin up --variable k=v` (they win over everything).
     pub variables: HashMap<String, String>,
     /// The environment `SPIN_VARIABLE_*` are read from (the binary passes the process env).
     pub env: HashMap<String, String>,
     /// What a client may hold of this host at once, and for how long.
     pub limits: Limits,
+    /// The component ids to serve, like `spin up -c` (repeatable); empty serves them all.
+    /// The others' routes answer 404 and their SQLite labels are not checked
+    /// (SPIN_CONTRACT.md A3); an id the manifest lacks fails [`Host::load`].
+    pub components: Vec<String>,
 }
 
 /// What one client can hold of the host, so that no client can take it down for the others.
@@ -82,9 +91,11 @@ impl HostOptions {
         HostOptions {
             manifest: manifest.into(),
             database: None,
+            runtime_config: None,
             variables: HashMap::new(),
             env: HashMap::new(),
             limits: Limits::default(),
+            components: Vec::new(),
         }
     }
 }
@@ -102,6 +113,7 @@ struct Inner {
     output: GuestOutput,
     limits: Limits,
     instances: Arc<tokio::sync::Semaphore>,
+    databases: Arc<BTreeMap<String, SqliteDatabase>>,
 }
 
 struct LoadedComponent {
@@ -177,25 +189,27 @@ pub(crate) fn engine() -> &'static Engine {
 }
 
 impl Host {
-    /// Loads `spin.toml`, compiles (or loads from cache) every component, and checks what Spin
-    /// checks at start-up: sources exist, variables resolve, SQLite labels are defined.
+    /// Loads `spin.toml`, keeps the components `options.components` selects, compiles (or
+    /// loads from cache) each of them, and checks what Spin checks at start-up: sources exist,
+    /// variables resolve, SQLite labels are defined.
     pub fn load(options: HostOptions) -> anyhow::Result<Host> {
-        let manifest = Manifest::load(&options.manifest)?;
+        let mut manifest = Manifest::load(&options.manifest)?;
+        // Everything below sees the retained components only, as Spin computes databases and
+        // component variables after dropping the others.
+        manifest.retain_components(&options.components)?;
         let resolver = Arc::new(Resolver::new(
             &manifest,
             options.variables.clone(),
             options.env.clone(),
         )?);
+        let databases = Arc::new(sqlite_databases(&options, &manifest)?);
         sqlite::check_labels(
             manifest
                 .components
                 .iter()
                 .map(|(id, c)| (id.as_str(), c.sqlite_databases.as_slice())),
+            &databases,
         )?;
-        let default_path = options
-            .database
-            .clone()
-            .unwrap_or_else(|| manifest.dir.join(".spin").join("sqlite_db.db"));
 
         let engine = engine();
         let mut linker = Linker::<State>::new(engine);
@@ -223,7 +237,7 @@ impl Host {
                     pre,
                     sqlite: Arc::new(SqliteConfig {
                         allowed: decl.sqlite_databases.clone(),
-                        default_path: default_path.clone(),
+                        databases: databases.clone(),
                     }),
                     environment: decl
                         .environment
@@ -246,8 +260,23 @@ impl Host {
                 output: GuestOutput::default(),
                 instances: Arc::new(tokio::sync::Semaphore::new(options.limits.max_instances)),
                 limits: options.limits.clone(),
+                databases,
             }),
         })
+    }
+
+    /// Where the `default` database's data lives, if a served component may open it (Spin
+    /// reports it at start-up only then).
+    pub fn default_database(&self) -> Option<&SqliteDatabase> {
+        let used = self.inner.components.values().any(|component| {
+            component
+                .sqlite
+                .allowed
+                .iter()
+                .any(|label| label == sqlite::DEFAULT_LABEL)
+        });
+        used.then(|| self.inner.databases.get(sqlite::DEFAULT_LABEL))
+            .flatten()
     }
 
     /// Serves one in-memory request as if it came from `client_addr`.
@@ -466,6 +495,35 @@ impl Host {
             Err(_) => anyhow::bail!("the guest did not set a response"),
         }
     }
+}
+
+/// Every configured SQLite label and where its data lives, with Spin's precedence for
+/// `default`: the runtime config's `[sqlite_database.default]`, else its `state_dir`
+/// (`<dir>/sqlite_db.db`, or in memory when `""`), else `<manifest dir>/.spin/sqlite_db.db`.
+/// `--database` is the host's shorthand for the last.
+fn sqlite_databases(
+    options: &HostOptions,
+    manifest: &Manifest,
+) -> anyhow::Result<BTreeMap<String, SqliteDatabase>> {
+    let config = options.runtime_config.clone().unwrap_or_default();
+    let mut databases = config.sqlite_databases;
+    if options.database.is_some()
+        && (databases.contains_key(sqlite::DEFAULT_LABEL) || config.state_dir.is_some())
+    {
+        anyhow::bail!(
+            "--database and a runtime config that places the default database are both given"
+        );
+    }
+    if !databases.contains_key(sqlite::DEFAULT_LABEL) {
+        let default = match (&options.database, config.state_dir) {
+            (Some(path), _) => SqliteDatabase::File(std::path::absolute(path)?),
+            (None, Some(Some(dir))) => SqliteDatabase::File(dir.join("sqlite_db.db")),
+            (None, Some(None)) => SqliteDatabase::Memory,
+            (None, None) => SqliteDatabase::File(manifest.dir.join(".spin").join("sqlite_db.db")),
+        };
+        databases.insert(sqlite::DEFAULT_LABEL.to_string(), default);
+    }
+    Ok(databases)
 }
 
 /// Every instance slot is taken: the request is refused, not queued.

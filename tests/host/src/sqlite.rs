@@ -1,15 +1,21 @@
 //! Spin's SQLite for the guest: `spin:sqlite/sqlite@3.0.0` and `fermyon:spin/sqlite@2.0.0`,
-//! backed by rusqlite 0.34 (`bundled`) exactly as Spin's in-process backend uses it.
+//! backed by rusqlite 0.34 (`bundled`) exactly as Spin's in-process backend uses it, or by a
+//! libSQL server through the `libsql` 0.5 client exactly as Spin's libSQL backend uses it
+//! (runtime config `type = "libsql"`; SPIN_CONTRACT.md A2).
 //!
 //! What that means, and what this module reproduces:
 //! - `open(label)` → `access-denied` unless the label is in the component's
-//!   `sqlite_databases` (checked first, so unknown labels get it too); only `default` exists.
+//!   `sqlite_databases` (checked first, so unknown labels get it too); `default` and the
+//!   runtime config's labels exist.
 //! - Each `open` is a new connection, opened lazily on first use, so a bad path shows up as
 //!   `io(..)` on the first `execute`. No pooling, no PRAGMAs: journal mode `delete`, busy
 //!   timeout 5 s (rusqlite's default), foreign keys ON (the bundled build's default).
 //! - `execute` uses `prepare_cached`, binds parameters by position and buffers all rows. Only the
 //!   first statement of the string runs: rusqlite 0.34's `prepare` ignores the tail.
-//! - Every error is `io(rusqlite::Error::to_string())`.
+//! - Every error is `io(rusqlite::Error::to_string())`, or on libSQL
+//!   `io(libsql::Error::to_string())`; a libSQL client that cannot be made is
+//!   `invalid-connection`. On libSQL, `changes` and `last-insert-rowid` stay 0 (Spin's cursor
+//!   path never sets them) and the server, not this host, decides busy and PRAGMA behaviour.
 //! - Connections live in the store's `ResourceTable`; when the store ends they are dropped and
 //!   SQLite rolls back any transaction left open.
 //!
@@ -22,9 +28,10 @@
 
 use crate::bindings::fermyon::spin::sqlite as v2;
 use crate::bindings::spin::sqlite::sqlite as v3;
+pub use crate::runtime_config::SqliteDatabase;
 use crate::server::State;
 use rusqlite::types::{Value, ValueRef};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::Resource;
 
@@ -38,8 +45,8 @@ const MAX_RESULT_BYTES: usize = 128 * 1024 * 1024;
 pub struct SqliteConfig {
     /// `sqlite_databases` of the component.
     pub allowed: Vec<String>,
-    /// The file behind the `default` label.
-    pub default_path: PathBuf,
+    /// Every configured label (`default` always) and where its data lives.
+    pub databases: Arc<BTreeMap<String, SqliteDatabase>>,
 }
 
 /// The label every Spin host configures.
@@ -59,24 +66,67 @@ impl SqliteState {
 }
 
 /// A guest connection: the resource behind both WIT `connection` types.
-///
-/// The rusqlite connection is opened on first use and shared with the blocking task that runs
-/// a statement, hence the `Arc<Mutex<..>>`.
 #[derive(Debug, Clone)]
-pub struct Connection(Arc<Mutex<LazyConnection>>);
+pub struct Connection(Arc<Backend>);
+
+/// Where a connection's statements go. Both connect lazily, on the first statement, as Spin's
+/// do: `open` never fails on I/O.
+#[derive(Debug)]
+enum Backend {
+    /// In-process SQLite. The rusqlite connection is shared with the blocking task that runs
+    /// a statement, hence the mutex.
+    Local(Mutex<LazyLocal>),
+    /// A libSQL server: Spin's client (`libsql` 0.5, `remote`), one client and one Hrana
+    /// stream per connection, made by the first statement.
+    Remote(LazyRemote),
+}
 
 #[derive(Debug)]
-struct LazyConnection {
-    path: PathBuf,
+struct LazyLocal {
+    /// `None`: in memory.
+    path: Option<std::path::PathBuf>,
     connection: Option<rusqlite::Connection>,
 }
 
-impl LazyConnection {
+impl LazyLocal {
     fn get(&mut self) -> rusqlite::Result<&mut rusqlite::Connection> {
         if self.connection.is_none() {
-            self.connection = Some(rusqlite::Connection::open(&self.path)?);
+            self.connection = Some(match &self.path {
+                Some(path) => rusqlite::Connection::open(path)?,
+                None => rusqlite::Connection::open_in_memory()?,
+            });
         }
         Ok(self.connection.as_mut().expect("opened above"))
+    }
+}
+
+struct LazyRemote {
+    url: String,
+    token: String,
+    connection: tokio::sync::OnceCell<libsql::Connection>,
+}
+
+impl std::fmt::Debug for LazyRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyRemote")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LazyRemote {
+    /// The client, made on first use; a client that cannot be made is Spin's
+    /// `invalid-connection` (e.g. no CA certificates for an https URL).
+    async fn get(&self) -> Result<&libsql::Connection, ExecuteError> {
+        self.connection
+            .get_or_try_init(|| async {
+                let database = libsql::Builder::new_remote(self.url.clone(), self.token.clone())
+                    .build()
+                    .await?;
+                database.connect()
+            })
+            .await
+            .map_err(|_| ExecuteError::InvalidConnection)
     }
 }
 
@@ -84,6 +134,18 @@ impl LazyConnection {
 enum OpenError {
     AccessDenied,
     Io(String),
+}
+
+/// Why `execute` failed, before mapping to a WIT version's error.
+enum ExecuteError {
+    InvalidConnection,
+    Io(String),
+}
+
+impl From<String> for ExecuteError {
+    fn from(message: String) -> Self {
+        ExecuteError::Io(message)
+    }
 }
 
 /// Rows of one statement, before mapping to a WIT version's types.
@@ -101,16 +163,32 @@ impl State {
         if self.sqlite.live >= MAX_CONNECTIONS {
             return Err(OpenError::Io("too many connections opened".to_string()));
         }
-        // Only `default` passes load-time checks, so this is the default database. Spin
-        // creates its directory on every open; a failure surfaces on the first execute.
-        if let Some(parent) = config.default_path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
+        // Load-time checks made sure every listed label is configured.
+        let backend = match config.databases.get(label) {
+            Some(SqliteDatabase::File(path)) => {
+                // Spin creates the directory on every open; a failure surfaces on the first
+                // execute.
+                if let Some(parent) = path.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                Backend::Local(Mutex::new(LazyLocal {
+                    path: Some(path.clone()),
+                    connection: None,
+                }))
+            }
+            Some(SqliteDatabase::Memory) => Backend::Local(Mutex::new(LazyLocal {
+                path: None,
+                connection: None,
+            })),
+            Some(SqliteDatabase::Libsql { url, token }) => Backend::Remote(LazyRemote {
+                url: url.clone(),
+                token: token.clone(),
+                connection: tokio::sync::OnceCell::new(),
+            }),
+            None => return Err(OpenError::Io(format!("no database {label:?}"))),
+        };
         self.sqlite.live += 1;
-        Ok(Connection(Arc::new(Mutex::new(LazyConnection {
-            path: config.default_path.clone(),
-            connection: None,
-        }))))
+        Ok(Connection(Arc::new(backend)))
     }
 
     fn sqlite_connection(&self, resource: &Resource<Connection>) -> Option<Connection> {
@@ -130,11 +208,29 @@ thread_local! {
     pub(crate) static REQUEST_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Runs the first statement of `sql`: in place on a request's own thread, otherwise on
-/// tokio's blocking pool.
-async fn execute(connection: Connection, sql: String, params: Vec<Value>) -> Result<Rows, String> {
+/// Runs the first statement of `sql`.
+async fn execute(
+    connection: Connection,
+    sql: String,
+    params: Vec<Value>,
+) -> Result<Rows, ExecuteError> {
+    match &*connection.0 {
+        Backend::Local(_) => Ok(execute_local(connection, sql, params).await?),
+        Backend::Remote(remote) => execute_remote(remote.get().await?, &sql, params).await,
+    }
+}
+
+/// In place on a request's own thread, otherwise on tokio's blocking pool.
+async fn execute_local(
+    connection: Connection,
+    sql: String,
+    params: Vec<Value>,
+) -> Result<Rows, String> {
     let run = move || {
-        let mut lazy = connection.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Backend::Local(local) = &*connection.0 else {
+            unreachable!("execute_local is given local connections")
+        };
+        let mut lazy = local.lock().unwrap_or_else(|e| e.into_inner());
         run_statement(lazy.get().map_err(|e| e.to_string())?, &sql, params)
     };
     if REQUEST_THREAD.get() {
@@ -142,6 +238,62 @@ async fn execute(connection: Connection, sql: String, params: Vec<Value>) -> Res
     }
     let task = tokio::task::spawn_blocking(run);
     task.await.map_err(|e| e.to_string())?
+}
+
+/// Through libsql's cursor: it parses the SQL locally and sends only the first statement, and
+/// every error is `io(<libsql's message>)` — the strings cd-core must classify on a server.
+async fn execute_remote(
+    connection: &libsql::Connection,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Rows, ExecuteError> {
+    let io = |error: libsql::Error| ExecuteError::Io(error.to_string());
+    let params: Vec<libsql::Value> = params
+        .into_iter()
+        .map(|value| match value {
+            Value::Null => libsql::Value::Null,
+            Value::Integer(i) => libsql::Value::Integer(i),
+            Value::Real(f) => libsql::Value::Real(f),
+            Value::Text(t) => libsql::Value::Text(t),
+            Value::Blob(b) => libsql::Value::Blob(b),
+        })
+        .collect();
+    let mut cursor = connection.query(sql, params).await.map_err(io)?;
+    let count = cursor.column_count();
+    let columns: Vec<String> = (0..count)
+        .map(|index| cursor.column_name(index).unwrap_or("").to_string())
+        .collect();
+    let mut rows = Vec::new();
+    let mut size = 0usize;
+    while let Some(row) = cursor.next().await.map_err(io)? {
+        let mut values = Vec::with_capacity(columns.len());
+        for index in 0..count {
+            let value = match row.get_value(index).map_err(io)? {
+                libsql::Value::Null => Value::Null,
+                libsql::Value::Integer(i) => Value::Integer(i),
+                libsql::Value::Real(f) => Value::Real(f),
+                libsql::Value::Text(t) => Value::Text(t),
+                libsql::Value::Blob(b) => Value::Blob(b),
+            };
+            size += value_size(&value);
+            values.push(value);
+        }
+        if size > MAX_RESULT_BYTES {
+            return Err(ExecuteError::Io(format!(
+                "query result exceeds limit of {MAX_RESULT_BYTES} bytes"
+            )));
+        }
+        rows.push(values);
+    }
+    Ok(Rows { columns, rows })
+}
+
+fn value_size(value: &Value) -> usize {
+    match value {
+        Value::Text(t) => t.len(),
+        Value::Blob(b) => b.len(),
+        _ => 8,
+    }
 }
 
 fn run_statement(
@@ -174,11 +326,7 @@ fn run_statement(
                 ),
                 ValueRef::Blob(b) => Value::Blob(b.to_vec()),
             };
-            size += match &value {
-                Value::Text(t) => t.len(),
-                Value::Blob(b) => b.len(),
-                _ => 8,
-            };
+            size += value_size(&value);
             values.push(value);
         }
         if size > MAX_RESULT_BYTES {
@@ -199,6 +347,15 @@ macro_rules! conversions {
                 match error {
                     OpenError::AccessDenied => $wit::Error::AccessDenied,
                     OpenError::Io(message) => $wit::Error::Io(message),
+                }
+            }
+        }
+
+        impl From<ExecuteError> for $wit::Error {
+            fn from(error: ExecuteError) -> Self {
+                match error {
+                    ExecuteError::InvalidConnection => $wit::Error::InvalidConnection,
+                    ExecuteError::Io(message) => $wit::Error::Io(message),
                 }
             }
         }
@@ -264,16 +421,20 @@ impl v3::HostConnection for State {
         let params = parameters.into_iter().map(Value::from).collect();
         match execute(connection, statement, params).await {
             Ok(rows) => Ok(rows.into()),
-            Err(message) => Err(v3::Error::Io(message)),
+            Err(error) => Err(error.into()),
         }
     }
 
     fn last_insert_rowid(&mut self, resource: Resource<Connection>) -> i64 {
-        self.with_opened(&resource, |c| c.last_insert_rowid())
+        self.with_opened(
+            &resource,
+            |c| c.last_insert_rowid(),
+            |c| c.last_insert_rowid(),
+        )
     }
 
     fn changes(&mut self, resource: Resource<Connection>) -> u64 {
-        self.with_opened(&resource, |c| c.changes())
+        self.with_opened(&resource, |c| c.changes(), |c| c.changes())
     }
 
     fn drop(&mut self, resource: Resource<Connection>) -> wasmtime::Result<()> {
@@ -286,13 +447,20 @@ impl State {
     fn with_opened<R: Default>(
         &self,
         resource: &Resource<Connection>,
-        read: impl FnOnce(&rusqlite::Connection) -> R,
+        local: impl FnOnce(&rusqlite::Connection) -> R,
+        remote: impl FnOnce(&libsql::Connection) -> R,
     ) -> R {
         let Some(connection) = self.sqlite_connection(resource) else {
             return R::default();
         };
-        let lazy = connection.0.lock().unwrap_or_else(|e| e.into_inner());
-        lazy.connection.as_ref().map(read).unwrap_or_default()
+        match &*connection.0 {
+            Backend::Local(lazy) => {
+                let lazy = lazy.lock().unwrap_or_else(|e| e.into_inner());
+                lazy.connection.as_ref().map(local).unwrap_or_default()
+            }
+            // libsql's cursor path never updates these counters: 0, as under Spin.
+            Backend::Remote(lazy) => lazy.connection.get().map(remote).unwrap_or_default(),
+        }
     }
 }
 
@@ -318,7 +486,7 @@ impl v2::HostConnection for State {
         let params = parameters.into_iter().map(Value::from).collect();
         match execute(connection, statement, params).await {
             Ok(rows) => Ok(rows.into()),
-            Err(message) => Err(v2::Error::Io(message)),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -327,17 +495,18 @@ impl v2::HostConnection for State {
     }
 }
 
-/// Fails like Spin when a component lists a label no runtime config defines (only
-/// `default` is defined here).
+/// Fails like Spin when a component lists a label no runtime config defines (`default` is
+/// always defined).
 pub fn check_labels<'a>(
     components: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    databases: &BTreeMap<String, SqliteDatabase>,
 ) -> anyhow::Result<()> {
     let errors: Vec<String> = components
         .into_iter()
         .flat_map(|(id, labels)| {
             labels
                 .iter()
-                .filter(|label| label.as_str() != DEFAULT_LABEL)
+                .filter(|label| label.as_str() != DEFAULT_LABEL && !databases.contains_key(*label))
                 .map(move |label| format!("- Component {id} uses database '{label}'"))
         })
         .collect();
@@ -402,7 +571,7 @@ mod tests {
     #[test]
     fn undefined_labels_fail_load_with_spins_message() {
         let labels = vec!["default".to_string(), "other".to_string()];
-        let error = check_labels([("c", labels.as_slice())])
+        let error = check_labels([("c", labels.as_slice())], &BTreeMap::new())
             .unwrap_err()
             .to_string();
         assert!(
@@ -413,6 +582,8 @@ mod tests {
             "{error}"
         );
         let ok = vec!["default".to_string()];
-        check_labels([("c", ok.as_slice())]).unwrap();
+        check_labels([("c", ok.as_slice())], &BTreeMap::new()).unwrap();
+        let configured = BTreeMap::from([("other".to_string(), SqliteDatabase::Memory)]);
+        check_labels([("c", labels.as_slice())], &configured).unwrap();
     }
 }

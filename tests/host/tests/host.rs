@@ -725,6 +725,240 @@ fn the_routes_are_listed_in_precedence_order() {
     assert_eq!(routes, vec!["/a/b", "/a/:id", "/..."]);
 }
 
+// --- selective deployment (`spin up -c`) ----------------------------------------------------
+
+/// Writes a manifest with the cd-images app's components and routes (`spin.toml`), each
+/// component played by the probe, which answers with its `component_id`. `extra` is appended.
+fn app_like_manifest(dir: &Path, extra: &str) -> PathBuf {
+    let source = probe_manifest()
+        .parent()
+        .unwrap()
+        .join("../../../target/wasm32-wasip2/release/cd_probe.wasm");
+    let routes = [
+        ("/api/v1/registries/...", "registry"),
+        ("/api/v1/tokens/...", "registry"),
+        ("/api/v1/health/registry", "registry"),
+        ("/api/v1/registries/:registry_id/images/...", "images"),
+        ("/api/v1/images/...", "images"),
+        ("/api/v1/health/images", "images"),
+        ("/api/v1/deployments/...", "lead-time"),
+        ("/api/v1/dora/...", "lead-time"),
+        ("/api/v1/health/lead-time", "lead-time"),
+    ];
+    let mut text = String::from(
+        "spin_manifest_version = 2\n[application]\nname = \"app-like\"\n\
+         [variables]\nadmin_token = { required = true, secret = true }\n",
+    );
+    for (route, component) in routes {
+        text.push_str(&format!(
+            "[[trigger.http]]\nroute = \"{route}\"\ncomponent = \"{component}\"\n"
+        ));
+    }
+    for component in ["registry", "images", "lead-time"] {
+        text.push_str(&format!(
+            "[component.{component}]\nsource = {:?}\n\
+             [component.{component}.variables]\ncomponent_id = \"{component}\"\n\
+             admin_token = \"{{{{ admin_token }}}}\"\n",
+            source.display().to_string()
+        ));
+    }
+    text.push_str(extra);
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Options for [`app_like_manifest`] serving only `components`.
+fn app_like_options(manifest: &Path, components: &[&str]) -> HostOptions {
+    let mut options = HostOptions::new(manifest);
+    options.variables.insert("admin_token".into(), "t".into());
+    options.components = components.iter().map(|id| id.to_string()).collect();
+    options
+}
+
+/// The component that answered `path`, or the status and body length of a non-200 answer.
+fn served_by(server: &RunningHost, path: &str) -> Result<String, (u16, usize)> {
+    let response = http_request(server.addr(), "GET", path, &[], b"");
+    if response.status != 200 {
+        return Err((response.status, response.body.len()));
+    }
+    Ok(response.json()["component"]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no component_id in {}", response.text()))
+        .to_string())
+}
+
+#[test]
+fn retaining_one_component_serves_only_its_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = app_like_manifest(dir.path(), "");
+    let server = RunningHost::start(app_like_options(&manifest, &["registry"])).unwrap();
+
+    assert_eq!(
+        served_by(&server, "/api/v1/registries/7").as_deref(),
+        Ok("registry")
+    );
+    assert_eq!(
+        served_by(&server, "/api/v1/tokens").as_deref(),
+        Ok("registry")
+    );
+    // The other components' routes are gone: Spin's no-match answer, 404 with no body.
+    for path in [
+        "/api/v1/images/abc",
+        "/api/v1/health/images",
+        "/api/v1/dora/lead-time",
+    ] {
+        assert_eq!(served_by(&server, path), Err((404, 0)), "{path}");
+    }
+    // Without the images route, registry's wildcard is what matches an images path.
+    assert_eq!(
+        served_by(&server, "/api/v1/registries/7/images/x").as_deref(),
+        Ok("registry")
+    );
+    let health = http_request(server.addr(), "GET", "/.well-known/spin/health", &[], b"");
+    assert_eq!((health.status, health.text().as_str()), (200, "OK"));
+    assert!(
+        server
+            .host()
+            .routes()
+            .iter()
+            .all(|(_, component)| component == "registry"),
+        "{:?}",
+        server.host().routes()
+    );
+}
+
+#[test]
+fn two_component_ids_serve_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = app_like_manifest(dir.path(), "");
+    let server = RunningHost::start(app_like_options(&manifest, &["registry", "images"])).unwrap();
+
+    assert_eq!(
+        served_by(&server, "/api/v1/registries/7").as_deref(),
+        Ok("registry")
+    );
+    assert_eq!(
+        served_by(&server, "/api/v1/registries/7/images/x").as_deref(),
+        Ok("images")
+    );
+    assert_eq!(
+        served_by(&server, "/api/v1/images/abc").as_deref(),
+        Ok("images")
+    );
+    assert_eq!(served_by(&server, "/api/v1/deployments"), Err((404, 0)));
+}
+
+#[test]
+fn an_unknown_component_id_fails_load_with_spins_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = app_like_manifest(dir.path(), "");
+    let error = Host::load(app_like_options(&manifest, &["registry", "imgaes"]))
+        .err()
+        .unwrap();
+    let chain: Vec<String> = error.chain().map(ToString::to_string).collect();
+    assert_eq!(
+        chain,
+        vec![
+            "failed to resolve application with only components selected with --component",
+            "Specified component \"imgaes\" not found in application",
+        ]
+    );
+}
+
+#[test]
+fn a_dropped_components_undefined_sqlite_label_does_not_fail_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = app_like_manifest(dir.path(), "");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "[component.lead-time]\n",
+        "[component.lead-time]\nsqlite_databases = [\"analytics\"]\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+
+    let all = Host::load(app_like_options(&manifest, &[])).err().unwrap();
+    assert!(
+        all.to_string()
+            .contains("- Component lead-time uses database 'analytics'"),
+        "{all}"
+    );
+    let server = RunningHost::start(app_like_options(&manifest, &["registry"]))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        served_by(&server, "/api/v1/registries").as_deref(),
+        Ok("registry")
+    );
+    // Selecting the component that uses it brings the check back.
+    let selected = Host::load(app_like_options(&manifest, &["registry", "lead-time"]))
+        .err()
+        .unwrap();
+    assert!(
+        selected
+            .to_string()
+            .contains("- Component lead-time uses database 'analytics'"),
+        "{selected}"
+    );
+}
+
+#[test]
+fn app_variables_stay_required_when_their_users_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only images uses `extra`, and only registry is served.
+    let manifest = app_like_manifest(dir.path(), "");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace(
+            "[variables]\n",
+            "[variables]\nextra = { required = true }\n",
+        )
+        .replace(
+            "[component.images.variables]\n",
+            "[component.images.variables]\nextra = \"{{ extra }}\"\n",
+        );
+    std::fs::write(&manifest, text).unwrap();
+    let error = Host::load(app_like_options(&manifest, &["registry"]))
+        .err()
+        .unwrap();
+    assert_eq!(
+        error.to_string(),
+        "no provider resolved required variable(s): extra"
+    );
+}
+
+#[test]
+fn the_binary_takes_repeated_component_ids_and_ignores_spin_components_to_retain() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cd-host"))
+            .args(["--manifest", &probe_manifest().display().to_string()])
+            .args(["--database", &dir.path().join("db").display().to_string()])
+            .args(["--variable", "secret_token=s3cret"])
+            .args(args)
+            .env_remove("SPIN_COMPONENTS_TO_RETAIN")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    // The first `-c` is known and the second is not: both were taken.
+    let stderr = run(&["-c", "probe", "--component-id", "nope"], &[]);
+    assert!(
+        stderr.contains(
+            "Error: failed to resolve application with only components selected with --component"
+        ) && stderr.contains("Specified component \"nope\" not found in application"),
+        "{stderr}"
+    );
+    // Spin CLI does not read the shim's variable: load succeeds and only the busy port fails.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = busy.local_addr().unwrap().to_string();
+    let stderr = run(
+        &["--listen", &listen],
+        &[("SPIN_COMPONENTS_TO_RETAIN", "nope")],
+    );
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+}
+
 // --- hostile clients ------------------------------------------------------------------------
 
 /// Sends raw bytes as a request and reads the whole answer (the connection closes).

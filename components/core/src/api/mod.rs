@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{self, Caller, ReadableRegistry, WritableRegistry};
-use crate::db::PatientDb;
+use crate::db::{Db, PatientDb};
 use crate::domain::ids::{LeadTimeId, TokenId};
 use crate::domain::{Channel, ImageId, OrgId, Recorded, RegistryId};
 use crate::env::Env;
@@ -388,6 +388,7 @@ pub(crate) fn serve(
     table: &'static Table,
 ) -> Response<Vec<u8>> {
     let mut backfilling = false;
+    let mut backend = crate::db::Backend::File;
     let outcome = (|| {
         if request.body().len() > env.config.max_body_bytes {
             return Err(Error::PayloadTooLarge {
@@ -396,6 +397,7 @@ pub(crate) fn serve(
         }
         let api_request = ApiRequest::new(request)?;
         let db = PatientDb::open(env.db, env.clock)?;
+        backend = Db::backend(&db);
         let env = &Env {
             db: &db,
             config: env.config.clone(),
@@ -429,6 +431,7 @@ pub(crate) fn serve(
     let mut response = outcome.unwrap_or_else(Error::into_response);
     response.extensions_mut().insert(crate::AfterResponse {
         checkpoint: !request.method().is_safe(),
+        backend,
         backfill: backfilling,
     });
     response

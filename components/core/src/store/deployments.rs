@@ -420,11 +420,10 @@ pub(crate) fn lead_time_values(
     }
     params.push((limit as i64 + 1).into());
     // One packed text instead of 15 values per row (`super::unpack_rows`): the page is the
-    // records with their images' columns.
+    // records with their images' columns, put in order here (as `images::list` says why).
     let rows = db.execute(
         &format!(
-            "SELECT json_group_array(json_array({PACKED_COLUMNS}) \
-                                     ORDER BY created_at DESC, lead_time_id DESC) \
+            "SELECT json_group_array(json_array({PACKED_COLUMNS})) \
              FROM (SELECT l.*, i.git_hash, i.git_hash_commit_timestamp, i.image_name_with_tag \
                    FROM {FROM} WHERE {condition} \
                    ORDER BY l.created_at DESC, l.lead_time_id DESC LIMIT ?) AS page"
@@ -432,10 +431,13 @@ pub(crate) fn lead_time_values(
         &params,
     )?;
     let rows = super::packed_rows(&rows)?;
-    let items = rows
+    let mut items = rows
         .iter()
         .map(|values| from_row(Row::new(values)))
         .collect::<Result<Vec<_>, _>>()?;
+    items.sort_unstable_by(|a, b| {
+        (b.created_at, b.lead_time_id).cmp(&(a.created_at, a.lead_time_id))
+    });
     Ok(Page::from_rows(items, limit, |r| {
         format!("{}~{}", r.created_at.to_rfc3339(), r.lead_time_id)
     }))

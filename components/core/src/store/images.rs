@@ -299,19 +299,20 @@ pub(crate) fn list(
     }
     sql.push_str(" ORDER BY image_id DESC LIMIT ?");
     params.push((limit as i64 + 1).into());
-    // One packed text instead of 23 values per row (`super::unpack_rows`).
+    // One packed text instead of 23 values per row (`super::unpack_rows`). The page is put
+    // in order here, not by `json_group_array(… ORDER BY …)`: libSQL's client parses every
+    // statement before sending it and refuses an ORDER BY inside an aggregate (SQLite 3.44
+    // syntax), and an aggregate's input order is otherwise not SQLite's promise.
     let packed = db.execute(
-        &format!(
-            "SELECT json_group_array(json_array({PACKED_COLUMNS}) ORDER BY image_id DESC) \
-             FROM ({sql}) AS page"
-        ),
+        &format!("SELECT json_group_array(json_array({PACKED_COLUMNS})) FROM ({sql}) AS page"),
         &params,
     )?;
     let rows = super::packed_rows(&packed)?;
-    let items = rows
+    let mut items = rows
         .iter()
         .map(|values| from_row(Row::new(values)))
         .collect::<Result<Vec<_>, _>>()?;
+    items.sort_unstable_by_key(|image| std::cmp::Reverse(image.image_id));
     Ok(Page::from_rows(items, limit, |image| {
         image.image_id.to_text()
     }))

@@ -247,6 +247,15 @@ fn scenarios() -> Vec<Scenario> {
 fn faults() -> Vec<(DbError, u16)> {
     vec![
         (DbError::Busy("database is locked".to_owned()), 503),
+        // A libSQL server taking the lock from a transaction held past its 5 s limit.
+        (
+            DbError::Interrupted(
+                "Hrana: `cursor error: `error at step 0: (error code: SQLITE_INTERRUPT) \
+                 `SQLite error: interrupted```"
+                    .to_owned(),
+            ),
+            503,
+        ),
         (DbError::Other("disk I/O error".to_owned()), 500),
         (DbError::Other("database or disk is full".to_owned()), 500),
     ]

@@ -242,15 +242,8 @@ fn sql_metacharacters_are_stored_verbatim_in_free_text_and_refused_in_names() {
         .assert_problem(422, Some("org_id"));
 
     // Every table is intact and holds exactly what was written.
-    let connection = rusqlite::Connection::open(&app.database).unwrap();
-    let count: i64 = connection
-        .query_row("SELECT COUNT(*) FROM image_registries", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(count, 1);
-    let tokens: i64 = connection
-        .query_row("SELECT COUNT(*) FROM api_tokens", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(tokens, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM image_registries"), 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM api_tokens"), 1);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, cd_request};
 
 #[test]
 fn parallel_bumps_on_one_channel_give_distinct_consecutive_versions() {
@@ -51,30 +51,22 @@ fn three_components_racing_on_an_empty_database_end_with_one_schema() {
     for handle in handles {
         assert_eq!(handle.join().unwrap(), 200);
     }
-    let connection = rusqlite::Connection::open(&app.database).unwrap();
-    let applied: Vec<i64> = connection
-        .prepare("SELECT version FROM schema_migrations ORDER BY version")
+    let applied: Vec<i64> = app
+        .sql()
+        .execute(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
         .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+        .rows
+        .iter()
+        .map(|row| match row[0] {
+            cd_core::Value::Integer(version) => version,
+            ref other => panic!("a version: {other:?}"),
+        })
         .collect();
     assert_eq!(applied, (1..=applied.len() as i64).collect::<Vec<_>>());
     assert!(!applied.is_empty());
-}
-
-/// A minimal CD request for `run_id` on the `default` channel.
-fn cd_request(run_id: &str) -> serde_json::Value {
-    json!({
-        "channel": "default",
-        "update_type": "patch",
-        "tag_name": run_id,
-        "image_name": "ghcr.io/acme/app",
-        "image_name_with_tag": format!("ghcr.io/acme/app:{run_id}"),
-        "status": "active",
-        "git_hash": "3f786850e387550fdab836ed7e6dc881de23001b",
-        "run_id": run_id,
-    })
 }
 
 #[test]
@@ -126,16 +118,13 @@ fn parallel_pipelines_and_their_retries_record_each_run_once_with_consecutive_ve
         versions, expected,
         "each run bumped the channel exactly once"
     );
-    let connection = rusqlite::Connection::open(&app.database).unwrap();
-    let stored: i64 = connection
-        .query_row("SELECT COUNT(*) FROM images", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(stored, RUNS as i64);
+    assert_eq!(app.count("SELECT COUNT(*) FROM images"), RUNS as i64);
 }
 
 #[test]
 fn a_retried_run_is_answered_while_another_writer_holds_the_lock() {
-    let app = TestApp::spawn();
+    // Another process's lock on the file (a server queues its writers itself).
+    let app = TestApp::spawn_on_file();
     let token = app.token("acme", "write");
     let registry = app.registry(&token, "app", false);
     let images = format!(
@@ -149,7 +138,7 @@ fn a_retried_run_is_answered_while_another_writer_holds_the_lock() {
     first.assert_status(201);
 
     // Another writer takes the write lock and keeps it past the request's 5 s busy wait.
-    let writer = rusqlite::Connection::open(&app.database).unwrap();
+    let writer = rusqlite::Connection::open(app.file()).unwrap();
     writer.execute_batch("BEGIN IMMEDIATE").unwrap();
     let retry = app
         .post(&images, &cd_request("run-1"))

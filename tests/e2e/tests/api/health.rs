@@ -39,9 +39,10 @@ fn an_unrouted_path_is_a_404_from_the_host_and_an_unknown_path_inside_a_componen
 
 #[test]
 fn the_database_is_created_in_wal_mode_on_first_use() {
-    let app = TestApp::spawn();
+    // A file's journal mode is ours to set; a libSQL server keeps its own.
+    let app = TestApp::spawn_on_file();
     app.get("/api/v1/health/registry").send().assert_status(200);
-    let connection = rusqlite::Connection::open(&app.database).unwrap();
+    let connection = rusqlite::Connection::open(app.file()).unwrap();
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();

@@ -63,10 +63,7 @@ impl Fixture {
     }
 
     fn image_count(&self) -> i64 {
-        let connection = rusqlite::Connection::open(&self.app.database).unwrap();
-        connection
-            .query_row("SELECT COUNT(*) FROM images", [], |r| r.get(0))
-            .unwrap()
+        self.app.count("SELECT COUNT(*) FROM images")
     }
 }
 
@@ -271,11 +268,12 @@ fn a_failure_after_the_bump_leaves_neither_the_bump_nor_the_image() {
     f.create(&cd_request("before")).assert_status(201);
     // Inject a storage failure between the version bump and the image insert: a trigger that
     // aborts inserting this one run.
-    let connection = rusqlite::Connection::open(&f.app.database).unwrap();
-    connection
-        .execute_batch(
+    f.app
+        .sql()
+        .execute(
             "CREATE TRIGGER explode BEFORE INSERT ON images WHEN NEW.run_id = 'explode' \
-             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            &[],
         )
         .unwrap();
     let failed = f.create(&cd_request("explode"));

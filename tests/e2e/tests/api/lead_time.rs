@@ -748,19 +748,11 @@ fn a_database_upgraded_from_before_the_rollup_is_rolled_up_by_its_own_traffic_wi
     let before = answer();
     assert!(before["summary"]["count"].as_u64().unwrap() > 40);
     // The database as schema 3 left it: the records, no rollup, nothing after.
-    cd_core::testing::take_back_to_schema_3(
-        &cd_core::testing::RusqliteDb::open(&g.app.database).unwrap(),
-    )
-    .unwrap();
-    let database = rusqlite::Connection::open(&g.app.database).unwrap();
+    cd_core::testing::take_back_to_schema_3(&*g.app.sql()).unwrap();
     // The next request migrates and, the rollup being pending, answers from the records; once
     // it has responded, the component rolls up a batch (here every record).
     assert_eq!(answer(), before);
-    let pending = || -> i64 {
-        database
-            .query_row("SELECT count(*) FROM backfills", [], |row| row.get(0))
-            .unwrap()
-    };
+    let pending = || g.app.count("SELECT count(*) FROM backfills");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while pending() > 0 {
         assert!(
@@ -769,14 +761,8 @@ fn a_database_upgraded_from_before_the_rollup_is_rolled_up_by_its_own_traffic_wi
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let (rolled_up, records): (i64, i64) = database
-        .query_row(
-            "SELECT (SELECT sum(deployments) FROM lead_time_days), \
-                    (SELECT count(*) FROM image_lead_times)",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
+    let rolled_up = g.app.count("SELECT sum(deployments) FROM lead_time_days");
+    let records = g.app.count("SELECT count(*) FROM image_lead_times");
     assert_eq!(rolled_up, records, "every record is rolled up once");
     assert_eq!(answer(), before, "the same answer from the rollup");
 }
@@ -788,16 +774,11 @@ fn a_database_in_the_text_encoding_is_copied_by_its_own_traffic_with_the_same_an
     let before = answer();
     // The database as the build before migration 0007 left it, then migrated with the copy
     // of images and records left pending, as a large database is.
-    let db = cd_core::testing::RusqliteDb::open(&g.app.database).unwrap();
-    cd_core::testing::take_back_to_schema_6(&db).unwrap();
-    assert_eq!(cd_core::testing::ensure_schema_copying(&db).unwrap(), 6);
+    let db = g.app.sql();
+    cd_core::testing::take_back_to_schema_6(&*db).unwrap();
+    assert_eq!(cd_core::testing::ensure_schema_copying(&*db).unwrap(), 6);
     drop(db);
-    let database = rusqlite::Connection::open(&g.app.database).unwrap();
-    let pending = || -> i64 {
-        database
-            .query_row("SELECT count(*) FROM backfills", [], |row| row.get(0))
-            .unwrap()
-    };
+    let pending = || g.app.count("SELECT count(*) FROM backfills");
     assert!(pending() > 0);
     // The component's DORA read needs every record: it finishes the copy itself and answers
     // the same; after responding, the component drops the old tables a step at a time.
@@ -810,13 +791,9 @@ fn a_database_in_the_text_encoding_is_copied_by_its_own_traffic_with_the_same_an
         );
         answer();
     }
-    let old_tables: i64 = database
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name LIKE '%\\_text' ESCAPE '\\'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let old_tables = g
+        .app
+        .count("SELECT count(*) FROM sqlite_master WHERE name LIKE '%\\_text' ESCAPE '\\'");
     assert_eq!(old_tables, 0, "the text tables are dropped");
     assert_eq!(answer(), before);
 }

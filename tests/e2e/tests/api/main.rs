@@ -5,6 +5,7 @@
 //! route tables, `spin.toml` and `openapi.yaml` agree).
 
 mod helpers;
+mod sqld;
 
 mod bad_input;
 mod channels;
@@ -14,6 +15,7 @@ mod images;
 mod lead_time;
 mod libsql;
 mod registries;
+mod replicas;
 mod robustness;
 mod routes;
 mod tenancy;

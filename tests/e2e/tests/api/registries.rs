@@ -206,17 +206,24 @@ fn delete_is_a_soft_delete_that_needs_an_admin_and_keeps_history() {
     assert!(listed["items"].as_array().unwrap().is_empty());
 
     // The rows are still there for history.
-    let connection = rusqlite::Connection::open(&app.database).unwrap();
     // Ids are stored as their 16 bytes (migration 0007).
-    let (deleted_at, channels): (Option<i64>, i64) = connection
-        .query_row(
+    let rows = app
+        .sql()
+        .execute(
             "SELECT deleted_at, (SELECT COUNT(*) FROM image_versions AS v \
                                  WHERE v.registry_key = r.registry_key) \
              FROM image_registries AS r WHERE registry_id = ?1",
-            [uuid::Uuid::parse_str(id).unwrap().as_bytes().to_vec()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            &[cd_core::Value::Blob(
+                uuid::Uuid::parse_str(id).unwrap().as_bytes().to_vec(),
+            )],
         )
         .unwrap();
+    let (deleted_at, channels) = (&rows.rows[0][0], &rows.rows[0][1]);
+    let deleted_at = matches!(deleted_at, cd_core::Value::Integer(_)).then_some(());
+    let channels = match channels {
+        cd_core::Value::Integer(n) => *n,
+        other => panic!("a count: {other:?}"),
+    };
     assert!(deleted_at.is_some());
     assert_eq!(channels, 1);
 }

@@ -178,14 +178,15 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
 
 /// Holds the database's write lock from outside for `hold`, while one bump is attempted.
 fn bump_while_locked(hold: Duration) -> (crate::helpers::TestResponse, Duration) {
-    let app = TestApp::spawn();
+    // Another process's lock on the file: a libSQL server queues its own writers.
+    let app = TestApp::spawn_on_file();
     let token = app.token("acme", "write");
     let registry = app.registry(&token, "app", false);
     let path = format!(
         "/api/v1/registries/{}/channels/default/bump",
         registry["registry_id"].as_str().unwrap()
     );
-    let connection = rusqlite::Connection::open(&app.database).unwrap();
+    let connection = rusqlite::Connection::open(app.file()).unwrap();
     connection.execute_batch("BEGIN IMMEDIATE").unwrap();
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(hold);

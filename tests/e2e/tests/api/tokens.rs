@@ -37,10 +37,9 @@ fn the_admin_mints_an_org_token_whose_plaintext_is_shown_once() {
     );
 
     // The database holds only the digest.
-    let connection = rusqlite::Connection::open(&app.database).unwrap();
-    let stored: String = connection
-        .query_row("SELECT token_sha256 FROM api_tokens", [], |r| r.get(0))
-        .unwrap();
+    let cd_core::Value::Text(stored) = app.one("SELECT token_sha256 FROM api_tokens", &[]) else {
+        panic!("the digest is stored as text")
+    };
     assert_ne!(stored, token);
     assert_eq!(stored.len(), 64);
 }

@@ -1,0 +1,346 @@
+//! The app on a libSQL server (issue 16): the host's `default` database on `sqld`, named in a
+//! Spin runtime config as a deployment with replicas names it, against the host on a file in
+//! the same run.
+//!
+//! The rows, all named `libSQL …` (`--only libSQL` selects them): create-image, the write path,
+//! on a file, on sqld behind one replica and behind two (two hosts on one sqld, the clients
+//! split between them); and one image read at 1 client on a file and on sqld, whose p50
+//! difference is what the remote database costs a request. sqld serialises writes, so the
+//! second replica shows whether the write ceiling is the host's or the database's.
+//!
+//! sqld is `$CD_SQLD`, else `<workspace>/../shared/bin/sqld`, else `sqld` on `PATH`; without
+//! one the rows say `skipped` (and one loud line), never an error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::load::{Call, Endpoint, Transport, Turn, Workload};
+use crate::report::{Row, Target, Via};
+use crate::scenarios::{Ctx, Scenario, Side, create_image_workload, find, find_mut, fixed};
+
+pub const PREFIX: &str = "libSQL";
+const CREATE_FILE: &str = "libSQL create-image: host on a file";
+const CREATE_ONE: &str = "libSQL create-image: sqld, 1 replica";
+const CREATE_TWO: &str = "libSQL create-image: sqld, 2 replicas";
+const READ_FILE: &str = "libSQL GET one image: host on a file";
+const READ_SQLD: &str = "libSQL GET one image: sqld, 1 replica";
+pub const NAMES: [&str; 5] = [CREATE_FILE, CREATE_ONE, CREATE_TWO, READ_FILE, READ_SQLD];
+
+/// Printed under the table when it has libSQL rows: their baseline is not the in-process one.
+pub const LEGEND: &str = "libSQL rows: baseline and ratio are against the host on a file in \
+     the same run at the same client count (sqld on this machine, over loopback).";
+
+/// Where the sqld binary is, if anywhere.
+fn binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CD_SQLD").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    // This crate is `<workspace>/tests/bench`; the shared tools sit beside the workspace.
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bin/sqld");
+    if beside.exists() {
+        return Some(beside);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("sqld"))
+            .find(|path| path.exists())
+    })
+}
+
+/// A sqld on loopback, killed on drop.
+struct Sqld {
+    child: Child,
+    url: String,
+    /// Its admin API, whose statistics count the statements it ran.
+    admin: Transport,
+    log: PathBuf,
+}
+
+impl Sqld {
+    fn start(binary: &Path, dir: &Path) -> anyhow::Result<Sqld> {
+        let free_port = || -> anyhow::Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let (port, admin_port) = (free_port()?, free_port()?);
+        let log = dir.join("sqld.log");
+        let child = Command::new(binary)
+            .arg("--db-path")
+            .arg(dir.join("data.sqld"))
+            .arg("--http-listen-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--admin-listen-addr")
+            .arg(format!("127.0.0.1:{admin_port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("cannot run {}", binary.display()))?;
+        let mut sqld = Sqld {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            admin: Transport::Http(Endpoint::from_addr(([127, 0, 0, 1], admin_port).into())),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = sqld.child.try_wait()? {
+                bail!("sqld exited ({status}): {}", sqld.log_tail());
+            }
+            if Instant::now() > deadline {
+                bail!("sqld did not listen in 20 s: {}", sqld.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(sqld)
+    }
+
+    /// Statements sqld has run so far (its `query_count`).
+    fn statements(&self, ctx: &Ctx) -> anyhow::Result<u64> {
+        let (_, body) = ctx.runtime.block_on(
+            self.admin
+                .once(&Call::get("/v1/namespaces/default/stats", None)),
+        )?;
+        let stats: serde_json::Value = serde_json::from_slice(&body)?;
+        stats["query_count"]
+            .as_u64()
+            .with_context(|| format!("no query_count in sqld's stats: {stats}"))
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut from = text.len().saturating_sub(2048);
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        text[from..].to_owned()
+    }
+}
+
+impl Drop for Sqld {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The libSQL rows wanted by `only` (a `--only` text), in print order.
+pub fn rows(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Row>> {
+    let wanted = |name: &str| only.is_none_or(|only| name.contains(only));
+    let Some(options) = &ctx.host_options else {
+        eprintln!("bench: no libSQL rows with --base-url (they start their own hosts)");
+        return Ok(Vec::new());
+    };
+    let Some(binary) = binary() else {
+        eprintln!(
+            "!!! SKIPPED the libSQL rows: no sqld (set CD_SQLD, or put sqld on PATH; README → Testing) !!!"
+        );
+        return Ok(NAMES
+            .iter()
+            .filter(|name| wanted(name))
+            .map(|name| Row::value(*name, Via::Http, "skipped".to_owned()))
+            .collect());
+    };
+    let dir = ctx.run_dir.join("libsql");
+    std::fs::create_dir_all(&dir)?;
+    let sqld = Sqld::start(&binary, &dir)?;
+    let config = cd_host::runtime_config::RuntimeConfig::parse(&format!(
+        "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
+        sqld.url
+    ))?;
+    let on_file = {
+        let mut options = options.clone();
+        options.database = Some(dir.join("file.db"));
+        crate::start_with(options)?
+    };
+    let replica = || {
+        let mut options = options.clone();
+        options.runtime_config = Some(config.clone());
+        crate::start_with(options)
+    };
+    let first = replica()?;
+    // Started only when wanted: loading the components takes a few seconds per host.
+    let second = wanted(CREATE_TWO).then(replica).transpose()?;
+    let http = |host: &cd_host::RunningHost| Transport::Http(Endpoint::from_addr(host.addr()));
+
+    // Each write scenario on its own registry, so each starts from a channel of its own.
+    let repository = |what: &str| format!("bench/libsql-{what}-{}", std::process::id());
+    let writes = |transport: &Transport, what: &str| -> anyhow::Result<Workload> {
+        let side = Side::Http(ctx, transport);
+        let token = side.token(&ctx.admin_token, "bench", "write")?;
+        let registry_id = side.create_registry(&token, &repository(what))?;
+        Ok(create_image_workload(&registry_id, &token))
+    };
+    // The read: one image, created through the write path's own request.
+    let read = |transport: &Transport| -> anyhow::Result<Workload> {
+        let side = Side::Http(ctx, transport);
+        let token = side.token(&ctx.admin_token, "bench", "write")?;
+        let registry_id = side.create_registry(&token, &repository("read"))?;
+        let create = create_image_workload(&registry_id, &token)(Turn {
+            run: u64::MAX,
+            client: 0,
+            seq: 0,
+        });
+        let created = side.call(&create)?;
+        let image_id = created["image_id"].as_str().context("image_id")?;
+        Ok(fixed(Call::get(
+            format!("/api/v1/registries/{registry_id}/images/{image_id}"),
+            Some(&token),
+        )))
+    };
+
+    let write_clients = if ctx.quick {
+        vec![1, 8]
+    } else {
+        vec![1, 8, 32]
+    };
+    // One client on two replicas would use one of them: the split starts at 8.
+    let spread_clients: Vec<usize> = write_clients.iter().copied().filter(|&c| c > 1).collect();
+    let scenario =
+        |name: &str, transport: Transport, workload: Workload, clients: &[usize]| Scenario {
+            name: name.to_owned(),
+            via: Via::Http,
+            transport,
+            workload,
+            clients: clients.to_vec(),
+            baseline: None,
+            variants: Vec::new(),
+            hold_open: None,
+            records: None,
+            _keep_alive: None,
+        };
+    let mut rows = Vec::new();
+    let mut run = |name: &str,
+                   transport: Transport,
+                   make: &dyn Fn(&Transport) -> anyhow::Result<Workload>,
+                   clients: &[usize]| {
+        if !wanted(name) {
+            return anyhow::Ok(());
+        }
+        let workload = make(&transport)?;
+        // What a request costs in round trips: the statements sqld runs for a few of them, one
+        // at a time, before the load.
+        let per_request = if name.contains("sqld") {
+            Some(statements_per_request(ctx, &sqld, &transport, &workload)?)
+        } else {
+            None
+        };
+        let mut measured = scenario(name, transport, workload, clients).run(ctx);
+        if let (Some(per_request), Some(row)) = (per_request, measured.first_mut()) {
+            row.targets.push(Target::note(
+                "statements per request (sqld)",
+                format!("{per_request:.1}"),
+            ));
+        }
+        rows.extend(measured);
+        Ok(())
+    };
+    run(
+        CREATE_FILE,
+        http(&on_file),
+        &|t| writes(t, "file"),
+        &write_clients,
+    )?;
+    run(
+        CREATE_ONE,
+        http(&first),
+        &|t| writes(t, "one"),
+        &write_clients,
+    )?;
+    if let Some(second) = &second {
+        let endpoints = [&first, second]
+            .map(|host| Endpoint::from_addr(host.addr()))
+            .to_vec();
+        run(
+            CREATE_TWO,
+            Transport::Spread(endpoints),
+            &|t| writes(t, "two"),
+            &spread_clients,
+        )?;
+    }
+    run(READ_FILE, http(&on_file), &read, &[1])?;
+    run(READ_SQLD, http(&first), &read, &[1])?;
+
+    let failed = rows
+        .iter()
+        .filter(|row| row.scenario.contains("sqld"))
+        .any(|row| row.measurement.as_ref().is_some_and(|m| m.errors > 0));
+    if failed {
+        eprintln!("bench: sqld's log (last 2 KB):\n{}", sqld.log_tail());
+    }
+    drop((second, first, on_file));
+    drop(sqld);
+    Ok(rows)
+}
+
+/// The statements sqld runs per call of `workload`, over 10 calls made one after another.
+fn statements_per_request(
+    ctx: &Ctx,
+    sqld: &Sqld,
+    transport: &Transport,
+    workload: &Workload,
+) -> anyhow::Result<f64> {
+    const CALLS: u64 = 10;
+    let before = sqld.statements(ctx)?;
+    for seq in 0..CALLS {
+        // A run number no load run uses, so these run ids are new.
+        let call = workload(Turn {
+            run: u64::MAX / 2,
+            client: 0,
+            seq,
+        });
+        Side::Http(ctx, transport).call(&call)?;
+    }
+    let after = sqld.statements(ctx)?;
+    Ok((after - before) as f64 / CALLS as f64)
+}
+
+/// Each sqld row against the file row at its client count (baseline and ratio columns), and
+/// the figures the docs quote: the remote database's cost per read, the second replica's gain.
+pub fn apply_targets(rows: &mut [Row]) {
+    let at = |rows: &[Row], name: &str, clients: usize| {
+        find(rows, name, Via::Http, clients).map(|row| (row.rps(), row.p50_ms()))
+    };
+    let clients: Vec<usize> = rows
+        .iter()
+        .filter(|row| row.scenario.starts_with(PREFIX))
+        .filter_map(|row| row.clients)
+        .collect();
+    for (name, file) in [
+        (CREATE_ONE, CREATE_FILE),
+        (CREATE_TWO, CREATE_FILE),
+        (READ_SQLD, READ_FILE),
+    ] {
+        for &n in &clients {
+            let Some((file_rps, file_p50)) = at(rows, file, n) else {
+                continue;
+            };
+            let one = at(rows, CREATE_ONE, n);
+            let Some(row) = find_mut(rows, name, Via::Http, n) else {
+                continue;
+            };
+            if row.baseline_rps.is_some() {
+                continue;
+            }
+            row.baseline_rps = Some(file_rps);
+            let extra = row.p50_ms() - file_p50;
+            row.targets.push(Target::note(
+                "p50 over the file's",
+                format!("{extra:+.2} ms ({:.1}×)", row.p50_ms() / file_p50),
+            ));
+            if let (CREATE_TWO, Some((one_rps, _))) = (name, one) {
+                row.targets.push(Target::note(
+                    "req/s over 1 replica's",
+                    format!(
+                        "{:.2}× ({:.0} of {one_rps:.0})",
+                        row.rps() / one_rps,
+                        row.rps()
+                    ),
+                ));
+            }
+        }
+    }
+}
