@@ -75,11 +75,13 @@ pub enum DbError {
     ForeignKey(String),
     /// The database cannot be opened (Spin's `access-denied`, `no-such-database`, ...).
     Unavailable(String),
-    /// The server ended the statement and rolled its transaction back: a libSQL server
-    /// interrupts (`SQLITE_INTERRUPT`) a write transaction that has held the lock for 5 s while
-    /// others wait, and gives the lock to them. Not retried in place — the transaction is
-    /// gone — but the request is: 503 with `Retry-After`, as for [`DbError::Busy`].
-    Interrupted(String),
+    /// A libSQL server shed the statement for load: it interrupts (`SQLITE_INTERRUPT`) a write
+    /// transaction that has held the lock for 5 s while others wait, rolling it back, or it
+    /// could not open a connection for the stream in time (`Timed out while opening database
+    /// connection`: sqld's `--max-concurrent-connections`, 128 by default, all taken). Not
+    /// retried in place — a transaction it belonged to is gone — but the request is: 503 with
+    /// `Retry-After`, as for [`DbError::Busy`].
+    Overloaded(String),
     /// The backend refuses the statement as one it does not run: a libSQL server answers a
     /// connection PRAGMA (`busy_timeout`, `wal_checkpoint`) with `SQL_PARSE_ERROR:
     /// unsupported statement`.
@@ -100,8 +102,11 @@ impl DbError {
             DbError::Unique(message)
         } else if message.contains("FOREIGN KEY constraint failed") {
             DbError::ForeignKey(message)
-        } else if message.contains("SQLITE_INTERRUPT") || message.contains("interrupted") {
-            DbError::Interrupted(message)
+        } else if message.contains("SQLITE_INTERRUPT")
+            || message == "interrupted"
+            || message.contains("Timed out while opening database connection")
+        {
+            DbError::Overloaded(message)
         } else if message.contains("unsupported statement") {
             DbError::Unsupported(message)
         } else {
@@ -115,7 +120,7 @@ impl DbError {
             | DbError::Unique(m)
             | DbError::ForeignKey(m)
             | DbError::Unavailable(m)
-            | DbError::Interrupted(m)
+            | DbError::Overloaded(m)
             | DbError::Unsupported(m)
             | DbError::Other(m) => m,
         }
@@ -132,7 +137,9 @@ impl std::fmt::Display for DbError {
 pub trait Db {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
 
-    /// What kind of database answers; [`PatientDb::open`] finds out, once per connection.
+    /// What kind of database answers. Only [`PatientDb`] knows (it finds out once per
+    /// connection, in [`PatientDb::open`]); any other `Db` says `File`, so code that asks must
+    /// be handed the request's `PatientDb`, as migrations and [`crate::AfterResponse`] are.
     fn backend(&self) -> Backend {
         Backend::File
     }
@@ -182,7 +189,8 @@ pub(crate) struct PatientDb<'a> {
 }
 
 impl<'a> PatientDb<'a> {
-    /// Switches SQLite's own busy handler off for this connection and wraps it.
+    /// Switches SQLite's own busy handler off for this connection and wraps it, learning
+    /// from that first statement which [`Backend`] answers.
     pub(crate) fn open(db: &'a dyn Db, clock: &'a dyn Clock) -> Result<PatientDb<'a>, DbError> {
         let mut patient = PatientDb {
             db,
@@ -421,7 +429,11 @@ mod tests {
             (
                 "Hrana: `cursor error: `error at step 0: (error code: SQLITE_INTERRUPT) \
                  `SQLite error: interrupted```",
-                "interrupted",
+                "overloaded",
+            ),
+            (
+                "Hrana: `api error: `{\"error\":\"Timed out while opening database connection\"}``",
+                "overloaded",
             ),
             (
                 "Hrana: `cursor error: `error at step 0: (error code: SQLITE_BUSY) \
@@ -437,7 +449,7 @@ mod tests {
         for (message, expected) in cases {
             let kind = match DbError::from_message(message) {
                 DbError::Unsupported(_) => "unsupported",
-                DbError::Interrupted(_) => "interrupted",
+                DbError::Overloaded(_) => "overloaded",
                 DbError::Busy(_) => "busy",
                 DbError::Unique(_) => "unique",
                 other => panic!("{message}: {other:?}"),

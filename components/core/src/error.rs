@@ -221,7 +221,7 @@ pub struct Problem {
 impl From<DbError> for Error {
     fn from(error: DbError) -> Self {
         match error {
-            DbError::Busy(_) | DbError::Interrupted(_) => Error::Busy,
+            DbError::Busy(_) | DbError::Overloaded(_) => Error::Busy,
             // Constraint violations the handlers expect are mapped at their call sites with
             // the domain's words; one that reaches here is a bug in our checks.
             other => Error::Internal {

@@ -81,8 +81,9 @@ pub fn handle_lead_time_request(
 /// WAL database checkpoints the WAL under an exclusive lock and deletes it; the next request
 /// meets that lock and sleeps a timer tick (1 ms) or more before retrying. Checkpointing here,
 /// while other requests carry on, leaves the close nothing to copy. Reads add no WAL frames
-/// and skip it. On a database that is not WAL (a libSQL server) the pragma does nothing or is
-/// refused; either way there is nothing to report, the response is already sent.
+/// and skip it. On a libSQL server it is not sent at all (the server checkpoints its own WAL and
+/// refuses the pragma); on a file that is somehow not WAL it does nothing. Either way there is
+/// nothing to report: the response is already sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AfterResponse {
     pub(crate) checkpoint: bool,

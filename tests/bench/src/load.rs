@@ -329,9 +329,19 @@ impl Transport {
         Ok(((status, call.expect.contains(&status)), body))
     }
 
-    /// Sends one call and returns its status and body (for setup requests).
+    /// Sends one call and returns its status and body (for setup requests), failing after
+    /// [`ABANDON_AFTER`] without an answer rather than hanging the benchmark.
     pub async fn once(&self, call: &Call) -> anyhow::Result<(u16, Bytes)> {
-        let ((status, _), body) = self.send(&mut None, call).await?;
+        let ((status, _), body) = tokio::time::timeout(ABANDON_AFTER, self.send(&mut None, call))
+            .await
+            .with_context(|| {
+                format!(
+                    "{} {}: no answer in {} s",
+                    call.method,
+                    call.path,
+                    ABANDON_AFTER.as_secs()
+                )
+            })??;
         Ok((status, body))
     }
 }

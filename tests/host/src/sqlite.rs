@@ -67,28 +67,28 @@ impl SqliteState {
 
 /// A guest connection: the resource behind both WIT `connection` types.
 #[derive(Debug, Clone)]
-pub struct Connection(Arc<Backend>);
+pub struct Connection(Arc<Driver>);
 
 /// Where a connection's statements go. Both connect lazily, on the first statement, as Spin's
 /// do: `open` never fails on I/O.
 #[derive(Debug)]
-enum Backend {
+enum Driver {
     /// In-process SQLite. The rusqlite connection is shared with the blocking task that runs
     /// a statement, hence the mutex.
-    Local(Mutex<LazyLocal>),
+    Rusqlite(Mutex<LazyRusqlite>),
     /// A libSQL server: Spin's client (`libsql` 0.5, `remote`), one client and one Hrana
     /// stream per connection, made by the first statement.
-    Remote(LazyRemote),
+    Libsql(LazyLibsql),
 }
 
 #[derive(Debug)]
-struct LazyLocal {
+struct LazyRusqlite {
     /// `None`: in memory.
     path: Option<std::path::PathBuf>,
     connection: Option<rusqlite::Connection>,
 }
 
-impl LazyLocal {
+impl LazyRusqlite {
     fn get(&mut self) -> rusqlite::Result<&mut rusqlite::Connection> {
         if self.connection.is_none() {
             self.connection = Some(match &self.path {
@@ -100,21 +100,21 @@ impl LazyLocal {
     }
 }
 
-struct LazyRemote {
+struct LazyLibsql {
     url: String,
     token: String,
     connection: tokio::sync::OnceCell<libsql::Connection>,
 }
 
-impl std::fmt::Debug for LazyRemote {
+impl std::fmt::Debug for LazyLibsql {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LazyRemote")
+        f.debug_struct("LazyLibsql")
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
 }
 
-impl LazyRemote {
+impl LazyLibsql {
     /// The client, made on first use; a client that cannot be made is Spin's
     /// `invalid-connection` (e.g. no CA certificates for an https URL).
     async fn get(&self) -> Result<&libsql::Connection, ExecuteError> {
@@ -133,6 +133,8 @@ impl LazyRemote {
 /// Why `open` failed, before mapping to a WIT version's error.
 enum OpenError {
     AccessDenied,
+    /// A listed label no database is configured for (load-time checks make it unreachable).
+    NoSuchDatabase,
     Io(String),
 }
 
@@ -171,21 +173,21 @@ impl State {
                 if let Some(parent) = path.parent() {
                     let _ = std::fs::create_dir_all(parent);
                 }
-                Backend::Local(Mutex::new(LazyLocal {
+                Driver::Rusqlite(Mutex::new(LazyRusqlite {
                     path: Some(path.clone()),
                     connection: None,
                 }))
             }
-            Some(SqliteDatabase::Memory) => Backend::Local(Mutex::new(LazyLocal {
+            Some(SqliteDatabase::Memory) => Driver::Rusqlite(Mutex::new(LazyRusqlite {
                 path: None,
                 connection: None,
             })),
-            Some(SqliteDatabase::Libsql { url, token }) => Backend::Remote(LazyRemote {
+            Some(SqliteDatabase::Libsql { url, token }) => Driver::Libsql(LazyLibsql {
                 url: url.clone(),
                 token: token.clone(),
                 connection: tokio::sync::OnceCell::new(),
             }),
-            None => return Err(OpenError::Io(format!("no database {label:?}"))),
+            None => return Err(OpenError::NoSuchDatabase),
         };
         self.sqlite.live += 1;
         Ok(Connection(Arc::new(backend)))
@@ -215,8 +217,8 @@ async fn execute(
     params: Vec<Value>,
 ) -> Result<Rows, ExecuteError> {
     match &*connection.0 {
-        Backend::Local(_) => Ok(execute_local(connection, sql, params).await?),
-        Backend::Remote(remote) => execute_remote(remote.get().await?, &sql, params).await,
+        Driver::Rusqlite(_) => Ok(execute_local(connection, sql, params).await?),
+        Driver::Libsql(remote) => execute_remote(remote.get().await?, &sql, params).await,
     }
 }
 
@@ -227,7 +229,7 @@ async fn execute_local(
     params: Vec<Value>,
 ) -> Result<Rows, String> {
     let run = move || {
-        let Backend::Local(local) = &*connection.0 else {
+        let Driver::Rusqlite(local) = &*connection.0 else {
             unreachable!("execute_local is given local connections")
         };
         let mut lazy = local.lock().unwrap_or_else(|e| e.into_inner());
@@ -346,6 +348,7 @@ macro_rules! conversions {
             fn from(error: OpenError) -> Self {
                 match error {
                     OpenError::AccessDenied => $wit::Error::AccessDenied,
+                    OpenError::NoSuchDatabase => $wit::Error::NoSuchDatabase,
                     OpenError::Io(message) => $wit::Error::Io(message),
                 }
             }
@@ -454,12 +457,12 @@ impl State {
             return R::default();
         };
         match &*connection.0 {
-            Backend::Local(lazy) => {
+            Driver::Rusqlite(lazy) => {
                 let lazy = lazy.lock().unwrap_or_else(|e| e.into_inner());
                 lazy.connection.as_ref().map(local).unwrap_or_default()
             }
             // libsql's cursor path never updates these counters: 0, as under Spin.
-            Backend::Remote(lazy) => lazy.connection.get().map(remote).unwrap_or_default(),
+            Driver::Libsql(lazy) => lazy.connection.get().map(remote).unwrap_or_default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Storage fault injection: every write path, with a failure injected at each of its
-//! statements in turn (busy, I/O error, full disk). After each failure the answer is a
-//! problem+json 5xx (503 for busy) — not a panic, not a hang — and the database holds all of
+//! statements in turn (busy, shed by an overloaded libSQL server, I/O error, full disk). After
+//! each failure the answer is a problem+json 5xx (503 for busy and overloaded) — not a panic,
+//! not a hang — and the database holds all of
 //! the write or none of it, checked by reading it back. The connection outlives the request
 //! here (unlike in Spin), so a transaction left open would also show: the retry would fail.
 
@@ -249,7 +250,7 @@ fn faults() -> Vec<(DbError, u16)> {
         (DbError::Busy("database is locked".to_owned()), 503),
         // A libSQL server taking the lock from a transaction held past its 5 s limit.
         (
-            DbError::Interrupted(
+            DbError::Overloaded(
                 "Hrana: `cursor error: `error at step 0: (error code: SQLITE_INTERRUPT) \
                  `SQLite error: interrupted```"
                     .to_owned(),

@@ -4,8 +4,9 @@
 //! rowids — must run there exactly as on Spin's bundled SQLite.
 //!
 //! cd-core is driven directly through a `Db` over sqld's Hrana HTTP protocol (`/v2/pipeline`,
-//! one stream per `Db`, kept by its baton so transactions span statements). The components'
-//! own connection to a libSQL server is the scale-out issue's.
+//! one stream per `Db`, kept by its baton so transactions span statements). The components
+//! themselves run on a libSQL server in the suite's second run (`CD_E2E_DATABASE=libsql`) and in
+//! the replica tests.
 
 use crate::sqld::{HranaDb, Sqld};
 use cd_core::{Db, Value};

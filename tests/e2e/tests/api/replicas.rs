@@ -20,11 +20,14 @@ use crate::sqld::Sqld;
 struct Replica {
     child: Child,
     addr: SocketAddr,
+    /// The host's stderr (guest output, logged 5xx causes), printed if the test fails.
+    log: tempfile::NamedTempFile,
 }
 
 impl Replica {
     /// A replica of the components named (all of them when none is), as `spin up -c`.
     fn start(runtime_config: &std::path::Path, components: &[&str]) -> Replica {
+        let log = tempfile::NamedTempFile::new().unwrap();
         let mut command = Command::new(host_binary());
         for component in components {
             command.arg("--component-id").arg(component);
@@ -39,7 +42,7 @@ impl Replica {
             .arg("--variable")
             .arg(format!("admin_token={ADMIN_TOKEN}"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log.reopen().unwrap())
             .spawn()
             .expect("cd-host starts");
         // Its first line on stdout names the address it bound; the rest is drained, so the
@@ -54,7 +57,7 @@ impl Replica {
             .unwrap_or_else(|| panic!("cd-host said {line:?}"))
             .parse()
             .unwrap();
-        Replica { child, addr }
+        Replica { child, addr, log }
     }
 
     fn kill(&mut self) {
@@ -66,6 +69,10 @@ impl Replica {
 impl Drop for Replica {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+            eprintln!("--- replica {} said ---\n{log}", self.addr);
+        }
     }
 }
 
@@ -126,11 +133,26 @@ impl Fleet {
         RequestBuilder::new(&self.runtime, addr, method, path)
     }
 
+    /// Sends as a pipeline does (`curl --retry`): a 503 is retried after its `Retry-After`,
+    /// a few times. A replica may meet the write lock of a stream that another replica left
+    /// open until the server takes it back; that is a 503 to retry, not a failure.
     fn post(&self, i: usize, path: &str, body: &Value, token: &str) -> TestResponse {
-        self.request(i, "POST", path)
-            .json(body)
-            .bearer(token)
-            .send()
+        let send = || {
+            self.request(i, "POST", path)
+                .json(body)
+                .bearer(token)
+                .send()
+        };
+        let mut response = send();
+        for _ in 0..5 {
+            if response.status != 503 {
+                break;
+            }
+            eprintln!("replicas: {path}: 503, retried: {}", response.text());
+            std::thread::sleep(Duration::from_secs(1));
+            response = send();
+        }
+        response
     }
 
     fn get(&self, i: usize, path: &str, token: &str) -> TestResponse {
@@ -280,7 +302,8 @@ fn killing_a_replica_mid_write_loses_nothing_it_acknowledged() {
             let (runtime, token, images) = (Arc::clone(&runtime), token.clone(), images.clone());
             std::thread::spawn(move || {
                 let mut acknowledged = Vec::new();
-                for n in 0.. {
+                let mut n = 0;
+                loop {
                     let run_id = format!("w{w}-{n}");
                     let sent = RequestBuilder::new(&runtime, doomed, "POST", &images)
                         .json(&cd_request(&run_id))
@@ -289,7 +312,10 @@ fn killing_a_replica_mid_write_loses_nothing_it_acknowledged() {
                     match sent {
                         Ok(response) if response.status == 201 => {
                             acknowledged.push((run_id, response.json()));
+                            n += 1;
                         }
+                        // Busy: the same run again, as a pipeline retries.
+                        Ok(response) if response.status == 503 => {}
                         Ok(response) => panic!("{run_id}: {} {}", response.status, response.text()),
                         Err(_) => break,
                     }

@@ -12,7 +12,9 @@ use serde_json::{Value as Json, json};
 
 /// Where the sqld binary is, if anywhere.
 pub fn binary() -> Option<String> {
-    if let Ok(path) = std::env::var("CD_SQLD") {
+    if let Ok(path) = std::env::var("CD_SQLD")
+        && !path.is_empty()
+    {
         return Some(path);
     }
     let beside = format!("{}/../../../shared/bin/sqld", env!("CARGO_MANIFEST_DIR"));
@@ -62,6 +64,9 @@ impl Sqld {
             .arg(dir.path().join("data.sqld"))
             .arg("--http-listen-addr")
             .arg(format!("127.0.0.1:{port}"))
+            // As README → Deploying says to run it: a request's stream outlives the request.
+            .arg("--max-concurrent-connections")
+            .arg("1024")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
