@@ -75,8 +75,8 @@ impl Sqld {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--admin-listen-addr")
             .arg(format!("127.0.0.1:{admin_port}"))
-            // Each request holds a server connection a little past its end: at the default
-            // 128, 32 concurrent writers exhaust them (README → Deploying: size sqld).
+            // At the default 128, 32 concurrent writers collapsed a run (README → Deploying:
+            // size sqld).
             .arg("--max-concurrent-connections")
             .arg("1024")
             .stdout(Stdio::null())

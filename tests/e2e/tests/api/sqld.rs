@@ -64,7 +64,7 @@ impl Sqld {
             .arg(dir.path().join("data.sqld"))
             .arg("--http-listen-addr")
             .arg(format!("127.0.0.1:{port}"))
-            // As README → Deploying says to run it: a request's stream outlives the request.
+            // As README → Deploying says to run it (at 128, 32 concurrent writers collapsed).
             .arg("--max-concurrent-connections")
             .arg("1024")
             .stdout(std::process::Stdio::null())
