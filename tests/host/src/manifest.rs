@@ -159,13 +159,8 @@ impl Manifest {
     pub fn load(path: &Path) -> anyhow::Result<Manifest> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read manifest {}", path.display()))?;
-        let dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
-            .canonicalize()
-            .unwrap_or_else(|_| path.parent().map(Path::to_path_buf).unwrap_or_default());
-        Self::parse(&text, dir).with_context(|| format!("invalid manifest {}", path.display()))
+        Self::parse(&text, manifest_dir(path))
+            .with_context(|| format!("invalid manifest {}", path.display()))
     }
 
     /// Parses manifest text; `dir` is the directory the manifest lives in.
@@ -355,9 +350,32 @@ impl Manifest {
     }
 }
 
+/// The directory `spin.toml` at `path` lives in, absolute where it can be. A bare file name
+/// (`spin.toml`, the binary's default) has the empty path as its parent, which names no
+/// directory: build commands run there would fail to start, so it is the working directory.
+fn manifest_dir(path: &Path) -> PathBuf {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    parent
+        .canonicalize()
+        .unwrap_or_else(|_| parent.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_manifest_file_name_lives_in_the_working_directory() {
+        // `cd-host --build` with the default `--manifest spin.toml` ran its build commands in
+        // the empty path: "No such file or directory".
+        let here = std::env::current_dir().unwrap().canonicalize().unwrap();
+        assert_eq!(manifest_dir(Path::new("spin.toml")), here);
+        assert_eq!(manifest_dir(Path::new("./spin.toml")), here);
+        assert_eq!(manifest_dir(&here.join("spin.toml")), here);
+    }
 
     const MANIFEST: &str = r#"
         spin_manifest_version = 2
