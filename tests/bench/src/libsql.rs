@@ -11,10 +11,6 @@
 //! sqld is `$CD_SQLD`, else `<workspace>/../shared/bin/sqld`, else `sqld` on `PATH`; without
 //! one the rows say `skipped` (and one loud line), never an error.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use anyhow::{Context as _, bail};
 
 use crate::load::{Call, Endpoint, Transport, Turn, Workload};
@@ -33,81 +29,16 @@ pub const NAMES: [&str; 5] = [CREATE_FILE, CREATE_ONE, CREATE_TWO, READ_FILE, RE
 pub const LEGEND: &str = "libSQL rows: baseline and ratio are against the host on a file in \
      the same run at the same client count (sqld on this machine, over loopback).";
 
-/// Where the sqld binary is, if anywhere.
-fn binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CD_SQLD").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
-    }
-    // This crate is `<workspace>/tests/bench`; the shared tools sit beside the workspace.
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bin/sqld");
-    if beside.exists() {
-        return Some(beside);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("sqld"))
-            .find(|path| path.exists())
-    })
-}
-
-/// A sqld on loopback, killed on drop.
-struct Sqld {
-    child: Child,
-    url: String,
-    /// Its admin API, whose statistics count the statements it ran.
-    admin: Transport,
-    log: PathBuf,
-}
+/// A sqld (`cd_host::sqld`) and what the rows ask of it besides serving the hosts.
+struct Sqld(cd_host::sqld::Sqld);
 
 impl Sqld {
-    fn start(binary: &Path, dir: &Path) -> anyhow::Result<Sqld> {
-        let free_port = || -> anyhow::Result<u16> {
-            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port())
-        };
-        let (port, admin_port) = (free_port()?, free_port()?);
-        let log = dir.join("sqld.log");
-        let child = Command::new(binary)
-            .arg("--db-path")
-            .arg(dir.join("data.sqld"))
-            .arg("--http-listen-addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--admin-listen-addr")
-            .arg(format!("127.0.0.1:{admin_port}"))
-            // At the default 128, 32 concurrent writers collapsed a run (README → Deploying:
-            // size sqld).
-            .arg("--max-concurrent-connections")
-            .arg("1024")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("cannot run {}", binary.display()))?;
-        let mut sqld = Sqld {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            admin: Transport::Http(Endpoint::from_addr(([127, 0, 0, 1], admin_port).into())),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = sqld.child.try_wait()? {
-                bail!("sqld exited ({status}): {}", sqld.log_tail());
-            }
-            if Instant::now() > deadline {
-                bail!("sqld did not listen in 20 s: {}", sqld.log_tail());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(sqld)
-    }
-
     /// Statements sqld has run so far (its `query_count`).
     fn statements(&self, ctx: &Ctx) -> anyhow::Result<u64> {
-        let (_, body) = ctx.runtime.block_on(
-            self.admin
-                .once(&Call::get("/v1/namespaces/default/stats", None)),
-        )?;
+        let admin = Transport::Http(Endpoint::from_addr(self.0.admin));
+        let (_, body) = ctx
+            .runtime
+            .block_on(admin.once(&Call::get("/v1/namespaces/default/stats", None)))?;
         let stats: serde_json::Value = serde_json::from_slice(&body)?;
         stats["query_count"]
             .as_u64()
@@ -116,7 +47,7 @@ impl Sqld {
 
     /// Runs `SELECT 1` on sqld directly, over Hrana HTTP.
     fn select_one(&self, ctx: &Ctx) -> anyhow::Result<()> {
-        let transport = Transport::Http(Endpoint::parse(&self.url)?);
+        let transport = Transport::Http(Endpoint::parse(&self.0.url)?);
         let body = serde_json::json!({
             "requests": [{"type": "execute", "stmt": {"sql": "SELECT 1"}}, {"type": "close"}]
         });
@@ -128,22 +59,6 @@ impl Sqld {
         }
         Ok(())
     }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut from = text.len().saturating_sub(2048);
-        while !text.is_char_boundary(from) {
-            from += 1;
-        }
-        text[from..].to_owned()
-    }
-}
-
-impl Drop for Sqld {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The libSQL rows wanted by `only` (a `--only` text), in print order.
@@ -153,7 +68,7 @@ pub fn rows(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Row>> {
         eprintln!("bench: no libSQL rows with --base-url (they start their own hosts)");
         return Ok(Vec::new());
     };
-    let Some(binary) = binary() else {
+    let Some(binary) = cd_host::sqld::binary() else {
         eprintln!(
             "!!! SKIPPED the libSQL rows: no sqld (set CD_SQLD, or put sqld on PATH; README → Testing) !!!"
         );
@@ -165,11 +80,8 @@ pub fn rows(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Row>> {
     };
     let dir = ctx.run_dir.join("libsql");
     std::fs::create_dir_all(&dir)?;
-    let sqld = Sqld::start(&binary, &dir)?;
-    let config = cd_host::runtime_config::RuntimeConfig::parse(&format!(
-        "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
-        sqld.url
-    ))?;
+    let sqld = Sqld(cd_host::sqld::Sqld::start(&binary, &dir)?);
+    let config = sqld.0.runtime_config();
     let on_file = {
         let mut options = options.clone();
         options.database = Some(dir.join("file.db"));
@@ -307,7 +219,7 @@ pub fn rows(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Row>> {
         .filter(|row| row.scenario.contains("sqld"))
         .any(|row| row.measurement.as_ref().is_none_or(|m| m.errors > 0));
     if failed {
-        eprintln!("bench: sqld's log (last 2 KB):\n{}", sqld.log_tail());
+        eprintln!("bench: sqld's log (last 2 KB):\n{}", sqld.0.log_tail());
     }
     drop((second, first, on_file));
     drop(sqld);

@@ -13,6 +13,7 @@
 //! - [`runtime_config`]: `--runtime-config-file` (`state_dir`, `[sqlite_database.<label>]`).
 //! - [`sqlite`]: `spin:sqlite/sqlite@3.0.0` and `fermyon:spin/sqlite@2.0.0` on rusqlite 0.34
 //!   or a libSQL server (the `libsql` 0.5 client, as Spin).
+//! - [`sqld`]: a libSQL server on loopback for the tests and the benchmark.
 //! - [`server`]: the engine, per-request instantiation, [`Host`] and [`RunningHost`] (real HTTP).
 //! - [`world_check`]: checks a built component's imports against our WIT world.
 //!
@@ -27,6 +28,7 @@ pub mod manifest;
 pub mod routing;
 pub mod runtime_config;
 pub mod server;
+pub mod sqld;
 pub mod sqlite;
 pub mod variables;
 pub mod world_check;

@@ -154,6 +154,37 @@ impl From<String> for ExecuteError {
 struct Rows {
     columns: Vec<String>,
     rows: Vec<Vec<Value>>,
+    /// Bytes of TEXT and BLOB so far (8 a value for the rest), against the limit.
+    size: usize,
+}
+
+impl Rows {
+    fn new(columns: Vec<String>) -> Rows {
+        Rows {
+            columns,
+            rows: Vec::new(),
+            size: 0,
+        }
+    }
+
+    /// Adds a row, failing as Spin does once the result passes its limit.
+    fn push(&mut self, values: Vec<Value>) -> Result<(), String> {
+        self.size += values
+            .iter()
+            .map(|value| match value {
+                Value::Text(t) => t.len(),
+                Value::Blob(b) => b.len(),
+                _ => 8,
+            })
+            .sum::<usize>();
+        if self.size > MAX_RESULT_BYTES {
+            return Err(format!(
+                "query result exceeds limit of {MAX_RESULT_BYTES} bytes"
+            ));
+        }
+        self.rows.push(values);
+        Ok(())
+    }
 }
 
 impl State {
@@ -250,51 +281,40 @@ async fn execute_remote(
     params: Vec<Value>,
 ) -> Result<Rows, ExecuteError> {
     let io = |error: libsql::Error| ExecuteError::Io(error.to_string());
-    let params: Vec<libsql::Value> = params
-        .into_iter()
-        .map(|value| match value {
-            Value::Null => libsql::Value::Null,
-            Value::Integer(i) => libsql::Value::Integer(i),
-            Value::Real(f) => libsql::Value::Real(f),
-            Value::Text(t) => libsql::Value::Text(t),
-            Value::Blob(b) => libsql::Value::Blob(b),
-        })
-        .collect();
+    let params: Vec<libsql::Value> = params.into_iter().map(to_libsql).collect();
     let mut cursor = connection.query(sql, params).await.map_err(io)?;
     let count = cursor.column_count();
-    let columns: Vec<String> = (0..count)
-        .map(|index| cursor.column_name(index).unwrap_or("").to_string())
-        .collect();
-    let mut rows = Vec::new();
-    let mut size = 0usize;
+    let mut rows = Rows::new(
+        (0..count)
+            .map(|index| cursor.column_name(index).unwrap_or("").to_string())
+            .collect(),
+    );
     while let Some(row) = cursor.next().await.map_err(io)? {
-        let mut values = Vec::with_capacity(columns.len());
-        for index in 0..count {
-            let value = match row.get_value(index).map_err(io)? {
-                libsql::Value::Null => Value::Null,
-                libsql::Value::Integer(i) => Value::Integer(i),
-                libsql::Value::Real(f) => Value::Real(f),
-                libsql::Value::Text(t) => Value::Text(t),
-                libsql::Value::Blob(b) => Value::Blob(b),
-            };
-            size += value_size(&value);
-            values.push(value);
-        }
-        if size > MAX_RESULT_BYTES {
-            return Err(ExecuteError::Io(format!(
-                "query result exceeds limit of {MAX_RESULT_BYTES} bytes"
-            )));
-        }
-        rows.push(values);
+        let values = (0..count)
+            .map(|index| row.get_value(index).map(from_libsql).map_err(io))
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.push(values)?;
     }
-    Ok(Rows { columns, rows })
+    Ok(rows)
 }
 
-fn value_size(value: &Value) -> usize {
+fn to_libsql(value: Value) -> libsql::Value {
     match value {
-        Value::Text(t) => t.len(),
-        Value::Blob(b) => b.len(),
-        _ => 8,
+        Value::Null => libsql::Value::Null,
+        Value::Integer(i) => libsql::Value::Integer(i),
+        Value::Real(f) => libsql::Value::Real(f),
+        Value::Text(t) => libsql::Value::Text(t),
+        Value::Blob(b) => libsql::Value::Blob(b),
+    }
+}
+
+fn from_libsql(value: libsql::Value) -> Value {
+    match value {
+        libsql::Value::Null => Value::Null,
+        libsql::Value::Integer(i) => Value::Integer(i),
+        libsql::Value::Real(f) => Value::Real(f),
+        libsql::Value::Text(t) => Value::Text(t),
+        libsql::Value::Blob(b) => Value::Blob(b),
     }
 }
 
@@ -312,33 +332,26 @@ fn run_statement(
     let mut cursor = statement
         .query(rusqlite::params_from_iter(params))
         .map_err(|e| e.to_string())?;
-    let mut rows = Vec::new();
-    let mut size = 0usize;
+    let mut rows = Rows::new(columns);
     while let Some(row) = cursor.next().map_err(|e| e.to_string())? {
-        let mut values = Vec::with_capacity(columns.len());
-        for index in 0..columns.len() {
-            let value = match row.get_ref(index).map_err(|e| e.to_string())? {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(i) => Value::Integer(i),
-                ValueRef::Real(f) => Value::Real(f),
-                // Spin panics on non-UTF-8 TEXT; an error is kinder and just as visible.
-                ValueRef::Text(t) => Value::Text(
-                    String::from_utf8(t.to_vec())
-                        .map_err(|_| "text column is not valid UTF-8".to_string())?,
-                ),
-                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-            };
-            size += value_size(&value);
-            values.push(value);
-        }
-        if size > MAX_RESULT_BYTES {
-            return Err(format!(
-                "query result exceeds limit of {MAX_RESULT_BYTES} bytes"
-            ));
-        }
-        rows.push(values);
+        let values = (0..rows.columns.len())
+            .map(|index| {
+                Ok(match row.get_ref(index).map_err(|e| e.to_string())? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(i) => Value::Integer(i),
+                    ValueRef::Real(f) => Value::Real(f),
+                    // Spin panics on non-UTF-8 TEXT; an error is kinder and just as visible.
+                    ValueRef::Text(t) => Value::Text(
+                        String::from_utf8(t.to_vec())
+                            .map_err(|_| "text column is not valid UTF-8".to_string())?,
+                    ),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        rows.push(values)?;
     }
-    Ok(Rows { columns, rows })
+    Ok(rows)
 }
 
 /// Generates the conversions between one WIT version's types and rusqlite's.

@@ -78,7 +78,7 @@ impl TestApp {
         let storage = if server {
             let sqld = Sqld::start();
             // Through a runtime-config file, as `spin up --runtime-config-file` reads it.
-            let config = sqld.runtime_config(dir.path());
+            let config = sqld.runtime_config();
             options.runtime_config = Some(RuntimeConfig::load(&config).unwrap());
             Storage::Server(sqld)
         } else {

@@ -97,7 +97,6 @@ struct Fleet {
     replicas: Vec<Replica>,
     runtime: tokio::runtime::Runtime,
     _sqld: Sqld,
-    _dir: tempfile::TempDir,
 }
 
 impl Fleet {
@@ -109,8 +108,7 @@ impl Fleet {
     /// One replica per entry, each serving the components it names (all when none).
     fn of(replicas: &[&[&str]]) -> Option<Fleet> {
         let sqld = Sqld::start_or_skip("the replica tests")?;
-        let dir = tempfile::tempdir().unwrap();
-        let config = sqld.runtime_config(dir.path());
+        let config = sqld.runtime_config();
         let replicas = replicas
             .iter()
             .map(|components| Replica::start(&config, components))
@@ -123,7 +121,6 @@ impl Fleet {
                 .build()
                 .unwrap(),
             _sqld: sqld,
-            _dir: dir,
         })
     }
 

@@ -1,46 +1,26 @@
-//! A libSQL server for the tests: `sqld` (`CD_SQLD`, else `../shared/bin/sqld` beside the
-//! checkout, else `sqld` on `PATH`) on loopback, and cd-core's `Db` over its Hrana HTTP
+//! A libSQL server for the tests (`cd_host::sqld`, in a temporary directory of its own), and
+//! cd-core's `Db` over its Hrana HTTP
 //! protocol (`/v2/pipeline`, one stream per `Db`, kept by its baton so transactions span
 //! statements) for looking into what the components stored.
 
 use std::cell::RefCell;
-use std::process::{Child, Command};
 
 use base64::Engine as _;
 use cd_core::{Db, DbError, Rows, Value};
 use serde_json::{Value as Json, json};
 
-/// Where the sqld binary is, if anywhere.
-pub fn binary() -> Option<String> {
-    if let Ok(path) = std::env::var("CD_SQLD")
-        && !path.is_empty()
-    {
-        return Some(path);
-    }
-    let beside = format!("{}/../../../shared/bin/sqld", env!("CARGO_MANIFEST_DIR"));
-    if std::path::Path::new(&beside).exists() {
-        return Some(beside);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("sqld"))
-            .find(|path| path.exists())
-            .map(|path| path.display().to_string())
-    })
-}
-
-/// A running sqld on loopback, killed on drop.
+/// A sqld of a test's own (`cd_host::sqld`), its data in a temporary directory.
 pub struct Sqld {
-    child: Child,
+    server: cd_host::sqld::Sqld,
     pub url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Sqld {
     /// A sqld for `test`, or `None` — said in one loud line — where none is installed and
     /// `CD_SQLD` names none (tests/run sets `CD_SQLD` whenever it finds one, and CI always).
     pub fn start_or_skip(test: &str) -> Option<Sqld> {
-        if binary().is_none() {
+        if cd_host::sqld::binary().is_none() {
             eprintln!("!!! SKIPPED {test}: no sqld (set CD_SQLD; README → Testing) !!!");
             return None;
         }
@@ -48,64 +28,24 @@ impl Sqld {
     }
 
     pub fn start() -> Sqld {
-        let binary = binary().expect("no sqld: set CD_SQLD (../shared/bin/README.md)");
-        assert!(
-            std::path::Path::new(&binary).exists(),
-            "no sqld at {binary} (set CD_SQLD; ../shared/bin/README.md)"
-        );
+        let binary =
+            cd_host::sqld::binary().expect("no sqld: set CD_SQLD (../shared/bin/README.md)");
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&binary)
-            .arg("--db-path")
-            .arg(dir.path().join("data.sqld"))
-            .arg("--http-listen-addr")
-            .arg(format!("127.0.0.1:{port}"))
-            // As README → Deploying says to run it (at 128, 32 concurrent writers collapsed).
-            .arg("--max-concurrent-connections")
-            .arg("1024")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("sqld starts");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "sqld did not listen");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let server = cd_host::sqld::Sqld::start(&binary, dir.path())
+            .unwrap_or_else(|error| panic!("sqld at {}: {error:#}", binary.display()));
         Sqld {
-            child,
-            url,
-            _dir: dir,
+            url: server.url.clone(),
+            server,
+            dir,
         }
     }
-}
 
-impl Sqld {
-    /// Writes a Spin runtime-config file in `dir` that makes this server the `default`
-    /// database, as a deployment names it, and returns its path.
-    pub fn runtime_config(&self, dir: &std::path::Path) -> std::path::PathBuf {
-        let path = dir.join("runtime-config.toml");
-        std::fs::write(
-            &path,
-            format!(
-                "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
-                self.url
-            ),
-        )
-        .unwrap();
-        path
-    }
-}
-
-impl Drop for Sqld {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// A Spin runtime-config file, in the server's own directory, that makes this server the
+    /// `default` database, as a deployment names it.
+    pub fn runtime_config(&self) -> std::path::PathBuf {
+        self.server
+            .write_runtime_config(self.dir.path())
+            .expect("the runtime config is written")
     }
 }
 

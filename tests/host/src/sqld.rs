@@ -1,0 +1,125 @@
+//! A libSQL server (`sqld`) on loopback, for the end-to-end tests and the benchmark: where its
+//! binary is, starting it sized as README → Deploying says, and the Spin runtime config that
+//! makes it a host's `default` database. Killed on drop.
+//!
+//! sqld is on no package registry (`../shared/bin/README.md`): it is `$CD_SQLD`, else
+//! `../shared/bin/sqld` beside the checkout, else `sqld` on `PATH` — the order tests/run and
+//! .ci/run use too.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::runtime_config::RuntimeConfig;
+
+/// Where the sqld binary is, if anywhere.
+pub fn binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CD_SQLD").filter(|path| !path.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    // This crate is `<checkout>/tests/host`; the shared tools sit beside the checkout.
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bin/sqld");
+    if beside.exists() {
+        return Some(beside);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("sqld"))
+            .find(|path| path.exists())
+    })
+}
+
+/// A running sqld, without auth, its data and log in a directory of the caller's.
+pub struct Sqld {
+    child: Child,
+    /// `http://127.0.0.1:<port>`: the URL a runtime config names.
+    pub url: String,
+    /// Its admin API (statistics, metrics).
+    pub admin: SocketAddr,
+    log: PathBuf,
+}
+
+impl Sqld {
+    /// Starts `binary` with its data and log in `dir`, and waits until it listens.
+    pub fn start(binary: &Path, dir: &Path) -> anyhow::Result<Sqld> {
+        let free_port = || -> anyhow::Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let (port, admin_port) = (free_port()?, free_port()?);
+        let log = dir.join("sqld.log");
+        let child = Command::new(binary)
+            .arg("--db-path")
+            .arg(dir.join("data.sqld"))
+            .arg("--http-listen-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--admin-listen-addr")
+            .arg(format!("127.0.0.1:{admin_port}"))
+            // As README → Deploying says to run it: at the default 128, 32 concurrent
+            // writers collapsed a run.
+            .arg("--max-concurrent-connections")
+            .arg("1024")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("cannot run {}", binary.display()))?;
+        let mut sqld = Sqld {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            admin: ([127, 0, 0, 1], admin_port).into(),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = sqld.child.try_wait()? {
+                bail!("sqld exited ({status}): {}", sqld.log_tail());
+            }
+            if Instant::now() > deadline {
+                bail!("sqld did not listen in 20 s: {}", sqld.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(sqld)
+    }
+
+    /// The runtime-config text that makes this server the `default` database.
+    pub fn runtime_config_text(&self) -> String {
+        format!(
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"{}\"\ntoken = \"\"\n",
+            self.url
+        )
+    }
+
+    /// That runtime config, loaded.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig::parse(&self.runtime_config_text()).expect("a valid runtime config")
+    }
+
+    /// That runtime config written to `dir`, as `spin up --runtime-config-file` reads it.
+    pub fn write_runtime_config(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        let path = dir.join("runtime-config.toml");
+        std::fs::write(&path, self.runtime_config_text())?;
+        Ok(path)
+    }
+
+    /// The last 2 KB of its log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut from = text.len().saturating_sub(2048);
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        text[from..].to_owned()
+    }
+}
+
+impl Drop for Sqld {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
