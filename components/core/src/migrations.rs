@@ -113,6 +113,26 @@ pub(crate) fn ensure_schema_copying(db: &dyn Db, inline: bool) -> Result<Schema,
         }
         Err(other) => return Err(other.into()),
     }
+    // A libSQL server interrupts a write transaction that has held its lock for 5 s while
+    // another connection waits (a slow migration on a loaded server, replicas starting
+    // together): the whole run was rolled back and nothing else depends on it, so it is run
+    // again here rather than failing the first request of a new deployment.
+    let attempts = if db.backend() == crate::db::Backend::Server {
+        3
+    } else {
+        1
+    };
+    let mut attempt = 1;
+    loop {
+        match migrate(db, inline) {
+            Err(Error::Busy) if attempt < attempts => attempt += 1,
+            outcome => return outcome,
+        }
+    }
+}
+
+/// One all-or-nothing run of the pending migrations.
+fn migrate(db: &dyn Db, inline: bool) -> Result<Schema, Error> {
     transaction(db, || {
         db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -125,8 +145,12 @@ pub(crate) fn ensure_schema_copying(db: &dyn Db, inline: bool) -> Result<Schema,
         let found = current_version(db)?;
         for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
             for statement in statements(migration.sql) {
-                db.execute(&statement, &[]).map_err(|e| {
-                    Error::storage(format!("migration {} failed: {e}", migration.name))
+                db.execute(&statement, &[]).map_err(|e| match e {
+                    // Contention, not a broken migration: the caller retries or answers 503.
+                    DbError::Busy(_) | DbError::Overloaded(_) => Error::from(e),
+                    other => {
+                        Error::storage(format!("migration {} failed: {other}", migration.name))
+                    }
                 })?;
             }
             db.execute(
@@ -147,7 +171,7 @@ pub(crate) fn ensure_schema_copying(db: &dyn Db, inline: bool) -> Result<Schema,
 
 /// A new database at schema `version` exactly (the benchmark bulk-loads older encodings and
 /// upgrades them as a deploy does).
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn create_at(db: &dyn Db, version: i64) -> Result<(), Error> {
     transaction(db, || {
         db.execute(
@@ -351,6 +375,68 @@ mod tests {
             );
             // And a retry always completes.
             ensure_schema(&db).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_migration_a_server_interrupts_is_run_again_and_elsewhere_is_a_503() {
+        // A Db that interrupts the first statement of migration 0003 `times` times, as sqld
+        // does to a write transaction that held the lock past its 5 s while others waited.
+        struct Interrupting<'a> {
+            inner: &'a dyn Db,
+            backend: crate::db::Backend,
+            times: std::cell::Cell<usize>,
+        }
+        impl Db for Interrupting<'_> {
+            fn execute(
+                &self,
+                sql: &str,
+                params: &[crate::db::Value],
+            ) -> Result<crate::db::Rows, DbError> {
+                if sql.contains("CREATE TABLE image_lead_times") && self.times.get() > 0 {
+                    self.times.set(self.times.get() - 1);
+                    return Err(DbError::from_message(
+                        "Hrana: `cursor error: `error at step 0: (error code: SQLITE_INTERRUPT) \
+                         `SQLite error: interrupted```",
+                    ));
+                }
+                self.inner.execute(sql, params)
+            }
+            fn backend(&self) -> crate::db::Backend {
+                self.backend
+            }
+        }
+        assert!(
+            MIGRATIONS[2].sql.contains("CREATE TABLE image_lead_times"),
+            "the test interrupts migration 0003"
+        );
+        let db = crate::testing::RusqliteDb::open_in_memory();
+        let server = Interrupting {
+            inner: &db,
+            backend: crate::db::Backend::Server,
+            times: std::cell::Cell::new(2),
+        };
+        assert_eq!(
+            ensure_schema(&server).unwrap().found,
+            0,
+            "the third run completes"
+        );
+        assert_eq!(current_version(&db).unwrap(), latest_version());
+
+        // Interrupted every time, or where nothing retries: the request is a 503 to retry,
+        // never a 500, and nothing is half-applied.
+        for (backend, times) in [
+            (crate::db::Backend::Server, usize::MAX),
+            (crate::db::Backend::File, 1),
+        ] {
+            let db = crate::testing::RusqliteDb::open_in_memory();
+            let interrupting = Interrupting {
+                inner: &db,
+                backend,
+                times: std::cell::Cell::new(times),
+            };
+            assert_eq!(ensure_schema(&interrupting).unwrap_err(), Error::Busy);
+            assert!(current_version(&db).is_err(), "no schema_migrations table");
         }
     }
 

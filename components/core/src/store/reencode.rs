@@ -303,7 +303,7 @@ pub(crate) fn step_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
 }
 
 /// What the next [`backfill_step`] will do, in words (the bench labels its timings so).
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn next_step(db: &dyn Db) -> Result<Option<String>, Error> {
     let rows = db.execute("SELECT derived, next_rowid FROM backfills", &[])?;
     let mut pending = Vec::new();
