@@ -54,6 +54,7 @@ admin_token="admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 origin="http://127.0.0.1:$port"
 "$target/debug/cd-host" --manifest spin.toml --listen "127.0.0.1:$port" \
   --database "$work/db.sqlite" --variable "admin_token=$admin_token" \
+  --variable "webhook_signing_key=contract-$(python3 -c 'import secrets; print(secrets.token_hex(24))')" \
   >"$work/host.log" 2>&1 &
 host_pid=$!
 

@@ -204,3 +204,16 @@ pub(crate) fn writable_registry(
         .map(|registry| WritableRegistry(ReadableRegistry(registry)))
         .ok_or_else(|| registry_not_found(registry_id))
 }
+
+/// The registry a receiver takes pushes for, as the proof image writes ask for: a writer of
+/// the registry made the receiver, and the sender has just proved itself with the receiver's
+/// secret (`api::hooks`). `None` once the registry is deleted.
+pub(crate) fn receiver_registry(
+    db: &dyn Db,
+    receiver: &crate::domain::receiver::Receiver,
+) -> Result<Option<WritableRegistry>, Error> {
+    Ok(
+        registries::find_owned(db, receiver.registry_id, &receiver.org_id)?
+            .map(|registry| WritableRegistry(ReadableRegistry(registry))),
+    )
+}

@@ -62,6 +62,9 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// The largest accepted request body (`max_body_bytes`).
     pub max_body_bytes: usize,
+    /// The key receiver secrets are derived from (`webhook_signing_key`); `None` turns
+    /// receivers off (503 naming the variable).
+    pub webhook_signing_key: Option<String>,
 }
 
 impl Config {
@@ -80,7 +83,14 @@ impl Config {
         Config {
             admin_token: admin_token.filter(|t| !t.is_empty()),
             max_body_bytes,
+            webhook_signing_key: None,
         }
+    }
+
+    /// With the `webhook_signing_key` variable's value (components that serve receivers).
+    pub fn with_webhook_signing_key(mut self, key: Option<String>) -> Config {
+        self.webhook_signing_key = key;
+        self
     }
 }
 

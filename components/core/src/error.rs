@@ -44,6 +44,9 @@ pub enum Error {
     /// 503: the database is being re-encoded (migration 0007) and this read needs whole
     /// tables that are not all copied yet; the request copied what it could. Retry.
     Upgrading,
+    /// 503: a feature this deployment has not configured (a Spin variable it needs is unset);
+    /// the detail names the variable. Not retried: nothing changes until an operator acts.
+    NotConfigured { detail: String },
     /// 500: our bug or the platform's (SQL error, unreadable row, missing configuration).
     Internal { cause: String },
 }
@@ -106,9 +109,10 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Busy | Error::OutdatedInstance { .. } | Error::Upgrading => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::Busy
+            | Error::OutdatedInstance { .. }
+            | Error::Upgrading
+            | Error::NotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +132,7 @@ impl Error {
             Error::Busy => "busy",
             Error::OutdatedInstance { .. } => "outdated-instance",
             Error::Upgrading => "upgrading",
+            Error::NotConfigured { .. } => "not-configured",
             Error::Internal { .. } => "internal-error",
         }
     }
@@ -138,6 +143,7 @@ impl Error {
             | Error::Unauthorized { detail }
             | Error::Forbidden { detail }
             | Error::NotFound { detail }
+            | Error::NotConfigured { detail }
             | Error::Conflict { detail, .. } => detail.clone(),
             Error::MethodNotAllowed { allowed } => format!("allowed methods: {allowed}"),
             Error::PayloadTooLarge { limit } => {

@@ -53,6 +53,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0007_compact_encoding",
         sql: include_str!("../../../migrations/0007_compact_encoding.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_push_receivers",
+        sql: include_str!("../../../migrations/0008_push_receivers.sql"),
+    },
 ];
 
 /// The migration that re-encodes every table; cd-core copies its large tables after it
@@ -458,6 +463,7 @@ mod tests {
             config: crate::Config {
                 admin_token: Some("admin-token".to_owned()),
                 max_body_bytes: 1 << 20,
+                webhook_signing_key: None,
             },
         };
         let request = |method: &str, path: &str, body: &str| {

@@ -30,7 +30,8 @@ pub async fn serve(
     let config = Config::from_variables(
         variables::get("admin_token").ok(),
         variables::get("max_body_bytes").ok(),
-    );
+    )
+    .with_webhook_signing_key(variables::get("webhook_signing_key").ok());
     let request = match read_request(request, config.max_body_bytes).await {
         Ok(request) => request,
         Err(error) => return send(response_out, error.into_response()).await,

@@ -46,7 +46,7 @@ struct DeploymentRecordBody {
     app_id: String,
     environment: String,
     prod: bool,
-    git_hash: String,
+    git_hash: Option<String>,
     git_hash_commit_timestamp: Option<String>,
     image_name_with_tag: String,
     created_at: String,

@@ -86,7 +86,7 @@ struct LeadTimeValueBody {
     duration_mins: f64,
     created_at: String,
     git_hash_commit_timestamp: Option<String>,
-    git_hash: String,
+    git_hash: Option<String>,
     image_name_with_tag: String,
     app_id: String,
     project_id: Option<String>,

@@ -20,6 +20,7 @@ use crate::domain::image::{
     Image, ImageChanges, ImageId, ImageName, ImageReference, ImageStatus, ImageTags, NewImage,
     RunId, TagName, VersionChange,
 };
+use crate::domain::receiver::Digest;
 use crate::domain::{Channel, OrgId, Recorded, Timestamp};
 use crate::env::Env;
 use crate::error::Error;
@@ -138,7 +139,7 @@ impl TryFrom<CdRequestBody> for CdRequest {
             image_name_with_tag,
             status: status.unwrap_or(ImageStatus::Active),
             tags,
-            git_hash,
+            git_hash: Some(git_hash),
             git_hash_commit_timestamp,
             gitops_hash,
             api_definition_path,
@@ -169,7 +170,7 @@ pub(crate) struct ImageBody {
     image_name_with_tag: String,
     status: &'static str,
     tags: Vec<String>,
-    git_hash: String,
+    git_hash: Option<String>,
     git_hash_commit_timestamp: Option<String>,
     gitops_hash: Option<String>,
     api_definition_path: Option<String>,
@@ -181,6 +182,9 @@ pub(crate) struct ImageBody {
     api_version_id: Option<String>,
     built_at: String,
     updated_at: String,
+    /// The manifest its registry stored under the tag, from the receiver's last push.
+    digest: Option<String>,
+    pushed_at: Option<String>,
 }
 
 impl From<Image> for ImageBody {
@@ -198,7 +202,7 @@ impl From<Image> for ImageBody {
             image_name_with_tag: r.image_name_with_tag.into_string(),
             status: r.status.as_str(),
             tags: r.tags.into_vec(),
-            git_hash: r.git_hash.into_string(),
+            git_hash: r.git_hash.map(GitHash::into_string),
             git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_rfc3339()),
             gitops_hash: r.gitops_hash.map(GitopsHash::into_string),
             api_definition_path: r.api_definition_path.map(ApiDefinitionPath::into_string),
@@ -214,6 +218,12 @@ impl From<Image> for ImageBody {
             api_version_id: r.api_version_id.map(ApiVersionId::into_string),
             built_at: image.built_at.to_rfc3339(),
             updated_at: image.updated_at.to_rfc3339(),
+            digest: image
+                .push
+                .as_ref()
+                .and_then(|p| p.digest.as_ref())
+                .map(|d| d.as_str().to_owned()),
+            pushed_at: image.push.as_ref().map(|p| p.pushed_at.to_rfc3339()),
         }
     }
 }
@@ -325,6 +335,10 @@ pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
             .map(|s| ImageStatus::parse("status", s))
             .transpose()?,
         tag: request.query("tag")?.map(str::to_owned),
+        digest: request
+            .query("digest")?
+            .map(|d| Digest::parse("digest", d))
+            .transpose()?,
         api_version_id: request.query("api_version_id")?.map(str::to_owned),
     };
     ctx.whole_tables()?;

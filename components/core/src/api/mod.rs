@@ -8,7 +8,10 @@ mod channels;
 mod deployments;
 mod dora;
 mod health;
+mod hooks;
 mod images;
+mod push_payloads;
+mod receivers;
 mod registries;
 pub(crate) mod routes;
 mod tokens;
@@ -19,7 +22,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{self, Caller, ReadableRegistry, WritableRegistry};
 use crate::db::{Db, PatientDb};
-use crate::domain::ids::{LeadTimeId, TokenId};
+use crate::domain::ids::{LeadTimeId, ReceiverId, TokenId};
 use crate::domain::{Channel, ImageId, OrgId, Recorded, RegistryId};
 use crate::env::Env;
 use crate::error::Error;
@@ -331,6 +334,34 @@ impl<'a> Context<'a> {
         ImageId::parse("image_id", self.param("image_id"))
     }
 
+    pub(crate) fn receiver_id(&self) -> Result<ReceiverId, Error> {
+        ReceiverId::parse("receiver_id", self.param("receiver_id"))
+    }
+
+    /// A path parameter that may be absent from the matched pattern (`""` then).
+    pub(crate) fn optional_param(&self, name: &str) -> Option<&'a str> {
+        Some(self.param(name)).filter(|v| !v.is_empty())
+    }
+
+    /// `scheme://host[:port]` the client called, for URLs we hand out: from Spin's
+    /// `spin-full-url` (the server's scheme and the request's `Host`); empty without it, so a
+    /// URL is then a path on this server.
+    pub(crate) fn origin(&self) -> String {
+        let full = self
+            .request
+            .headers
+            .get("spin-full-url")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|url| url.parse::<http::Uri>().ok());
+        match full
+            .as_ref()
+            .and_then(|u| Some((u.scheme_str()?, u.authority()?)))
+        {
+            Some((scheme, authority)) => format!("{scheme}://{authority}"),
+            None => String::new(),
+        }
+    }
+
     pub(crate) fn token_id(&self) -> Result<TokenId, Error> {
         TokenId::parse("token_id", self.param("token_id"))
     }
@@ -412,8 +443,15 @@ pub(crate) fn serve(
                 known,
             });
         }
-        let caller = auth::authenticate(api_request.headers, env)?;
-        let matched = table.find(api_request.method, api_request.path)?;
+        let matched = table.find(api_request.method, api_request.path);
+        // A registry's push proves itself with its receiver's secret (`hooks`), and may carry
+        // an `Authorization` that is that secret, not one of our tokens. Elsewhere credentials
+        // are checked before the route (a 401 before a 404 or 405).
+        let caller = match &matched {
+            Ok(route) if route.access == Access::Sender => Caller::Anonymous,
+            _ => auth::authenticate(api_request.headers, env)?,
+        };
+        let matched = matched?;
         // The one access a handler cannot check through the acting org.
         if matched.access == Access::BootstrapAdmin {
             caller.require_bootstrap_admin()?;

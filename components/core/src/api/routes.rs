@@ -13,7 +13,10 @@ use http::{Method, Response};
 use crate::domain::Role;
 use crate::error::Error;
 
-use super::{BASE_PATH, Context, channels, deployments, dora, health, images, registries, tokens};
+use super::{
+    BASE_PATH, Context, channels, deployments, dora, health, hooks, images, receivers, registries,
+    tokens,
+};
 
 /// What a handler does with a request it was routed.
 pub(crate) type Handler = fn(&Context<'_>) -> Result<Response<Vec<u8>>, Error>;
@@ -84,13 +87,16 @@ pub enum Access {
     Org(Role),
     /// Only the bootstrap admin (answers that span orgs).
     BootstrapAdmin,
+    /// A container registry delivering a push: no token; the handler checks the receiver's
+    /// secret the way the receiver's source sends it.
+    Sender,
 }
 
 impl Access {
     /// The role a caller's token needs.
     pub(crate) fn role(self) -> Role {
         match self {
-            Access::Anyone | Access::PublicOrRead => Role::Read,
+            Access::Anyone | Access::PublicOrRead | Access::Sender => Role::Read,
             Access::Org(role) => role,
             Access::BootstrapAdmin => Role::Admin,
         }
@@ -129,7 +135,7 @@ const fn route(method: Method, path: &'static str, access: Access, handler: Hand
     }
 }
 
-use Access::{Anyone, BootstrapAdmin, Org, PublicOrRead};
+use Access::{Anyone, BootstrapAdmin, Org, PublicOrRead, Sender};
 use Method as M;
 
 /// Spin sends the registry component `/api/v1/registries/...`, `/api/v1/tokens/...` and its
@@ -148,13 +154,18 @@ static REGISTRY: &[Route] = &[
     route(M::DELETE, "/registries/{registry_id}", Org(Role::Admin), registries::delete),
     route(M::GET, "/registries/{registry_id}/channels", PublicOrRead, channels::list),
     route(M::GET, "/registries/{registry_id}/channels/{channel}", PublicOrRead, channels::get),
+    route(M::GET, "/registries/{registry_id}/receivers", Org(Role::Read), receivers::list),
+    route(M::POST, "/registries/{registry_id}/receivers", Org(Role::Write), receivers::create),
+    route(M::GET, "/registries/{registry_id}/receivers/{receiver_id}", Org(Role::Read), receivers::get),
+    route(M::DELETE, "/registries/{registry_id}/receivers/{receiver_id}", Org(Role::Write), receivers::delete),
     route(M::PUT, "/registries/{registry_id}/channels/{channel}", Org(Role::Write), channels::get_or_create),
     route(M::POST, "/registries/{registry_id}/channels/{channel}/bump", Org(Role::Write), channels::bump),
     route(M::PUT, "/registries/{registry_id}/channels/{channel}/version", Org(Role::Write), channels::set_version),
 ];
 
 /// Spin sends the images component `/api/v1/registries/:registry_id/images/...`,
-/// `/api/v1/images/...` and its health route.
+/// `/api/v1/images/...`, `/api/v1/hooks/...` (registry pushes change images) and its health
+/// route.
 #[rustfmt::skip]
 static IMAGES: &[Route] = &[
     route(M::GET, "/health/images", Anyone, health::images),
@@ -163,6 +174,8 @@ static IMAGES: &[Route] = &[
     route(M::POST, "/registries/{registry_id}/images", Org(Role::Write), images::create),
     route(M::GET, "/registries/{registry_id}/images/{image_id}", PublicOrRead, images::get),
     route(M::PATCH, "/registries/{registry_id}/images/{image_id}", Org(Role::Write), images::update),
+    route(M::POST, "/hooks/{receiver_id}", Sender, hooks::deliver),
+    route(M::POST, "/hooks/{receiver_id}/{secret}", Sender, hooks::deliver),
 ];
 
 /// Spin sends the lead-time component `/api/v1/deployments/...`, `/api/v1/dora/...` and its

@@ -118,7 +118,8 @@ pub(crate) struct LeadTimeRecord {
     pub(crate) app_id: String,
     pub(crate) environment: String,
     pub(crate) prod: bool,
-    pub(crate) git_hash: String,
+    /// `None` for an image a registry push recorded (no commit known).
+    pub(crate) git_hash: Option<String>,
     pub(crate) git_hash_commit_timestamp: Option<Timestamp>,
     pub(crate) image_name_with_tag: String,
     /// When the image reached the app environment.

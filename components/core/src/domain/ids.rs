@@ -77,6 +77,10 @@ id!(
     /// The id of an environment of an org.
     pub(crate) EnvironmentId
 );
+id!(
+    /// The id of a registry's push receiver (its delivery URL's last-but-one segment).
+    pub(crate) ReceiverId
+);
 
 /// An id type as rows hold it: 16 bytes (`db::Row::id`).
 pub(crate) trait StoredId: Sized {

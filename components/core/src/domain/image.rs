@@ -320,7 +320,8 @@ pub(crate) struct CdRequest {
     pub(crate) image_name_with_tag: ImageReference,
     pub(crate) status: ImageStatus,
     pub(crate) tags: ImageTags,
-    pub(crate) git_hash: GitHash,
+    /// The commit built; `None` for an image a registry push recorded (no pipeline told us).
+    pub(crate) git_hash: Option<GitHash>,
     pub(crate) git_hash_commit_timestamp: Option<Timestamp>,
     pub(crate) gitops_hash: Option<GitopsHash>,
     pub(crate) api_definition_path: Option<ApiDefinitionPath>,
@@ -366,6 +367,16 @@ pub(crate) struct Image {
     pub(crate) request: CdRequest,
     pub(crate) built_at: Timestamp,
     pub(crate) updated_at: Timestamp,
+    /// What the registry stored for this build, as its push receiver last told us.
+    pub(crate) push: Option<PushedAs>,
+}
+
+/// The manifest a registry stored under an image's tag, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PushedAs {
+    /// `None` for a registry that sends no digest (Docker Hub, Quay).
+    pub(crate) digest: Option<super::receiver::Digest>,
+    pub(crate) pushed_at: Timestamp,
 }
 
 /// A build about to be recorded: everything an [`Image`] holds but what recording gives it
@@ -390,6 +401,7 @@ impl NewImage {
             request: self.request,
             built_at: self.built_at,
             updated_at: self.built_at,
+            push: None,
         }
     }
 }

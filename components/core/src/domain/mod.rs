@@ -7,6 +7,7 @@ pub(crate) mod dora;
 pub(crate) mod ids;
 pub(crate) mod image;
 pub(crate) mod org;
+pub(crate) mod receiver;
 pub(crate) mod registry;
 pub(crate) mod sorted_runs;
 pub(crate) mod time;

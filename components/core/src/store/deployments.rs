@@ -9,7 +9,7 @@ use crate::domain::deployment::{Deployment, EnvironmentName, LeadTimeRecord};
 use crate::domain::dora::TimeRange;
 use crate::domain::dora::duration_mins;
 use crate::domain::ids::{AppEnvironmentId, EnvironmentId, LeadTimeId};
-use crate::domain::image::ImageId;
+use crate::domain::image::{GitHash, ImageId};
 use crate::domain::sorted_runs::MICROS_PER_MINUTE;
 use crate::domain::{OrgId, Recorded, Timestamp};
 use crate::env::Ids;
@@ -45,7 +45,7 @@ fn from_row(row: Row<'_>) -> Result<LeadTimeRecord, Error> {
         app_id: row.text(6)?,
         environment: row.text(7)?,
         prod: row.flag(8)?,
-        git_hash: row.text(9)?,
+        git_hash: row.optional_text(9)?.filter(|h| !h.is_empty()),
         git_hash_commit_timestamp: row.optional_timestamp(10)?,
         image_name_with_tag: row.text(11)?,
         created_at: row.timestamp(12)?,
@@ -117,7 +117,7 @@ pub(crate) fn record(
         app_id: deployment.app_id.clone(),
         environment: deployment.environment.as_str().to_owned(),
         prod: deployment.prod,
-        git_hash: image.request.git_hash.into_string(),
+        git_hash: image.request.git_hash.map(GitHash::into_string),
         git_hash_commit_timestamp: commit,
         image_name_with_tag: image.request.image_name_with_tag.into_string(),
         created_at,

@@ -1,14 +1,15 @@
 //! `images`: insert (once per run), read, list with filters, update the operational fields.
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::auth::{ReadableRegistry, WritableRegistry};
 use crate::db::{Db, DbError, Row, Value};
 use crate::domain::image::{
     ApiDefinitionPath, ApiVersionId, CdRequest, CommitMessage, Committer, GitHash, GitopsHash,
-    Image, ImageId, ImageName, ImageReference, ImageStatus, ImageTags, NewImage, RunId, TagName,
-    VersionChange,
+    Image, ImageId, ImageName, ImageReference, ImageStatus, ImageTags, NewImage, PushedAs, RunId,
+    TagName, VersionChange,
 };
+use crate::domain::receiver::Digest;
 use crate::domain::{Channel, OrgId, Timestamp};
 use crate::error::Error;
 
@@ -21,7 +22,8 @@ use super::{ORG_KEY, Page, REGISTRY_KEY};
 const COLUMNS: &str = "image_id, (SELECT org_id FROM orgs WHERE orgs.org_key = images.org_key), \
      (SELECT registry_id FROM image_registries AS r WHERE r.registry_key = images.registry_key), channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
-     committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at";
+     committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at, \
+     digest, pushed_at";
 
 /// The columns of [`COLUMNS`] as an INSERT names them (the org by its key), and the digest.
 /// [`COLUMNS`] for packing into JSON, which holds no blobs: ids as hex (`db::Row::id`), read
@@ -30,7 +32,8 @@ const PACKED_COLUMNS: &str = "hex(image_id), (SELECT org_id FROM orgs WHERE orgs
      hex((SELECT registry_id FROM image_registries AS r WHERE r.registry_key = page.registry_key)), \
      channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
-     committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at";
+     committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at, \
+     digest, pushed_at";
 
 const INSERTED: &str = "image_id, org_key, registry_key, channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
@@ -47,7 +50,11 @@ fn from_row(row: Row<'_>) -> Result<Image, Error> {
         image_name_with_tag: ImageReference::from_stored(row.text(8)?),
         status: ImageStatus::parse("status", &row.text(9)?).map_err(stored)?,
         tags: ImageTags::from_stored(decode_tags(&row.text(10)?)?),
-        git_hash: GitHash::from_stored(row.text(11)?),
+        // Stored as '' when absent: the column is NOT NULL since schema 2, and SQLite cannot
+        // drop that without copying the table.
+        git_hash: Some(row.text(11)?)
+            .filter(|hash| !hash.is_empty())
+            .map(GitHash::from_stored),
         git_hash_commit_timestamp: row.optional_timestamp(12)?,
         gitops_hash: row.optional_text(13)?.map(GitopsHash::from_stored),
         api_definition_path: row.optional_text(14)?.map(ApiDefinitionPath::from_stored),
@@ -66,6 +73,15 @@ fn from_row(row: Row<'_>) -> Result<Image, Error> {
         request,
         built_at: row.timestamp(21)?,
         updated_at: row.timestamp(22)?,
+        push: row
+            .optional_timestamp(24)?
+            .map(|pushed_at| {
+                Ok::<_, Error>(PushedAs {
+                    digest: row.optional_text(23)?.map(Digest::from_stored),
+                    pushed_at,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -104,7 +120,7 @@ fn request_values(request: &CdRequest, instant: fn(Timestamp) -> Value) -> Vec<V
         request.image_name_with_tag.as_str().into(),
         request.status.as_str().into(),
         encode_tags(request.tags.as_slice()).into(),
-        request.git_hash.as_str().into(),
+        request.git_hash.as_ref().map_or("", GitHash::as_str).into(),
         request
             .git_hash_commit_timestamp
             .map_or(Value::Null, instant),
@@ -262,6 +278,8 @@ pub(crate) struct ImageFilter {
     pub(crate) status: Option<ImageStatus>,
     /// Images carrying this tag (searched in the `tags` JSON array).
     pub(crate) tag: Option<String>,
+    /// The image its registry stored as this manifest.
+    pub(crate) digest: Option<Digest>,
     pub(crate) api_version_id: Option<String>,
 }
 
@@ -282,6 +300,10 @@ pub(crate) fn list(
     if let Some(status) = filter.status {
         sql.push_str(" AND status = ?");
         params.push(status.as_str().into());
+    }
+    if let Some(digest) = &filter.digest {
+        sql.push_str(" AND digest = ?");
+        params.push(digest.as_str().into());
     }
     if let Some(api_version_id) = &filter.api_version_id {
         sql.push_str(" AND api_version_id = ?");
@@ -379,4 +401,75 @@ pub(crate) fn find_in_org(
         &[image_id.into(), org_id.as_str().into()],
     )?;
     rows.first().map(from_row).transpose()
+}
+
+/// The newest image of the registry recorded with tag `tag` (its `tag_name`, else its
+/// `image_name_with_tag` is `reference`): the build a push of that tag stored.
+pub(crate) fn newest_with_tag(
+    db: &dyn Db,
+    registry: &ReadableRegistry,
+    tag: &str,
+    reference: &str,
+) -> Result<Option<ImageId>, Error> {
+    let by_tag = db.execute(
+        &format!(
+            "SELECT image_id FROM images WHERE registry_key = {REGISTRY_KEY} AND tag_name = ? \
+             ORDER BY image_id DESC LIMIT 1"
+        ),
+        &[registry.id().into(), tag.into()],
+    )?;
+    if let Some(row) = by_tag.first() {
+        return Ok(Some(row.id(0)?));
+    }
+    // A pipeline whose tag_name is not the pushed tag (it pushes more than one): the full
+    // reference. Unindexed, but only within the registry and only after the index missed.
+    let by_reference = db.execute(
+        &format!(
+            "SELECT image_id FROM images WHERE registry_key = {REGISTRY_KEY} \
+             AND image_name_with_tag = ? ORDER BY image_id DESC LIMIT 1"
+        ),
+        &[registry.id().into(), reference.into()],
+    )?;
+    by_reference.first().map(|row| row.id(0)).transpose()
+}
+
+/// The newest image of the registry its registry stored as `digest`.
+pub(crate) fn newest_with_digest(
+    db: &dyn Db,
+    registry: &ReadableRegistry,
+    digest: &Digest,
+) -> Result<Option<ImageId>, Error> {
+    let rows = db.execute(
+        &format!(
+            "SELECT image_id FROM images WHERE registry_key = {REGISTRY_KEY} AND digest = ? \
+             ORDER BY image_id DESC LIMIT 1"
+        ),
+        &[registry.id().into(), digest.as_str().into()],
+    )?;
+    rows.first().map(|row| row.id(0)).transpose()
+}
+
+/// Attaches what a push says to an image: the digest stored (or none, for a registry that
+/// sends none: an older digest would no longer be the tag's) and when. Nothing else changes.
+pub(crate) fn attach_push(
+    db: &dyn Db,
+    registry: &WritableRegistry,
+    image_id: ImageId,
+    pushed: &PushedAs,
+    now: Timestamp,
+) -> Result<(), Error> {
+    db.execute(
+        &format!(
+            "UPDATE images SET digest = ?, pushed_at = ?, updated_at = ? \
+             WHERE image_id = ? AND registry_key = {REGISTRY_KEY}"
+        ),
+        &[
+            pushed.digest.as_ref().map(Digest::as_str).into(),
+            pushed.pushed_at.into(),
+            now.into(),
+            image_id.into(),
+            registry.id().into(),
+        ],
+    )?;
+    Ok(())
 }

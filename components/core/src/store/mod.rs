@@ -9,6 +9,7 @@ pub(crate) mod deployments;
 pub(crate) mod dora;
 pub(crate) mod images;
 pub(crate) mod json_columns;
+pub(crate) mod receivers;
 pub(crate) mod reencode;
 pub(crate) mod registries;
 pub(crate) mod tokens;

@@ -71,6 +71,39 @@ impl World {
         (response.status().as_u16(), response.body().clone())
     }
 
+    /// Delivers `body` to a `generic` receiver (as its creation answered it), signed per
+    /// Standard Webhooks with the receiver's secret.
+    fn send_signed_push(
+        &self,
+        db: &dyn Db,
+        receiver: &serde_json::Value,
+        body: &serde_json::Value,
+    ) -> (u16, Vec<u8>) {
+        let payload = serde_json::to_vec(body).unwrap();
+        let webhook = standardwebhooks::Webhook::new(receiver["secret"].as_str().unwrap()).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let delivery = format!("delivery-{}", body["tag"]);
+        let signature = webhook.sign(&delivery, now, &payload).unwrap();
+        let url = receiver["url"].as_str().unwrap();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(&url[url.find("/api/").unwrap()..])
+            .header("content-type", "application/json")
+            .header("webhook-id", delivery)
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", signature)
+            .body(payload)
+            .unwrap();
+        let response = crate::testing::fixtures::serve_request(
+            db,
+            &self.ids,
+            ADMIN,
+            images_handler(),
+            &request,
+        );
+        (response.status().as_u16(), response.body().clone())
+    }
+
     fn call(
         &self,
         handler: Handler,
@@ -601,6 +634,65 @@ fn every_index_is_used_by_a_query_plan_and_no_plan_scans_a_large_table() {
             body,
         );
     }
+    // A registry push (a receiver made, listed, and a Quay delivery of a recorded tag and of
+    // an unknown one), and the image found by the digest a push gave it.
+    let registry_path = format!("/api/v1/registries/{}", world.private);
+    let (_, registry) = world.send_on(
+        &planner,
+        registry_handler(),
+        "GET",
+        &registry_path,
+        &world.acme,
+        serde_json::json!({}),
+    );
+    let registry: serde_json::Value = serde_json::from_slice(&registry).unwrap();
+    let (_, page) = world.send_on(
+        &planner,
+        images_handler(),
+        "GET",
+        &images_path,
+        &world.acme,
+        serde_json::json!({}),
+    );
+    let page: serde_json::Value = serde_json::from_slice(&page).unwrap();
+    let (status, receiver) = world.send_on(
+        &planner,
+        registry_handler(),
+        "POST",
+        &format!("{registry_path}/receivers"),
+        &world.acme,
+        serde_json::json!({"source": "generic"}),
+    );
+    assert_eq!(status, 201);
+    let receiver: serde_json::Value = serde_json::from_slice(&receiver).unwrap();
+    let (status, _) = world.send_on(
+        &planner,
+        registry_handler(),
+        "GET",
+        &format!("{registry_path}/receivers"),
+        &world.acme,
+        serde_json::json!({}),
+    );
+    assert_eq!(status, 200);
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    for tag in [
+        page["items"][0]["tag_name"].as_str().unwrap(),
+        "never-built",
+    ] {
+        let body = serde_json::json!({
+            "repository": registry["image_repository_name"], "tag": tag, "digest": digest});
+        let (status, answer) = world.send_signed_push(&planner, &receiver, &body);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+    let (status, _) = world.send_on(
+        &planner,
+        images_handler(),
+        "GET",
+        &format!("{images_path}?digest={digest}"),
+        &world.acme,
+        serde_json::json!({}),
+    );
+    assert_eq!(status, 200);
     let plans = planner.plans.into_inner();
     for (sql, plan) in &plans {
         for large in ["images", "image_lead_times", "l", "i"] {

@@ -40,6 +40,10 @@ impl Ids for SequentialIds {
     }
 }
 
+/// The `webhook_signing_key` of [`serve`]'s deployment.
+#[cfg(test)]
+pub(crate) const WEBHOOK_SIGNING_KEY: &str = "core tests' webhook signing key, 32+ bytes";
+
 /// Serves one JSON request with `token` as the bearer through `handler`, on `db`, with the
 /// fixed clock, `ids`, and `admin` as the bootstrap admin token.
 #[cfg(test)]
@@ -59,6 +63,18 @@ pub(crate) fn serve(
         .header("content-type", "application/json")
         .body(serde_json::to_vec(body).unwrap())
         .unwrap();
+    serve_request(db, ids, admin, handler, &request)
+}
+
+/// Serves `request` as [`serve`] does, headers and all.
+#[cfg(test)]
+pub(crate) fn serve_request(
+    db: &dyn crate::db::Db,
+    ids: &dyn Ids,
+    admin: &str,
+    handler: Handler,
+    request: &http::Request<Vec<u8>>,
+) -> http::Response<Vec<u8>> {
     let env = Env {
         db,
         clock: &FixedClock,
@@ -66,7 +82,8 @@ pub(crate) fn serve(
         config: crate::env::Config {
             admin_token: Some(admin.to_owned()),
             max_body_bytes: 1 << 20,
+            webhook_signing_key: Some(WEBHOOK_SIGNING_KEY.to_owned()),
         },
     };
-    handler(&request, &env)
+    handler(request, &env)
 }

@@ -167,6 +167,7 @@ impl RouterHarness {
             config: Config {
                 admin_token: Some(ADMIN_TOKEN.to_owned()),
                 max_body_bytes: 64 * 1024,
+                webhook_signing_key: None,
             },
         };
         Some(HANDLERS[handler % HANDLERS.len()](&request, &env))

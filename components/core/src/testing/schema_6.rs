@@ -44,8 +44,11 @@ const TABLES: [&str; 8] = [
     "lead_time_days",
 ];
 
-/// Takes `db` (at schema 7, its copy done) back to schema 6.
+/// Takes `db` (at the current schema, 0007's copy done, no receivers) back to schema 6.
 pub(crate) fn take_back(db: &dyn Db) -> Result<(), Error> {
+    // Migration 0008's tables; its two image columns and indexes go with `images_v7`.
+    db.execute("DROP TABLE receiver_deliveries", &[])?;
+    db.execute("DROP TABLE receivers", &[])?;
     db.execute("DROP TRIGGER images_advance_channel", &[])?;
     for table in TABLES {
         db.execute(&format!("ALTER TABLE {table} RENAME TO {table}_v7"), &[])?;

@@ -21,6 +21,9 @@ use crate::sqld::{HranaDb, Sqld};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
+/// The deployment's `webhook_signing_key` (receivers' secrets derive from it).
+pub const WEBHOOK_SIGNING_KEY: &str = "e2e webhook signing key: 32 bytes or more";
+
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub struct TestApp {
@@ -86,7 +89,13 @@ impl TestApp {
             options.database = Some(database.clone());
             Storage::File(database)
         };
-        options.variables = HashMap::from([("admin_token".to_owned(), ADMIN_TOKEN.to_owned())]);
+        options.variables = HashMap::from([
+            ("admin_token".to_owned(), ADMIN_TOKEN.to_owned()),
+            (
+                "webhook_signing_key".to_owned(),
+                WEBHOOK_SIGNING_KEY.to_owned(),
+            ),
+        ]);
         for (name, value) in variables {
             options
                 .variables

@@ -11,6 +11,7 @@ mod bad_input;
 mod channels;
 mod concurrency;
 mod health;
+mod hooks;
 mod images;
 mod lead_time;
 mod libsql;

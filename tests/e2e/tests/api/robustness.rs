@@ -43,6 +43,13 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
         .unwrap()
         .to_owned();
 
+    let receiver = app
+        .post(&format!("{base}/receivers"), &json!({"source": "quay"}))
+        .bearer(&a)
+        .send();
+    receiver.assert_status(201);
+    let receiver_id = receiver.json()["receiver_id"].as_str().unwrap().to_owned();
+
     let secrets = [
         "acme",
         "secret",
@@ -66,7 +73,10 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
                 .replace("{channel}", "secret-channel")
                 .replace("{image_id}", &image_id)
                 .replace("{token_id}", &a_token_id)
-                .replace("{lead_time_id}", &lead_time_id);
+                .replace("{lead_time_id}", &lead_time_id)
+                .replace("{receiver_id}", &receiver_id)
+                // Not A's receiver's secret: a guess.
+                .replace("{secret}", &"0".repeat(64));
             if pattern.starts_with("/dora/") {
                 path = format!("{path}?{range}");
             }
@@ -87,6 +97,10 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
                     json!({"status": "active"})
                 }
                 ("POST", "/deployments") => deployment.clone(),
+                ("POST", "/registries/{registry_id}/receivers") => json!({"source": "harbor"}),
+                ("POST", "/hooks/{receiver_id}" | "/hooks/{receiver_id}/{secret}") => {
+                    json!({"repository": "acme/secret", "updated_tags": ["t"]})
+                }
                 ("POST", "/tokens") => json!({"role": "admin", "name": "probe"}),
                 ("POST", "/registries") => {
                     json!({"image_repository_name": "probe", "container_registry_id": "ghcr"})

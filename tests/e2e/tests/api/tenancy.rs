@@ -19,6 +19,13 @@ fn another_orgs_registry_is_not_found_for_every_operation() {
         .send()
         .assert_status(201);
 
+    let receiver = app
+        .post(&format!("{path}/receivers"), &json!({"source": "harbor"}))
+        .bearer(&acme)
+        .send();
+    receiver.assert_status(201);
+    let receiver_id = receiver.json()["receiver_id"].as_str().unwrap().to_owned();
+
     // Every route of the registry component under one registry, from its route table.
     let registry_id = registry["registry_id"].as_str().unwrap();
     let attempts: Vec<_> = cd_core::Component::Registry
@@ -29,7 +36,8 @@ fn another_orgs_registry_is_not_found_for_every_operation() {
             let method = route.method().as_str();
             let path = format!("/api/v1{}", route.path())
                 .replace("{registry_id}", registry_id)
-                .replace("{channel}", "default");
+                .replace("{channel}", "default")
+                .replace("{receiver_id}", &receiver_id);
             let body = match route.path() {
                 "/registries/{registry_id}" if method == "PATCH" => Some(json!({"public": true})),
                 "/registries/{registry_id}/channels/{channel}/bump" => {
@@ -37,6 +45,9 @@ fn another_orgs_registry_is_not_found_for_every_operation() {
                 }
                 "/registries/{registry_id}/channels/{channel}/version" => {
                     Some(json!({"version": "9.9.9"}))
+                }
+                "/registries/{registry_id}/receivers" if method == "POST" => {
+                    Some(json!({"source": "quay"}))
                 }
                 _ => None,
             };
@@ -47,7 +58,7 @@ fn another_orgs_registry_is_not_found_for_every_operation() {
             }
         })
         .collect();
-    assert_eq!(attempts.len(), 8, "every registry-scoped route is probed");
+    assert_eq!(attempts.len(), 12, "every registry-scoped route is probed");
     for response in &attempts {
         let problem = response.assert_problem(404, None);
         assert!(
