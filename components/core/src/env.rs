@@ -65,6 +65,9 @@ pub struct Config {
     /// The key receiver secrets are derived from (`webhook_signing_key`); `None` turns
     /// receivers off (503 naming the variable).
     pub webhook_signing_key: Option<String>,
+    /// The `allowed_outbound_hosts` entry deliveries go through (`webhook_allowed_hosts`);
+    /// `None` is its default, any https host.
+    pub webhook_allowed_hosts: Option<String>,
 }
 
 impl Config {
@@ -84,12 +87,19 @@ impl Config {
             admin_token: admin_token.filter(|t| !t.is_empty()),
             max_body_bytes,
             webhook_signing_key: None,
+            webhook_allowed_hosts: None,
         }
     }
 
     /// With the `webhook_signing_key` variable's value (components that serve receivers).
     pub fn with_webhook_signing_key(mut self, key: Option<String>) -> Config {
         self.webhook_signing_key = key;
+        self
+    }
+
+    /// With the `webhook_allowed_hosts` variable's value (components that send deliveries).
+    pub fn with_webhook_allowed_hosts(mut self, rule: Option<String>) -> Config {
+        self.webhook_allowed_hosts = rule.filter(|r| !r.trim().is_empty());
         self
     }
 }

@@ -34,6 +34,7 @@ mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use api::outbox::{ATTEMPT_TIMEOUT, Outbound};
 pub use api::routes::{Access, Component, Route};
 pub use db::{Backend, Db, DbError, Rows, Value};
 pub use domain::{Role, Timestamp};
@@ -113,6 +114,14 @@ impl AfterResponse {
             let _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)", &[]);
         }
     }
+}
+
+/// After a response (and [`AfterResponse::run`]): sends up to a few deliveries that are due to
+/// subscriptions (`api::outbox`), each bounded by [`ATTEMPT_TIMEOUT`]. Any component may, as
+/// Spin has no background work: events wait in the outbox for the next request of any kind.
+/// Nothing to send costs one indexed read.
+pub fn send_due_deliveries(env: &Env<'_>, outbound: &dyn Outbound) {
+    api::outbox::send_due(env.db, env.clock, &env.config, outbound);
 }
 
 #[cfg(test)]

@@ -55,8 +55,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 8,
-        name: "0008_push_receivers",
-        sql: include_str!("../../../migrations/0008_push_receivers.sql"),
+        name: "0008_webhooks",
+        sql: include_str!("../../../migrations/0008_webhooks.sql"),
     },
 ];
 
@@ -464,6 +464,7 @@ mod tests {
                 admin_token: Some("admin-token".to_owned()),
                 max_body_bytes: 1 << 20,
                 webhook_signing_key: None,
+                webhook_allowed_hosts: None,
             },
         };
         let request = |method: &str, path: &str, body: &str| {

@@ -31,7 +31,8 @@ pub async fn serve(
         variables::get("admin_token").ok(),
         variables::get("max_body_bytes").ok(),
     )
-    .with_webhook_signing_key(variables::get("webhook_signing_key").ok());
+    .with_webhook_signing_key(variables::get("webhook_signing_key").ok())
+    .with_webhook_allowed_hosts(variables::get("webhook_allowed_hosts").ok());
     let request = match read_request(request, config.max_body_bytes).await {
         Ok(request) => request,
         Err(error) => return send(response_out, error.into_response()).await,
@@ -54,7 +55,76 @@ pub async fn serve(
     let after = cd_core::AfterResponse::of(&response);
     send(response_out, response).await;
     after.run(&db);
+    cd_core::send_due_deliveries(&env, &WasiOutbound);
     drop(db);
+}
+
+/// Outgoing HTTP through `wasi:http/outgoing-handler` (Spin checks `allowed_outbound_hosts`),
+/// with connect, first-byte and between-bytes timeouts of [`cd_core::ATTEMPT_TIMEOUT`]: Spin's
+/// own default is 600 s, and spin-sdk's `send` passes no options. Blocking is fine here: the
+/// response has been sent, and nothing else runs in this instance.
+struct WasiOutbound;
+
+impl cd_core::Outbound for WasiOutbound {
+    fn send(&self, request: &http::Request<Vec<u8>>) -> Result<u16, String> {
+        use wasi::http::outgoing_handler;
+        use wasi::http::types::{
+            Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+        };
+
+        let headers: Vec<(String, Vec<u8>)> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect();
+        let fields = Fields::from_list(&headers).map_err(|e| format!("headers refused: {e:?}"))?;
+        let outgoing = OutgoingRequest::new(fields);
+        let uri = request.uri();
+        let method = match *request.method() {
+            http::Method::POST => Method::Post,
+            ref other => Method::Other(other.as_str().to_owned()),
+        };
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::Http,
+            _ => Scheme::Https,
+        };
+        outgoing
+            .set_method(&method)
+            .and_then(|()| outgoing.set_scheme(Some(&scheme)))
+            .and_then(|()| outgoing.set_authority(uri.authority().map(|a| a.as_str())))
+            .and_then(|()| outgoing.set_path_with_query(uri.path_and_query().map(|p| p.as_str())))
+            .map_err(|()| format!("request {uri} refused"))?;
+        let timeout = u64::try_from(cd_core::ATTEMPT_TIMEOUT.as_nanos()).unwrap_or(u64::MAX);
+        let options = RequestOptions::new();
+        // A host that does not support an option leaves it at its default.
+        let _ = options.set_connect_timeout(Some(timeout));
+        let _ = options.set_first_byte_timeout(Some(timeout));
+        let _ = options.set_between_bytes_timeout(Some(timeout));
+        let body = outgoing.body().map_err(|()| "no request body".to_owned())?;
+        let future = outgoing_handler::handle(outgoing, Some(options))
+            .map_err(|code| format!("{code:?}"))?;
+        // A body the host stops taking (a refused or failed connection) is not the cause: the
+        // response future says what happened, so it is asked in any case.
+        let mut written = Ok(());
+        if let Ok(stream) = body.write() {
+            for chunk in request.body().chunks(4096) {
+                if let Err(error) = stream.blocking_write_and_flush(chunk) {
+                    written = Err(format!("request body: {error:?}"));
+                    break;
+                }
+            }
+        }
+        let finished = OutgoingBody::finish(body, None);
+        future.subscribe().block();
+        match future.get() {
+            Some(Ok(Ok(response))) => Ok(response.status()),
+            Some(Ok(Err(code))) => Err(format!("{code:?}")),
+            Some(Err(())) | None => Err(written
+                .err()
+                .or(finished.err().map(|code| format!("{code:?}")))
+                .unwrap_or_else(|| "no response".to_owned())),
+        }
+    }
 }
 
 /// Sends `response` whole: status, headers, and the body, finished.

@@ -37,7 +37,7 @@ struct DeploymentBody {
 
 /// A lead-time record as JSON (the POST answer).
 #[derive(Serialize)]
-struct DeploymentRecordBody {
+pub(crate) struct DeploymentRecordBody {
     lead_time_id: String,
     org_id: String,
     image_id: String,

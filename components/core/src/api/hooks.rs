@@ -19,7 +19,7 @@ use crate::domain::image::{
     CdRequest, ImageName, ImageReference, ImageStatus, ImageTags, NewImage, PushedAs, RunId,
     TagName, VersionChange,
 };
-use crate::domain::receiver::{Receiver, ReceiverSecret, SigningKey, Source, UnknownTag};
+use crate::domain::receiver::{DerivedSecret, Receiver, SigningKey, Source, UnknownTag};
 use crate::domain::{Channel, ImageId, Timestamp, UpdateType};
 use crate::env::Env;
 use crate::error::Error;
@@ -142,7 +142,7 @@ fn answer(
 fn authenticate(
     ctx: &Context<'_>,
     receiver: &Receiver,
-    secret: &ReceiverSecret,
+    secret: &DerivedSecret,
     path_secret: Option<&str>,
 ) -> Result<(), Error> {
     let headers = ctx.request.headers;

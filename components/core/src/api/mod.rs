@@ -10,10 +10,12 @@ mod dora;
 mod health;
 mod hooks;
 mod images;
+pub(crate) mod outbox;
 mod push_payloads;
 mod receivers;
 mod registries;
 pub(crate) mod routes;
+mod subscriptions;
 mod tokens;
 
 use http::{HeaderMap, Method, Response, StatusCode};

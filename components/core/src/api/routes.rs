@@ -15,7 +15,7 @@ use crate::error::Error;
 
 use super::{
     BASE_PATH, Context, channels, deployments, dora, health, hooks, images, receivers, registries,
-    tokens,
+    subscriptions, tokens,
 };
 
 /// What a handler does with a request it was routed.
@@ -158,6 +158,13 @@ static REGISTRY: &[Route] = &[
     route(M::POST, "/registries/{registry_id}/receivers", Org(Role::Write), receivers::create),
     route(M::GET, "/registries/{registry_id}/receivers/{receiver_id}", Org(Role::Read), receivers::get),
     route(M::DELETE, "/registries/{registry_id}/receivers/{receiver_id}", Org(Role::Write), receivers::delete),
+    route(M::GET, "/registries/{registry_id}/subscriptions", Org(Role::Read), subscriptions::list),
+    route(M::POST, "/registries/{registry_id}/subscriptions", Org(Role::Write), subscriptions::create),
+    route(M::GET, "/registries/{registry_id}/subscriptions/{subscription_id}", Org(Role::Read), subscriptions::get),
+    route(M::PATCH, "/registries/{registry_id}/subscriptions/{subscription_id}", Org(Role::Write), subscriptions::update),
+    route(M::DELETE, "/registries/{registry_id}/subscriptions/{subscription_id}", Org(Role::Write), subscriptions::delete),
+    route(M::GET, "/registries/{registry_id}/subscriptions/{subscription_id}/deliveries", Org(Role::Read), subscriptions::deliveries),
+    route(M::POST, "/registries/{registry_id}/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver", Org(Role::Write), subscriptions::redeliver),
     route(M::PUT, "/registries/{registry_id}/channels/{channel}", Org(Role::Write), channels::get_or_create),
     route(M::POST, "/registries/{registry_id}/channels/{channel}/bump", Org(Role::Write), channels::bump),
     route(M::PUT, "/registries/{registry_id}/channels/{channel}/version", Org(Role::Write), channels::set_version),

@@ -81,6 +81,16 @@ id!(
     /// The id of a registry's push receiver (its delivery URL's last-but-one segment).
     pub(crate) ReceiverId
 );
+id!(
+    /// The id of a registry's deploy-trigger subscription.
+    pub(crate) SubscriptionId
+);
+id!(
+    /// The id of one event sent (and re-sent) to a subscription: the Standard Webhooks
+    /// `webhook-id` its receivers de-duplicate on. Random, not time-ordered: the outbox row is
+    /// made by a trigger in SQL.
+    pub(crate) DeliveryId
+);
 
 /// An id type as rows hold it: 16 bytes (`db::Row::id`).
 pub(crate) trait StoredId: Sized {

@@ -181,11 +181,27 @@ impl SigningKey {
     }
 
     /// The receiver's 32 secret bytes: HMAC-SHA256 of a label and the receiver id.
-    pub(crate) fn receiver_secret(&self, receiver_id: ReceiverId) -> ReceiverSecret {
+    pub(crate) fn receiver_secret(&self, receiver_id: ReceiverId) -> DerivedSecret {
+        self.derive("cd-images receiver secret v1 ", &receiver_id.to_text())
+    }
+
+    /// The 32 bytes a subscription's deliveries are signed with (`whsec_…` as shown).
+    pub(crate) fn subscription_secret(
+        &self,
+        subscription_id: super::ids::SubscriptionId,
+    ) -> DerivedSecret {
+        self.derive(
+            "cd-images subscription secret v1 ",
+            &subscription_id.to_text(),
+        )
+    }
+
+    /// HMAC-SHA256 of a purpose label and an id: one secret per purpose and resource.
+    fn derive(&self, purpose: &str, id: &str) -> DerivedSecret {
         let mut mac = self.mac();
-        mac.update(b"cd-images receiver secret v1 ");
-        mac.update(receiver_id.to_text().as_bytes());
-        ReceiverSecret(mac.finalize().into_bytes().into())
+        mac.update(purpose.as_bytes());
+        mac.update(id.as_bytes());
+        DerivedSecret(mac.finalize().into_bytes().into())
     }
 }
 
@@ -195,10 +211,11 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-/// A receiver's secret: what its sender is configured with, in the form its source takes.
-pub(crate) struct ReceiverSecret([u8; 32]);
+/// A derived secret: what a receiver's sender is configured with, or what a subscription's
+/// deliveries are signed with, in the form its source (or Standard Webhooks) takes.
+pub(crate) struct DerivedSecret([u8; 32]);
 
-impl ReceiverSecret {
+impl DerivedSecret {
     /// As the sender is configured with it: Standard Webhooks' `whsec_<base64>` for `generic`,
     /// 64 hex digits elsewhere (safe in a header and in a URL path).
     pub(crate) fn shown(&self, source: Source) -> String {

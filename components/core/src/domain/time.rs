@@ -62,6 +62,24 @@ impl Timestamp {
     pub fn instant(self) -> DateTime<Utc> {
         self.0
     }
+
+    /// This instant `duration` later (saturating at the end of chrono's range).
+    pub(crate) fn plus(self, duration: std::time::Duration) -> Timestamp {
+        chrono::TimeDelta::from_std(duration)
+            .ok()
+            .and_then(|delta| self.0.checked_add_signed(delta))
+            .map_or(self, Timestamp)
+    }
+
+    /// Microseconds from `earlier` to this instant (negative if it is later).
+    pub(crate) fn micros_since(self, earlier: Timestamp) -> i64 {
+        self.micros() - earlier.micros()
+    }
+
+    /// Whole seconds since the Unix epoch (Standard Webhooks' `webhook-timestamp`).
+    pub(crate) fn unix_seconds(self) -> i64 {
+        self.0.timestamp()
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub(crate) mod json_columns;
 pub(crate) mod receivers;
 pub(crate) mod reencode;
 pub(crate) mod registries;
+pub(crate) mod subscriptions;
 pub(crate) mod tokens;
 
 /// The interned key of the org whose id is bound at this `?`: one lookup in the small `orgs`

@@ -693,6 +693,78 @@ fn every_index_is_used_by_a_query_plan_and_no_plan_scans_a_large_table() {
         serde_json::json!({}),
     );
     assert_eq!(status, 200);
+    // A subscription hears of an image; its delivery is sent after the response and listed.
+    let (status, subscription) = world.send_on(
+        &planner,
+        registry_handler(),
+        "POST",
+        &format!("{registry_path}/subscriptions"),
+        &world.acme,
+        serde_json::json!({"url": "https://flux.example.com/hook",
+                           "events": ["image.created", "image.pushed", "deployment.recorded"]}),
+    );
+    assert_eq!(status, 201);
+    let subscription: serde_json::Value = serde_json::from_slice(&subscription).unwrap();
+    let subscription_path = format!(
+        "{registry_path}/subscriptions/{}",
+        subscription["subscription_id"].as_str().unwrap()
+    );
+    world.send_on(
+        &planner,
+        images_handler(),
+        "POST",
+        &images_path,
+        &world.acme,
+        World::image_body(41),
+    );
+    struct Answers200;
+    impl crate::Outbound for Answers200 {
+        fn send(&self, _: &http::Request<Vec<u8>>) -> Result<u16, String> {
+            Ok(200)
+        }
+    }
+    let env = crate::Env {
+        db: &planner,
+        clock: &crate::testing::fixtures::FixedClock,
+        ids: &world.ids,
+        config: crate::Config::from_variables(None, None).with_webhook_signing_key(Some(
+            crate::testing::fixtures::WEBHOOK_SIGNING_KEY.to_owned(),
+        )),
+    };
+    crate::send_due_deliveries(&env, &Answers200);
+    for path in [
+        format!("{registry_path}/subscriptions"),
+        subscription_path.clone(),
+        format!("{subscription_path}/deliveries"),
+    ] {
+        let (status, _) = world.send_on(
+            &planner,
+            registry_handler(),
+            "GET",
+            &path,
+            &world.acme,
+            serde_json::json!({}),
+        );
+        assert_eq!(status, 200, "{path}");
+    }
+    let (_, deliveries) = world.send(
+        registry_handler(),
+        "GET",
+        &format!("{subscription_path}/deliveries"),
+        &world.acme,
+        serde_json::json!({}),
+    );
+    let deliveries: serde_json::Value = serde_json::from_slice(&deliveries).unwrap();
+    let delivery_id = deliveries["items"][0]["delivery_id"].as_str().unwrap();
+    let (status, _) = world.send_on(
+        &planner,
+        registry_handler(),
+        "POST",
+        &format!("{subscription_path}/deliveries/{delivery_id}/redeliver"),
+        &world.acme,
+        serde_json::json!({}),
+    );
+    assert_eq!(status, 202);
     let plans = planner.plans.into_inner();
     for (sql, plan) in &plans {
         for large in ["images", "image_lead_times", "l", "i"] {

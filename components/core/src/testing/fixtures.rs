@@ -83,6 +83,7 @@ pub(crate) fn serve_request(
             admin_token: Some(admin.to_owned()),
             max_body_bytes: 1 << 20,
             webhook_signing_key: Some(WEBHOOK_SIGNING_KEY.to_owned()),
+            webhook_allowed_hosts: Some("*://*:*".to_owned()),
         },
     };
     handler(request, &env)

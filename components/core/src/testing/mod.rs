@@ -15,6 +15,8 @@ mod encoding_tests;
 mod fault_tests;
 #[cfg(test)]
 mod rollup_tests;
+#[cfg(test)]
+mod webhook_tests;
 
 pub use properties::{ADMIN_TOKEN, RouterHarness, time_range_parser, version_parser};
 pub use sqlite::RusqliteDb;

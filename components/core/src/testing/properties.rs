@@ -168,6 +168,7 @@ impl RouterHarness {
                 admin_token: Some(ADMIN_TOKEN.to_owned()),
                 max_body_bytes: 64 * 1024,
                 webhook_signing_key: None,
+                webhook_allowed_hosts: None,
             },
         };
         Some(HANDLERS[handler % HANDLERS.len()](&request, &env))

@@ -46,9 +46,20 @@ const TABLES: [&str; 8] = [
 
 /// Takes `db` (at the current schema, 0007's copy done, no receivers) back to schema 6.
 pub(crate) fn take_back(db: &dyn Db) -> Result<(), Error> {
-    // Migration 0008's tables; its two image columns and indexes go with `images_v7`.
-    db.execute("DROP TABLE receiver_deliveries", &[])?;
-    db.execute("DROP TABLE receivers", &[])?;
+    // Migration 0008's tables; its image columns, indexes and triggers go with `images_v7` and
+    // `image_lead_times_v7`.
+    for statement in [
+        "DROP TRIGGER images_created_event",
+        "DROP TRIGGER images_pushed_event",
+        "DROP TRIGGER image_lead_times_recorded_event",
+        "DROP TABLE receiver_deliveries",
+        "DROP TABLE receivers",
+        "DROP TABLE delivery_attempts",
+        "DROP TABLE deliveries",
+        "DROP TABLE subscriptions",
+    ] {
+        db.execute(statement, &[])?;
+    }
     db.execute("DROP TRIGGER images_advance_channel", &[])?;
     for table in TABLES {
         db.execute(&format!("ALTER TABLE {table} RENAME TO {table}_v7"), &[])?;

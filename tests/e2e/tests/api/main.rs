@@ -19,6 +19,7 @@ mod registries;
 mod replicas;
 mod robustness;
 mod routes;
+mod subscriptions;
 mod tenancy;
 mod tokens;
 mod world;

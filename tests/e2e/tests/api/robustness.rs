@@ -49,6 +49,18 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
         .send();
     receiver.assert_status(201);
     let receiver_id = receiver.json()["receiver_id"].as_str().unwrap().to_owned();
+    let subscription = app
+        .post(
+            &format!("{base}/subscriptions"),
+            &json!({"url": "https://secret.example.com/hook", "events": ["image.created"]}),
+        )
+        .bearer(&a)
+        .send();
+    subscription.assert_status(201);
+    let subscription_id = subscription.json()["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let secrets = [
         "acme",
@@ -75,6 +87,9 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
                 .replace("{token_id}", &a_token_id)
                 .replace("{lead_time_id}", &lead_time_id)
                 .replace("{receiver_id}", &receiver_id)
+                .replace("{subscription_id}", &subscription_id)
+                // Any delivery id: A's subscription is not B's to look into.
+                .replace("{delivery_id}", "0190a5c4-7a2e-7c1b-8c3d-5e6f7a8b9c0d")
                 // Not A's receiver's secret: a guess.
                 .replace("{secret}", &"0".repeat(64));
             if pattern.starts_with("/dora/") {
@@ -98,6 +113,16 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
                 }
                 ("POST", "/deployments") => deployment.clone(),
                 ("POST", "/registries/{registry_id}/receivers") => json!({"source": "harbor"}),
+                ("POST", "/registries/{registry_id}/subscriptions") => {
+                    json!({"url": "https://probe.example.com/", "events": ["image.created"]})
+                }
+                ("PATCH", "/registries/{registry_id}/subscriptions/{subscription_id}") => {
+                    json!({"active": false})
+                }
+                (
+                    "POST",
+                    "/registries/{registry_id}/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver",
+                ) => json!({}),
                 ("POST", "/hooks/{receiver_id}" | "/hooks/{receiver_id}/{secret}") => {
                     json!({"repository": "acme/secret", "updated_tags": ["t"]})
                 }

@@ -25,6 +25,18 @@ fn another_orgs_registry_is_not_found_for_every_operation() {
         .send();
     receiver.assert_status(201);
     let receiver_id = receiver.json()["receiver_id"].as_str().unwrap().to_owned();
+    let subscription = app
+        .post(
+            &format!("{path}/subscriptions"),
+            &json!({"url": "https://flux.example.com/hook", "events": ["image.created"]}),
+        )
+        .bearer(&acme)
+        .send();
+    subscription.assert_status(201);
+    let subscription_id = subscription.json()["subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Every route of the registry component under one registry, from its route table.
     let registry_id = registry["registry_id"].as_str().unwrap();
@@ -37,7 +49,9 @@ fn another_orgs_registry_is_not_found_for_every_operation() {
             let path = format!("/api/v1{}", route.path())
                 .replace("{registry_id}", registry_id)
                 .replace("{channel}", "default")
-                .replace("{receiver_id}", &receiver_id);
+                .replace("{receiver_id}", &receiver_id)
+                .replace("{subscription_id}", &subscription_id)
+                .replace("{delivery_id}", "0190a5c4-7a2e-7c1b-8c3d-5e6f7a8b9c0d");
             let body = match route.path() {
                 "/registries/{registry_id}" if method == "PATCH" => Some(json!({"public": true})),
                 "/registries/{registry_id}/channels/{channel}/bump" => {
@@ -49,6 +63,15 @@ fn another_orgs_registry_is_not_found_for_every_operation() {
                 "/registries/{registry_id}/receivers" if method == "POST" => {
                     Some(json!({"source": "quay"}))
                 }
+                "/registries/{registry_id}/subscriptions" if method == "POST" => Some(
+                    json!({"url": "https://globex.example.com/", "events": ["image.created"]}),
+                ),
+                "/registries/{registry_id}/subscriptions/{subscription_id}" if method == "PATCH" => {
+                    Some(json!({"active": false}))
+                }
+                "/registries/{registry_id}/subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver" => {
+                    Some(json!({}))
+                }
                 _ => None,
             };
             let request = app.request(method, &path).bearer(&globex);
@@ -58,7 +81,7 @@ fn another_orgs_registry_is_not_found_for_every_operation() {
             }
         })
         .collect();
-    assert_eq!(attempts.len(), 12, "every registry-scoped route is probed");
+    assert_eq!(attempts.len(), 19, "every registry-scoped route is probed");
     for response in &attempts {
         let problem = response.assert_problem(404, None);
         assert!(
