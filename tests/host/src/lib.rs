@@ -10,6 +10,7 @@
 //! - [`routing`]: Spin's route normalisation and precedence, as a pure function.
 //! - [`headers`]: the `spin-*` headers a guest sees.
 //! - [`variables`]: variable resolution and `fermyon:spin/variables@2.0.0`.
+//! - [`outbound`]: `wasi:http/outgoing-handler` behind `allowed_outbound_hosts` (OUTBOUND.md).
 //! - [`runtime_config`]: `--runtime-config-file` (`state_dir`, `[sqlite_database.<label>]`).
 //! - [`sqlite`]: `spin:sqlite/sqlite@3.0.0` and `fermyon:spin/sqlite@2.0.0` on rusqlite 0.34
 //!   or a libSQL server (the `libsql` 0.5 client, as Spin).
@@ -25,6 +26,7 @@
 
 pub mod headers;
 pub mod manifest;
+pub mod outbound;
 pub mod routing;
 pub mod runtime_config;
 pub mod server;

@@ -4,7 +4,8 @@
 //! manifest order, and per component its wasm source, SQLite labels, variable templates, WASI
 //! environment and build command. Keys we do not need (`description`, `watch`, `files`, …) are
 //! ignored, as `spin up` ignores what it does not use; what Spin would refuse at start-up
-//! (a variable that is neither `default` nor `required`, a non-`/` base) is refused here too.
+//! (a variable that is neither `default` nor `required`, a non-`/` base, a malformed
+//! `allowed_outbound_hosts` entry) is refused here too.
 //! [`Manifest::retain_components`] narrows an app to some components, as `spin up -c` does.
 
 use anyhow::{Context, bail};
@@ -54,6 +55,12 @@ pub struct ComponentDecl {
     pub variables: BTreeMap<String, String>,
     /// `environment`: the component's WASI environment variables.
     pub environment: BTreeMap<String, String>,
+    /// `allowed_outbound_hosts` followed by the deprecated `allowed_http_hosts` converted
+    /// (Spin's `normalized_allowed_outbound_hosts`); checked as Spin's loader checks it.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// What `allowed_http_hosts` converted to (empty if absent), for Spin's deprecation
+    /// warning.
+    pub converted_http_hosts: Vec<String>,
     /// `[component.<id>.build]`, if any.
     pub build: Option<BuildDecl>,
 }
@@ -136,6 +143,10 @@ struct RawComponent {
     variables: BTreeMap<String, String>,
     #[serde(default)]
     environment: BTreeMap<String, String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    allowed_http_hosts: Vec<String>,
     build: Option<BuildDecl>,
 }
 
@@ -203,6 +214,12 @@ impl Manifest {
                     bail!("component {id:?}: only a local file `source` is supported, got {other}")
                 }
             };
+            let (allowed_outbound_hosts, converted_http_hosts) = allowed_outbound_hosts(
+                component.allowed_outbound_hosts,
+                &component.allowed_http_hosts,
+                &variables,
+            )
+            .with_context(|| format!("Failed to load component `{id}`"))?;
             components.insert(
                 id,
                 ComponentDecl {
@@ -210,6 +227,8 @@ impl Manifest {
                     sqlite_databases: component.sqlite_databases,
                     variables: component.variables,
                     environment: component.environment,
+                    allowed_outbound_hosts,
+                    converted_http_hosts,
                     build: component.build,
                 },
             );
@@ -350,6 +369,26 @@ impl Manifest {
     }
 }
 
+/// A component's normalised `allowed_outbound_hosts` and what `allowed_http_hosts` became,
+/// checked as Spin's loader checks them (SPIN_CONTRACT.md A1): every literal entry must parse,
+/// and a templated one must parse with the manifest defaults if all its variables have one.
+/// This runs for every component before `-c` drops any, as in Spin.
+fn allowed_outbound_hosts(
+    outbound: Vec<String>,
+    http: &[String],
+    variables: &BTreeMap<String, VariableDecl>,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let converted = crate::outbound::convert_allowed_http_hosts(http)
+        .context("`allowed_http_hosts` is malformed")?;
+    let all: Vec<String> = outbound.into_iter().chain(converted.clone()).collect();
+    crate::outbound::OutboundRules::parse(&all, &[])
+        .and_then(|rules| {
+            rules.validate_defaults(|name| variables.get(name).and_then(|v| v.default.clone()))
+        })
+        .context("`allowed_outbound_hosts` is malformed")?;
+    Ok((all, converted))
+}
+
 /// The directory `spin.toml` at `path` lives in, absolute where it can be. A bare file name
 /// (`spin.toml`, the binary's default) has the empty path as its parent, which names no
 /// directory: build commands run there would fail to start, so it is the working directory.
@@ -425,6 +464,74 @@ mod tests {
         assert_eq!(one.variables["token"], "Bearer {{ token }}");
         assert_eq!(one.environment["K"], "v");
         assert_eq!(one.build.as_ref().unwrap().command, "true");
+    }
+
+    #[test]
+    fn allowed_http_hosts_follow_allowed_outbound_hosts() {
+        let text = MANIFEST.replace(
+            "environment = { K = \"v\" }",
+            "environment = { K = \"v\" }\n\
+             allowed_outbound_hosts = [\"https://a.dev\"]\n\
+             allowed_http_hosts = [\"b.dev:81\", \"self\"]",
+        );
+        let manifest = Manifest::parse(&text, PathBuf::new()).unwrap();
+        let one = &manifest.components["one"];
+        assert_eq!(
+            one.allowed_outbound_hosts,
+            vec![
+                "https://a.dev",
+                "http://b.dev:81",
+                "https://b.dev:81",
+                "http://self"
+            ]
+        );
+        assert_eq!(
+            one.converted_http_hosts,
+            vec!["http://b.dev:81", "https://b.dev:81", "http://self"]
+        );
+    }
+
+    fn load_error(hosts: &str) -> String {
+        let text = MANIFEST.replace(
+            "environment = { K = \"v\" }",
+            &format!("environment = {{ K = \"v\" }}\n{hosts}"),
+        );
+        format!("{:#}", Manifest::parse(&text, PathBuf::new()).unwrap_err())
+    }
+
+    #[test]
+    fn malformed_allowed_hosts_fail_load_with_spins_message() {
+        assert_eq!(
+            load_error(r#"allowed_outbound_hosts = ["https://a.dev/x"]"#),
+            "Failed to load component `one`: `allowed_outbound_hosts` is malformed: \
+             Invalid allowed host \"a.dev/x\": must not include a path"
+        );
+        assert_eq!(
+            load_error(r#"allowed_outbound_hosts = ["insecure:allow-all"]"#),
+            "Failed to load component `one`: `allowed_outbound_hosts` is malformed: \
+             'insecure:allow-all' is not allowed - use '*://*:*' instead if you really want to \
+             allow all outbound traffic'"
+        );
+        // `size` defaults to "10": `https://10/x` has a path.
+        assert_eq!(
+            load_error(r#"allowed_outbound_hosts = ["https://{{ size }}/x"]"#),
+            "Failed to load component `one`: `allowed_outbound_hosts` is malformed: using \
+             default variable value(s) with template \"https://{{ size }}/x\" results in \
+             invalid config \"https://10/x\": Invalid allowed host \"10/x\": must not include \
+             a path"
+        );
+        assert!(
+            load_error(r#"allowed_http_hosts = ["ftp://a.dev"]"#).starts_with(
+                "Failed to load component `one`: `allowed_http_hosts` is malformed: One or more \
+                 allowed_http_hosts entries was invalid:\nftp://a.dev isn't a valid host"
+            )
+        );
+        // `token` is required (no default): checked per instance, not at load.
+        let text = MANIFEST.replace(
+            "environment = { K = \"v\" }",
+            "environment = { K = \"v\" }\nallowed_outbound_hosts = [\"https://{{ token }}/x\"]",
+        );
+        assert!(Manifest::parse(&text, PathBuf::new()).is_ok());
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //! component's `ProxyPre` → `wasi:http/incoming-handler.handle`. The response streams while the
 //! guest runs; the store (and with it every SQLite connection, rolling back open transactions)
 //! is dropped when the handler returns. Guest stdout/stderr go to a shared [`GuestOutput`].
+//! Outgoing requests go through the instance's [`OutboundHttp`] hooks (`allowed_outbound_hosts`);
+//! self-requests go to the address [`serve_listener`] serves.
 
 use crate::headers;
 use crate::manifest::Manifest;
+use crate::outbound::{OutboundHttp, OutboundRules};
 use crate::routing::Router;
 use crate::runtime_config::{RuntimeConfig, SqliteDatabase};
 use crate::sqlite::{self, SqliteConfig, SqliteState};
@@ -114,12 +117,16 @@ struct Inner {
     limits: Limits,
     instances: Arc<tokio::sync::Semaphore>,
     databases: Arc<BTreeMap<String, SqliteDatabase>>,
+    /// Where self-requests go: the address of the first listener [`serve_listener`] serves
+    /// (Spin's origin is its `--listen` address). Unset in memory.
+    self_origin: OnceLock<SocketAddr>,
 }
 
 struct LoadedComponent {
     pre: ProxyPre<State>,
     sqlite: Arc<SqliteConfig>,
     environment: Vec<(String, String)>,
+    outbound: Arc<OutboundRules>,
 }
 
 /// What one store holds: WASI, wasi-http and Spin's interfaces for one instance.
@@ -130,6 +137,8 @@ pub struct State {
     pub(crate) variables: Arc<Resolver>,
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    /// The `wasi:http` hooks: outgoing requests pass `allowed_outbound_hosts` here.
+    outbound: OutboundHttp,
 }
 
 impl WasiView for State {
@@ -146,7 +155,7 @@ impl WasiHttpView for State {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.outbound,
         }
     }
 }
@@ -194,6 +203,16 @@ impl Host {
     /// variables resolve, SQLite labels are defined.
     pub fn load(options: HostOptions) -> anyhow::Result<Host> {
         let mut manifest = Manifest::load(&options.manifest)?;
+        // Spin's loader warns for every component of the manifest, before `-c` drops any.
+        for component in manifest.components.values() {
+            if !component.converted_http_hosts.is_empty() {
+                eprintln!(
+                    "Warning: Use of the deprecated field `allowed_http_hosts` - to fix, replace \
+                     `allowed_http_hosts` with `allowed_outbound_hosts = {:?}`",
+                    component.converted_http_hosts
+                );
+            }
+        }
         // Everything below sees the retained components only, as Spin computes databases and
         // component variables after dropping the others.
         manifest.retain_components(&options.components)?;
@@ -222,6 +241,8 @@ impl Host {
             .get("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from));
+        // `http://*.spin.internal` expands over the retained components only.
+        let component_ids: Vec<String> = manifest.components.keys().cloned().collect();
         let mut components = HashMap::new();
         for (id, decl) in &manifest.components {
             let path = manifest.component_source(id, cargo_target_dir.as_deref())?;
@@ -244,6 +265,11 @@ impl Host {
                         .iter()
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
+                    // Checked by `Manifest::parse`; this only keeps the templates for later.
+                    outbound: Arc::new(
+                        OutboundRules::parse(&decl.allowed_outbound_hosts, &component_ids)
+                            .with_context(|| format!("Failed to load component `{id}`"))?,
+                    ),
                 },
             );
         }
@@ -261,6 +287,7 @@ impl Host {
                 instances: Arc::new(tokio::sync::Semaphore::new(options.limits.max_instances)),
                 limits: options.limits.clone(),
                 databases,
+                self_origin: OnceLock::new(),
             }),
         })
     }
@@ -319,6 +346,12 @@ impl Host {
             .iter()
             .map(|r| (r.raw.clone(), r.component.clone()))
             .collect()
+    }
+
+    /// Self-requests (`allowed_outbound_hosts = ["http://self"]`) come back to `addr` over
+    /// TCP; the first address given stays.
+    fn set_self_origin(&self, addr: SocketAddr) {
+        let _ = self.inner.self_origin.set(addr);
     }
 
     /// Serves one request, streaming the response body (what the HTTP server uses).
@@ -446,6 +479,12 @@ impl Host {
                 variables: self.inner.resolver.clone(),
                 wasi,
                 http: WasiHttpCtx::new(),
+                outbound: OutboundHttp::new(
+                    component.outbound.clone(),
+                    self.inner.resolver.clone(),
+                    self.inner.self_origin.get().copied(),
+                    output.clone(),
+                ),
             },
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -651,6 +690,7 @@ fn full(status: http::StatusCode, body: Bytes) -> hyper::Response<HyperOutgoingB
 /// `max_connections` get a 503 and are closed; a request head must arrive within
 /// `header_timeout`.
 pub async fn serve_listener(host: Host, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    host.set_self_origin(listener.local_addr()?);
     let limits = host.inner.limits.clone();
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut backoff = Duration::from_millis(5);
@@ -740,6 +780,8 @@ impl RunningHost {
             .with_context(|| format!("cannot listen on {listen}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        // Before `start` returns, so a first request can already reach the app itself.
+        host.set_self_origin(addr);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("cd-host")
@@ -817,6 +859,11 @@ impl GuestOutput {
             use std::io::Write as _;
             let _ = std::io::stderr().write_all(bytes);
         }
+        self.record(bytes);
+    }
+
+    /// Keeps `bytes` in memory only.
+    fn record(&self, bytes: &[u8]) {
         let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         buffer.extend_from_slice(bytes);
         if buffer.len() > MAX_OUTPUT {
@@ -826,8 +873,16 @@ impl GuestOutput {
     }
 
     /// Records a host-side message about a guest (a trap, a failed response).
-    fn log(&self, message: &str) {
+    pub(crate) fn log(&self, message: &str) {
         self.write(format!("[cd-host] {message}\n").as_bytes());
+    }
+
+    /// A warning Spin prints to stderr (a denied outbound request): printed to stderr
+    /// whether or not guest output is forwarded, and kept with the guest output so tests
+    /// can read it.
+    pub(crate) fn warn(&self, message: &str) {
+        eprint!("{message}");
+        self.record(message.as_bytes());
     }
 
     fn contents(&self) -> String {

@@ -46,8 +46,20 @@ enum Part {
 }
 
 impl Template {
-    /// Parses a template; `{{ name }}` references an application variable.
+    /// Parses a template; `{{ name }}` references an application variable, whose name must be
+    /// valid.
     pub fn parse(text: &str) -> anyhow::Result<Template> {
+        let template = Self::parse_unchecked(text)?;
+        for name in template.variables() {
+            validate_name(name).map_err(|reason| anyhow::anyhow!("invalid template: {reason}"))?;
+        }
+        Ok(template)
+    }
+
+    /// Parses a template without checking the names in it, as Spin's `Template::new` does for
+    /// `allowed_outbound_hosts` entries: a bad name there is only an error when the entry is
+    /// resolved (it then fails like an unknown variable).
+    pub fn parse_unchecked(text: &str) -> anyhow::Result<Template> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(start) = rest.find("{{") {
@@ -56,11 +68,10 @@ impl Template {
             }
             let after = &rest[start + 2..];
             let Some(end) = after.find("}}") else {
-                bail!("unterminated expression in template {text:?}");
+                // Spin's text (expressions' `Error::InvalidTemplate`).
+                bail!("invalid variable template: unmatched '{{{{' in template");
             };
-            let name = after[..end].trim();
-            validate_name(name).map_err(|reason| anyhow::anyhow!("invalid template: {reason}"))?;
-            parts.push(Part::Variable(name.to_string()));
+            parts.push(Part::Variable(after[..end].trim().to_string()));
             rest = &after[end + 2..];
         }
         if !rest.is_empty() {
@@ -69,10 +80,39 @@ impl Template {
         Ok(Template(parts))
     }
 
-    fn variables(&self) -> impl Iterator<Item = &str> {
+    /// Whether the template has no `{{ .. }}` expression.
+    pub fn is_literal(&self) -> bool {
+        self.variables().next().is_none()
+    }
+
+    /// The application variables the template names, in order.
+    pub fn variables(&self) -> impl Iterator<Item = &str> {
         self.0.iter().filter_map(|part| match part {
             Part::Variable(name) => Some(name.as_str()),
             Part::Literal(_) => None,
+        })
+    }
+
+    /// The template with every expression replaced by `value(name)`; the first error wins.
+    pub fn render<E>(&self, mut value: impl FnMut(&str) -> Result<String, E>) -> Result<String, E> {
+        let mut text = String::new();
+        for part in &self.0 {
+            match part {
+                Part::Literal(literal) => text.push_str(literal),
+                Part::Variable(name) => text.push_str(&value(name)?),
+            }
+        }
+        Ok(text)
+    }
+}
+
+/// Spin's rendering (expressions' `Display`): expressions come out as `{{ name }}`, so error
+/// messages quote a template the way Spin does.
+impl std::fmt::Display for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|part| match part {
+            Part::Literal(literal) => f.write_str(literal),
+            Part::Variable(name) => write!(f, "{{{{ {name} }}}}"),
         })
     }
 }
@@ -84,6 +124,19 @@ pub enum VariableError {
     Undefined(String),
     Provider(String),
 }
+
+/// Spin's texts (expressions' `Error`).
+impl std::fmt::Display for VariableError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VariableError::InvalidName(name) => write!(f, "invalid variable name: {name}"),
+            VariableError::Undefined(what) => write!(f, "undefined variable: {what}"),
+            VariableError::Provider(message) => write!(f, "provider error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for VariableError {}
 
 /// Resolves variables for every component of an application.
 #[derive(Debug)]
@@ -173,14 +226,35 @@ impl Resolver {
             .ok_or_else(|| {
                 VariableError::Undefined(format!("no variable for {component_id:?}.{key:?}"))
             })?;
-        let mut value = String::new();
-        for part in &template.0 {
-            match part {
-                Part::Literal(text) => value.push_str(text),
-                Part::Variable(name) => value.push_str(&self.resolve_variable(name)?),
-            }
-        }
-        Ok(value)
+        template.render(|name| self.resolve_variable(name))
+    }
+
+    /// Every application variable resolved through the providers now, as Spin's
+    /// `ProviderResolver::prepare` (what `allowed_outbound_hosts` templates are resolved
+    /// against, once per instance). One variable failing fails it all.
+    pub fn prepare(&self) -> Result<PreparedVariables, VariableError> {
+        let values = self
+            .defaults
+            .keys()
+            .map(|name| Ok((name.clone(), self.resolve_variable(name)?)))
+            .collect::<Result<_, VariableError>>()?;
+        Ok(PreparedVariables(values))
+    }
+}
+
+/// All application variables, resolved (Spin's `PreparedResolver`).
+#[derive(Debug, Clone, Default)]
+pub struct PreparedVariables(BTreeMap<String, String>);
+
+impl PreparedVariables {
+    /// Renders `template`; a name that is not an application variable is `InvalidName`.
+    pub fn resolve_template(&self, template: &Template) -> Result<String, VariableError> {
+        template.render(|name| {
+            self.0
+                .get(name)
+                .cloned()
+                .ok_or_else(|| VariableError::InvalidName(name.to_string()))
+        })
     }
 }
 

@@ -9,8 +9,9 @@ use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::db::transaction;
-use crate::domain::OrgId;
 use crate::domain::deployment::{Deployment, DeploymentFields, LeadTimeRecord};
+use crate::domain::receiver::Digest;
+use crate::domain::{OrgId, RegistryId};
 use crate::error::Error;
 use crate::store::deployments as store;
 use crate::store::reencode;
@@ -20,7 +21,14 @@ use super::{BASE_PATH, Context, json_response, respond};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeploymentBody {
-    image_id: String,
+    /// The image deployed; or, for a deploy tool that knows only what it pulled, `digest`
+    /// with the `registry_id` it was pushed to.
+    #[serde(default)]
+    image_id: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    registry_id: Option<String>,
     #[serde(default)]
     project_id: Option<String>,
     app_id: String,
@@ -88,9 +96,10 @@ pub(super) fn record(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         .transpose()?;
     let org_id = ctx.act_for(ctx.request.named_org()?.or(named))?;
     let now = env.clock.now();
+    let image_id = deployed_image(ctx, &body)?;
     let deployment = Deployment::parse(
         DeploymentFields {
-            image_id: &body.image_id,
+            image_id: &image_id,
             project_id: body.project_id.as_deref(),
             app_id: &body.app_id,
             environment: &body.environment,
@@ -111,6 +120,49 @@ pub(super) fn record(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         store::record(env.db, &org_id, &deployment, env.ids, now)
     })?;
     respond(recorded, location, DeploymentRecordBody::from)
+}
+
+/// The image a deployment names: its `image_id`, or the newest image of `registry_id` its
+/// registry stored as `digest` (a receiver attached it).
+fn deployed_image(ctx: &Context<'_>, body: &DeploymentBody) -> Result<String, Error> {
+    match (&body.image_id, &body.digest, &body.registry_id) {
+        (Some(image_id), None, None) => Ok(image_id.clone()),
+        (None, Some(digest), Some(registry_id)) => {
+            let digest = Digest::parse("digest", digest)?;
+            let registry_id = RegistryId::parse("registry_id", registry_id)
+                .map_err(|_| Error::invalid("registry_id", "must be a UUID of a registry"))?;
+            let registry = ctx.writable_registry(registry_id)?;
+            let image_id =
+                crate::store::images::newest_with_digest(ctx.env.db, registry.readable(), &digest)?
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "digest",
+                            format!(
+                                "no image of registry {registry_id} was pushed as {} (a push \
+                                 receiver attaches digests)",
+                                digest.as_str()
+                            ),
+                        )
+                    })?;
+            Ok(image_id.to_text())
+        }
+        (None, None, None) => Err(Error::invalid(
+            "image_id",
+            "a deployment names its image_id, or its digest with the registry_id",
+        )),
+        (Some(_), _, _) => Err(Error::invalid(
+            "digest",
+            "name the image by image_id or by digest and registry_id, not both",
+        )),
+        (None, Some(_), None) => Err(Error::invalid(
+            "registry_id",
+            "a digest names an image only with the registry_id it was pushed to",
+        )),
+        (None, None, Some(_)) => Err(Error::invalid(
+            "digest",
+            "a registry_id names an image only with its digest",
+        )),
+    }
 }
 
 fn location(record: &LeadTimeRecord) -> String {

@@ -491,3 +491,48 @@ fn without_a_signing_key_receivers_are_off_with_a_503_naming_the_variable() {
             .contains("webhook_signing_key")
     );
 }
+
+#[test]
+fn a_deploy_tool_that_knows_only_the_digest_records_the_deployment_of_the_pushed_image() {
+    let setup = Setup::new();
+    let image = setup.pipeline_image("build-1234", 1);
+    let receiver = setup.receiver(json!({"source": "acr"}));
+    let secret = receiver["secret"].as_str().unwrap().to_owned();
+    deliver(&setup.app, &receiver, &secret, &fixture("acr_push.json")).assert_status(200);
+
+    let deployment = json!({"digest": DIGEST, "registry_id": setup.registry,
+                            "app_id": "api", "environment": "production", "prod": true});
+    let recorded = setup
+        .app
+        .post("/api/v1/deployments", &deployment)
+        .bearer(&setup.token)
+        .send();
+    recorded.assert_status(201);
+    assert_eq!(recorded.json()["image_id"], image["image_id"]);
+    assert_eq!(recorded.json()["git_hash"], image["git_hash"]);
+
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    for (body, field) in [
+        (
+            json!({"digest": unknown, "registry_id": setup.registry, "app_id": "api", "environment": "dev"}),
+            "digest",
+        ),
+        (
+            json!({"digest": DIGEST, "app_id": "api", "environment": "dev"}),
+            "registry_id",
+        ),
+        (
+            json!({"image_id": image["image_id"], "digest": DIGEST, "registry_id": setup.registry,
+                "app_id": "api", "environment": "dev"}),
+            "digest",
+        ),
+        (json!({"app_id": "api", "environment": "dev"}), "image_id"),
+    ] {
+        setup
+            .app
+            .post("/api/v1/deployments", &body)
+            .bearer(&setup.token)
+            .send()
+            .assert_problem(422, Some(field));
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! It uses the native wasi-http handler form (`IncomingRequest`, `ResponseOutparam`) so it can
 //! also misbehave on purpose: a path ending in `/trap` panics, one ending in `/no-response`
-//! returns without setting a response.
+//! returns without setting a response. A path ending in `/outbound` makes the outgoing request
+//! its body describes (module [`outbound`]).
 
 use serde_json::{Map, Value as Json, json};
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
@@ -66,6 +67,9 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     };
     if !body.is_empty() {
         match serde_json::from_slice::<Json>(&body) {
+            Ok(spec) if path.ends_with("/outbound") => {
+                report["outbound"] = outbound::send(&spec).await;
+            }
             Ok(sql) => report["sql"] = run_sql(&sql),
             Err(error) => report["body_error"] = json!(error.to_string()),
         }
@@ -219,3 +223,112 @@ sqlite_probe!(v3, spin_sdk::sqlite3, |connection| Some(json!({
     "last_insert_rowid": connection.last_insert_rowid(),
     "changes": connection.changes(),
 })));
+
+/// Outgoing requests, described by the JSON body of a `/outbound` request:
+///
+/// - `{"url": "..."}`: `spin_sdk::http::send` of a GET, as apps do (a URL without a host is
+///   a self-request; the SDK passes no request options).
+/// - `{"scheme": "http", "authority": "h:p", "path": "/x", "connect_timeout_ms": n,
+///   "first_byte_timeout_ms": n, "between_bytes_timeout_ms": n}`: a GET built from the raw
+///   `wasi:http` types and sent with `outgoing-handler.handle` (absent fields stay unset).
+///
+/// The answer is `{"status", "headers", "body"}` or `{"error": "<ErrorCode as Debug>",
+/// "stage": "handle" | "response"}` (`handle` when `handle` itself failed, `response` when the
+/// error came through the future). An array of such descriptions is sent in order, from the
+/// same instance, and answered with an array.
+mod outbound {
+    use super::{Json, Map, json};
+    use spin_sdk::http::{Fields, Method, OutgoingRequest, Scheme};
+    use spin_sdk::wit::wasi::http0_2_0::{outgoing_handler, types::RequestOptions};
+
+    /// One request, or (for an array) each in turn from this one instance.
+    pub async fn send(spec: &Json) -> Json {
+        match spec {
+            Json::Array(specs) => {
+                let mut reports = Vec::new();
+                for spec in specs {
+                    reports.push(send_one(spec).await);
+                }
+                Json::Array(reports)
+            }
+            spec => send_one(spec).await,
+        }
+    }
+
+    async fn send_one(spec: &Json) -> Json {
+        match spec["url"].as_str() {
+            Some(url) => send_with_sdk(url).await,
+            None => send_raw(spec).await,
+        }
+    }
+
+    async fn send_with_sdk(url: &str) -> Json {
+        let request = spin_sdk::http::Request::get(url).build();
+        match spin_sdk::http::send::<_, spin_sdk::http::Response>(request).await {
+            Ok(response) => {
+                let mut headers = Map::new();
+                for (name, value) in response.headers() {
+                    headers.insert(
+                        name.to_string(),
+                        json!(String::from_utf8_lossy(value.as_bytes())),
+                    );
+                }
+                json!({
+                    "status": response.status(),
+                    "headers": headers,
+                    "body": String::from_utf8_lossy(response.body()),
+                })
+            }
+            Err(spin_sdk::http::SendError::Http(code)) => {
+                json!({ "error": format!("{code:?}"), "stage": "response" })
+            }
+            Err(error) => json!({ "error": error.to_string(), "stage": "sdk" }),
+        }
+    }
+
+    async fn send_raw(spec: &Json) -> Json {
+        let request = OutgoingRequest::new(Fields::new());
+        let _ = request.set_method(&Method::Get);
+        let scheme = match spec["scheme"].as_str() {
+            Some("http") => Some(Scheme::Http),
+            Some("https") => Some(Scheme::Https),
+            Some(other) => Some(Scheme::Other(other.to_string())),
+            None => None,
+        };
+        let _ = request.set_scheme(scheme.as_ref());
+        let _ = request.set_authority(spec["authority"].as_str());
+        let _ = request.set_path_with_query(spec["path"].as_str());
+
+        let options = RequestOptions::new();
+        let millis = |key: &str| spec[key].as_u64().map(|ms| ms * 1_000_000);
+        let _ = options.set_connect_timeout(millis("connect_timeout_ms"));
+        let _ = options.set_first_byte_timeout(millis("first_byte_timeout_ms"));
+        let _ = options.set_between_bytes_timeout(millis("between_bytes_timeout_ms"));
+
+        let future = match outgoing_handler::handle(request, Some(options)) {
+            Ok(future) => future,
+            Err(code) => return json!({ "error": format!("{code:?}"), "stage": "handle" }),
+        };
+        future.subscribe().block();
+        let response = match future.get() {
+            Some(Ok(Ok(response))) => response,
+            Some(Ok(Err(code))) => {
+                return json!({ "error": format!("{code:?}"), "stage": "response" });
+            }
+            other => return json!({ "error": format!("{other:?}"), "stage": "get" }),
+        };
+        let status = response.status();
+        let mut headers = Map::new();
+        for (name, value) in response.headers().entries() {
+            headers.insert(name, json!(String::from_utf8_lossy(&value)));
+        }
+        match response.into_body().await {
+            Ok(body) => json!({
+                "status": status,
+                "headers": headers,
+                "body": String::from_utf8_lossy(&body),
+            }),
+            Err(error) => json!({ "status": status, "body_error": format!("{error:?}") }),
+        }
+    }
+}
