@@ -388,7 +388,18 @@ fn run(
 /// The in-repo host's options, every one but where its database is.
 fn host_options(manifest_path: &Path) -> cd_host::HostOptions {
     let mut options = cd_host::HostOptions::new(manifest_path);
-    options.variables = HashMap::from([("admin_token".to_owned(), ADMIN_TOKEN.to_owned())]);
+    options.variables = HashMap::from([
+        ("admin_token".to_owned(), ADMIN_TOKEN.to_owned()),
+        // Subscribers on loopback (the dead-subscribers row), as in development.
+        (
+            "webhook_signing_key".to_owned(),
+            "bench webhook signing key, 32 bytes or more".to_owned(),
+        ),
+        (
+            "webhook_allowed_hosts".to_owned(),
+            "http://127.0.0.1:*".to_owned(),
+        ),
+    ]);
     options.env = std::env::vars().collect();
     options
 }

@@ -20,6 +20,9 @@ pub const CREATE_IMAGE: &str = "create-image";
 const CONNECTION_PER_REQUEST_8: &str = "connection per request, 8 threads";
 const CREATE_IMAGE_SPIN_MODEL: &str = "create-image (connection per request, 8 threads)";
 pub const CREATE_IMAGE_HELD_OPEN: &str = "create-image (host db held open by an idle conn)";
+/// Issue 13: the pipeline call with three subscribers that refuse every connection (each image
+/// queues three deliveries, sent and failed after the response).
+pub const CREATE_IMAGE_DEAD_SUBSCRIBERS: &str = "create-image (3 dead subscribers)";
 pub const SPIN_HEALTH: &str = "GET /.well-known/spin/health (no component)";
 pub const IMAGES_HEALTH: &str = "GET /api/v1/health/images (instantiate+1 read)";
 pub const LIST_FIRST: &str = "list images: first page (limit 50)";
@@ -226,7 +229,11 @@ impl Scenario {
 pub fn all(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
     let wanted = |names: &[&str]| only.is_none_or(|only| names.iter().any(|n| n.contains(only)));
     let mut scenarios = Vec::new();
-    if wanted(&[CREATE_IMAGE, CREATE_IMAGE_HELD_OPEN]) {
+    if wanted(&[
+        CREATE_IMAGE,
+        CREATE_IMAGE_HELD_OPEN,
+        CREATE_IMAGE_DEAD_SUBSCRIBERS,
+    ]) {
         scenarios.extend(create_image(ctx)?);
     }
     if wanted(&[SPIN_HEALTH, IMAGES_HEALTH]) {
@@ -335,6 +342,34 @@ fn create_image(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
         records: None,
         _keep_alive: None,
     }];
+    // The same with three subscribers that are down: the answer must not wait for them.
+    if ctx.host.is_some() {
+        let side = Side::Http(ctx, &ctx.fresh);
+        let token = side.token(&ctx.admin_token, "bench", "write")?;
+        let registry_id = side.create_registry(&token, &format!("{repository}-subscribed"))?;
+        for _ in 0..3 {
+            side.call(
+                &Call::post(
+                    &format!("/api/v1/registries/{registry_id}/subscriptions"),
+                    Some(&token),
+                    &json!({"url": dead_url()?, "events": ["image.created"]}),
+                )
+                .expecting(&[201]),
+            )?;
+        }
+        scenarios.push(Scenario {
+            name: CREATE_IMAGE_DEAD_SUBSCRIBERS.to_owned(),
+            via: Via::Http,
+            transport: ctx.fresh.clone(),
+            workload: create_image_workload(&registry_id, &token),
+            clients: vec![1, 8],
+            baseline: None,
+            variants: Vec::new(),
+            hold_open: None,
+            records: None,
+            _keep_alive: None,
+        });
+    }
     if let Some(database) = &ctx.fresh_db {
         // The same over HTTP while the host's database is held open by an idle connection: no
         // request's connection is then the last to close, so none checkpoints the WAL.
@@ -352,6 +387,14 @@ fn create_image(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
         });
     }
     Ok(scenarios)
+}
+
+/// A loopback URL where nothing listens (a port bound and let go): every delivery is refused.
+fn dead_url() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    drop(listener);
+    Ok(format!("http://{addr}/hook"))
 }
 
 pub fn fixed(call: Call) -> Workload {

@@ -76,42 +76,48 @@ pub(crate) fn send_due(db: &dyn Db, clock: &dyn Clock, config: &Config, outbound
             return;
         }
     };
-    for delivery_key in due {
-        if let Err(error) = send_one(db, clock, &key, outbound, delivery_key) {
-            eprintln!("cd-core: delivery {delivery_key} not sent: {error}");
+    let now = clock.now();
+    let claimed = match store::claim(db, &due, now, now.plus(LEASE)) {
+        Ok(claimed) => claimed,
+        Err(error) => {
+            eprintln!("cd-core: due deliveries not claimed: {error}");
+            return;
         }
+    };
+    let mut attempts = Vec::with_capacity(claimed.len());
+    for claimed in claimed {
+        match attempt(db, clock, &key, outbound, &claimed) {
+            Ok((payload, outcome)) => attempts.push((claimed, payload, outcome)),
+            // Left leased: tried again when the lease ends.
+            Err(error) => eprintln!(
+                "cd-core: delivery {} not sent: {error}",
+                claimed.delivery_id
+            ),
+        }
+    }
+    // A failure here leaves the leases to expire: the deliveries are sent again.
+    if let Err(error) = store::record_attempts(db, &attempts) {
+        eprintln!("cd-core: delivery attempts not recorded (they will be repeated): {error}");
     }
 }
 
-fn send_one(
+/// Sends one claimed delivery; the body sent and how the attempt ended.
+fn attempt(
     db: &dyn Db,
     clock: &dyn Clock,
     key: &SigningKey,
     outbound: &dyn Outbound,
-    delivery_key: i64,
-) -> Result<(), Error> {
-    let now = clock.now();
-    let Some(claimed) = store::claim(db, delivery_key, now, now.plus(LEASE))? else {
-        // Another instance claimed it since the read.
-        return Ok(());
-    };
+    claimed: &Claimed,
+) -> Result<(String, Outcome), Error> {
     let payload = match &claimed.payload {
         Some(payload) => payload.clone(),
-        None => {
-            let payload = render(db, &claimed)?;
-            store::keep_payload(db, claimed.key, &payload)?;
-            payload
-        }
+        None => render(db, claimed)?,
     };
     let secret = key.subscription_secret(claimed.subscription_id);
-    let request = signed_request(&claimed, &payload, &secret, now)?;
     let started = clock.now();
+    let request = signed_request(claimed, &payload, &secret, started)?;
     let sent = outbound.send(&request);
     let duration_micros = clock.now().micros_since(started).max(0);
-    let (response_status, error) = match &sent {
-        Ok(status) => (Some(*status), None),
-        Err(error) => (None, Some(error.as_str())),
-    };
     let delivered = sent.as_ref().is_ok_and(|s| (200..300).contains(s));
     let next_attempt_at = match retry_delay(claimed.attempt) {
         Some(delay) if !delivered && claimed.attempt < MAX_ATTEMPTS => Some(started.plus(delay)),
@@ -122,10 +128,14 @@ fn send_one(
         (false, Some(_)) => "pending",
         (false, None) => "failed",
     };
+    let (response_status, error) = match sent {
+        Ok(status) => (Some(status), None),
+        Err(error) => (None, Some(error)),
+    };
     if !delivered {
         let answer = match (&response_status, &error) {
             (Some(code), _) => format!("answered {code}"),
-            (None, Some(error)) => error.to_string(),
+            (None, Some(error)) => error.clone(),
             (None, None) => String::new(),
         };
         let next = next_attempt_at.map_or_else(
@@ -140,10 +150,9 @@ fn send_one(
             claimed.attempt,
         );
     }
-    store::record_attempt(
-        db,
-        &claimed,
-        &Outcome {
+    Ok((
+        payload,
+        Outcome {
             started_at: started,
             duration_micros,
             response_status,
@@ -151,7 +160,7 @@ fn send_one(
             status,
             next_attempt_at,
         },
-    )
+    ))
 }
 
 /// The event's body, from the rows as they are at its first attempt.

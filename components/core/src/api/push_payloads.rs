@@ -53,7 +53,7 @@ pub(crate) fn parse(source: Source, headers: &HeaderMap, body: &[u8]) -> Result<
         Source::Acr => acr(headers, json),
         Source::Dockerhub => dockerhub(json),
         Source::Quay => quay(json),
-        Source::Generic => generic(json),
+        Source::Generic => generic(headers, json),
     }
 }
 
@@ -97,7 +97,7 @@ fn name_of_reference(reference: &str) -> &str {
 }
 
 // Harbor: `PUSH_ARTIFACT` in its default JSON, or `harbor.artifact.pushed` as a CloudEvent
-// (Harbor 2.10+). The default format has no event id; a CloudEvent's `id` is kept across
+// (Harbor 2.8+). The default format has no event id; a CloudEvent's `id` is kept across
 // Harbor's own retries.
 
 #[derive(Deserialize)]
@@ -470,7 +470,7 @@ struct GenericEvent {
     pushed_at: Option<String>,
 }
 
-fn generic(json: Json) -> Result<Delivery, Error> {
+fn generic(headers: &HeaderMap, json: Json) -> Result<Delivery, Error> {
     let event: GenericEvent = shaped(json, "a push: {repository, tag, digest, pushed_at}")?;
     if event.tag.is_none() && event.digest.is_none() {
         return Err(Error::invalid(
@@ -484,7 +484,8 @@ fn generic(json: Json) -> Result<Delivery, Error> {
         _ => event.repository.clone(),
     };
     Ok(Delivery::Pushes {
-        event_id: None,
+        // Signed with the body, so a sender cannot replay a body under a new id unnoticed.
+        event_id: header(headers, "webhook-id").map(str::to_owned),
         pushes: vec![Push {
             repository,
             image_name: event.repository,

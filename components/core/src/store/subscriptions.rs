@@ -278,29 +278,37 @@ pub(crate) fn due(db: &dyn Db, now: Timestamp, limit: usize) -> Result<Vec<i64>,
     rows.iter().map(|row| row.integer(0)).collect()
 }
 
-/// Claims a due delivery for one attempt until `lease_until`: one statement, so of two
-/// instances claiming it at once exactly one gets it. The attempt counts from here: a crash
-/// before its outcome is recorded leaves the lease to expire and the delivery to be sent
-/// again (at least once).
+/// Claims due deliveries among `keys` for one attempt each until `lease_until`: one
+/// statement, so of two instances claiming at once each delivery goes to exactly one. The
+/// attempt counts from here: a crash before its outcome is recorded leaves the lease to
+/// expire and the delivery to be sent again (at least once).
 pub(crate) fn claim(
     db: &dyn Db,
-    key: i64,
+    keys: &[i64],
     now: Timestamp,
     lease_until: Timestamp,
-) -> Result<Option<Claimed>, Error> {
+) -> Result<Vec<Claimed>, Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; keys.len()].join(", ");
+    let mut params: Vec<Value> = vec![lease_until.into(), now.into(), now.into()];
+    params.extend(keys.iter().map(|&key| Value::from(key)));
     let rows = db.execute(
-        "UPDATE deliveries SET leased_until = ?, attempts = attempts + 1 \
-         WHERE delivery_key = ? AND next_attempt_at <= ? \
-           AND (leased_until IS NULL OR leased_until < ?) \
-         RETURNING delivery_key, delivery_id, subscription_id, \
-           (SELECT url FROM subscriptions AS s WHERE s.subscription_id = deliveries.subscription_id), \
-           event_type, subject_id, occurred_at, payload, attempts, \
-           (SELECT org_id FROM orgs JOIN image_registries AS r USING (org_key) \
-            JOIN subscriptions AS s ON s.registry_key = r.registry_key \
-            WHERE s.subscription_id = deliveries.subscription_id)",
-        &[lease_until.into(), key.into(), now.into(), now.into()],
+        &format!(
+            "UPDATE deliveries SET leased_until = ?, attempts = attempts + 1 \
+             WHERE next_attempt_at <= ? AND (leased_until IS NULL OR leased_until < ?) \
+               AND delivery_key IN ({placeholders}) \
+             RETURNING delivery_key, delivery_id, subscription_id, \
+               (SELECT url FROM subscriptions AS s WHERE s.subscription_id = deliveries.subscription_id), \
+               event_type, subject_id, occurred_at, payload, attempts, \
+               (SELECT org_id FROM orgs JOIN image_registries AS r USING (org_key) \
+                JOIN subscriptions AS s ON s.registry_key = r.registry_key \
+                WHERE s.subscription_id = deliveries.subscription_id)"
+        ),
+        &params,
     )?;
-    rows.first()
+    rows.iter()
         .map(|row| {
             Ok(Claimed {
                 key: row.integer(0)?,
@@ -317,58 +325,52 @@ pub(crate) fn claim(
                     .map_err(|e| Error::storage(format!("unreadable delivery: {e}")))?,
             })
         })
-        .transpose()
-}
-
-/// Keeps the body rendered for a delivery's first attempt, so every attempt sends it.
-pub(crate) fn keep_payload(db: &dyn Db, key: i64, payload: &str) -> Result<(), Error> {
-    db.execute(
-        "UPDATE deliveries SET payload = ? WHERE delivery_key = ? AND payload IS NULL",
-        &[payload.into(), key.into()],
-    )?;
-    Ok(())
+        .collect()
 }
 
 /// How an attempt ended, and what follows it.
-pub(crate) struct Outcome<'a> {
+pub(crate) struct Outcome {
     pub(crate) started_at: Timestamp,
     pub(crate) duration_micros: i64,
     pub(crate) response_status: Option<u16>,
-    pub(crate) error: Option<&'a str>,
+    pub(crate) error: Option<String>,
     /// `delivered`, `pending` (tried again at `next_attempt_at`) or `failed` (given up).
     pub(crate) status: &'static str,
     pub(crate) next_attempt_at: Option<Timestamp>,
 }
 
-/// Records an attempt and the delivery's state after it, releasing the lease.
-pub(crate) fn record_attempt(
+/// Records the attempts of one after-response step, each delivery's state after it and the
+/// body its first attempt sent, releasing the leases: one write transaction for all.
+pub(crate) fn record_attempts(
     db: &dyn Db,
-    claimed: &Claimed,
-    outcome: &Outcome<'_>,
+    attempts: &[(Claimed, String, Outcome)],
 ) -> Result<(), Error> {
     crate::db::transaction(db, || {
-        db.execute(
-            "INSERT INTO delivery_attempts (delivery_key, attempt, started_at, duration_micros, \
-             response_status, error) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (delivery_key, attempt) DO NOTHING",
-            &[
-                claimed.key.into(),
-                claimed.attempt.into(),
-                outcome.started_at.into(),
-                outcome.duration_micros.into(),
-                outcome.response_status.map(i64::from).into(),
-                outcome.error.into(),
-            ],
-        )?;
-        db.execute(
-            "UPDATE deliveries SET status = ?, next_attempt_at = ?, leased_until = NULL \
-             WHERE delivery_key = ?",
-            &[
-                outcome.status.into(),
-                outcome.next_attempt_at.into(),
-                claimed.key.into(),
-            ],
-        )?;
+        for (claimed, payload, outcome) in attempts {
+            db.execute(
+                "INSERT INTO delivery_attempts (delivery_key, attempt, started_at, duration_micros, \
+                 response_status, error) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (delivery_key, attempt) DO NOTHING",
+                &[
+                    claimed.key.into(),
+                    claimed.attempt.into(),
+                    outcome.started_at.into(),
+                    outcome.duration_micros.into(),
+                    outcome.response_status.map(i64::from).into(),
+                    outcome.error.as_deref().into(),
+                ],
+            )?;
+            db.execute(
+                "UPDATE deliveries SET status = ?, next_attempt_at = ?, leased_until = NULL, \
+                 payload = coalesce(payload, ?) WHERE delivery_key = ?",
+                &[
+                    outcome.status.into(),
+                    outcome.next_attempt_at.into(),
+                    payload.as_str().into(),
+                    claimed.key.into(),
+                ],
+            )?;
+        }
         Ok(())
     })
 }

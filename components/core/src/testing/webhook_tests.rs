@@ -435,3 +435,38 @@ fn subscription_urls_outside_the_rule_or_not_https_are_refused_when_made() {
         assert_eq!(problem["field"], field, "{problem}");
     }
 }
+
+#[test]
+fn a_push_a_receiver_attaches_is_an_image_pushed_event_and_a_repeat_of_it_is_not() {
+    let world = World::new();
+    let subscription = world.subscribe(&["image.pushed"]);
+    let (_, image) = world.create_image("build-7");
+    let receiver = world.call(
+        crate::handle_registry_request,
+        "POST",
+        &format!("/api/v1/registries/{}/receivers", world.registry),
+        &world.token,
+        json!({"source": "quay"}),
+    );
+    let url = receiver["url"].as_str().unwrap();
+    let path = &url[url.find("/api/").unwrap()..];
+    let push = json!({"repository": "acme/service-api", "namespace": "acme", "name": "service-api",
+                      "docker_url": "quay.io/acme/service-api", "updated_tags": ["build-7"]});
+    for _ in 0..2 {
+        let answer = world.call(crate::handle_images_request, "POST", path, "", push.clone());
+        assert_eq!(answer["pushes"][0]["image_id"], image["image_id"]);
+    }
+    let subscriber = Subscriber::default();
+    subscriber.status.set(200);
+    world.after_response(&subscriber);
+    let sent = subscriber.sent.borrow();
+    assert_eq!(sent.len(), 1, "the repeat of the delivery changed nothing");
+    let body: Json = serde_json::from_slice(sent[0].body()).unwrap();
+    assert_eq!(body["type"], "image.pushed");
+    assert_eq!(body["data"]["image_id"], image["image_id"]);
+    assert!(body["data"]["pushed_at"].is_string());
+    assert_eq!(
+        world.deliveries(&subscription)["items"][0]["type"],
+        "image.pushed"
+    );
+}
