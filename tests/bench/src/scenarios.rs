@@ -350,7 +350,7 @@ fn create_image(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
         for _ in 0..3 {
             side.call(
                 &Call::post(
-                    &format!("/api/v1/registries/{registry_id}/subscriptions"),
+                    format!("/api/v1/registries/{registry_id}/subscriptions"),
                     Some(&token),
                     &json!({"url": dead_url()?, "events": ["image.created"]}),
                 )
