@@ -322,6 +322,16 @@ fn failing_hanging_and_refusing_subscribers_are_recorded_and_scheduled_again() {
         "{refused}"
     );
     assert_eq!(next_after(&refused), 60);
+    // The component log says what happened to each.
+    let log = setup.app.host.host().guest_output();
+    for subscriber in [&failing.url(), &hanging.url()] {
+        assert!(
+            log.lines()
+                .any(|line| line.contains(subscriber.as_str()) && line.contains("attempt 1/8")),
+            "{log}"
+        );
+    }
+    assert!(log.contains("answered 500; next attempt at"), "{log}");
 
     // Redelivered at once on request: the subscriber has recovered.
     let delivery_id = failed["delivery_id"].as_str().unwrap();
