@@ -267,12 +267,16 @@ pub(crate) struct Claimed {
     pub(crate) org_id: OrgId,
 }
 
-/// The keys of deliveries due at `now` and not leased, oldest first: a read, so a request
+/// The keys of deliveries due at `now` and not leased, oldest first, of active subscriptions
+/// (a paused one keeps its deliveries pending until it is active again): a read, so a request
 /// with nothing to send takes no lock.
 pub(crate) fn due(db: &dyn Db, now: Timestamp, limit: usize) -> Result<Vec<i64>, Error> {
     let rows = db.execute(
         "SELECT delivery_key FROM deliveries WHERE next_attempt_at <= ? \
-         AND (leased_until IS NULL OR leased_until < ?) ORDER BY next_attempt_at LIMIT ?",
+         AND (leased_until IS NULL OR leased_until < ?) \
+         AND EXISTS (SELECT 1 FROM subscriptions AS s \
+                     WHERE s.subscription_id = deliveries.subscription_id AND s.active = 1) \
+         ORDER BY next_attempt_at LIMIT ?",
         &[now.into(), now.into(), (limit as i64).into()],
     )?;
     rows.iter().map(|row| row.integer(0)).collect()

@@ -470,3 +470,36 @@ fn a_push_a_receiver_attaches_is_an_image_pushed_event_and_a_repeat_of_it_is_not
         "image.pushed"
     );
 }
+
+#[test]
+fn a_paused_subscription_keeps_its_deliveries_until_it_is_active_again() {
+    let world = World::new();
+    let subscription = world.subscribe(&["image.created"]);
+    world.create_image("run-1");
+    let path = format!(
+        "/api/v1/registries/{}/subscriptions/{}",
+        world.registry,
+        subscription["subscription_id"].as_str().unwrap()
+    );
+    let patch = |active: bool| {
+        world.call(
+            crate::handle_registry_request,
+            "PATCH",
+            &path,
+            &world.token,
+            json!({"active": active}),
+        )
+    };
+    patch(false);
+    let subscriber = Subscriber::default();
+    subscriber.status.set(200);
+    world.after_response(&subscriber);
+    assert!(subscriber.sent.borrow().is_empty());
+    assert_eq!(
+        world.deliveries(&subscription)["items"][0]["status"],
+        "pending"
+    );
+    patch(true);
+    world.after_response(&subscriber);
+    assert_eq!(subscriber.sent.borrow().len(), 1);
+}
