@@ -248,8 +248,16 @@ fn apply(
         });
     };
     let reference = format!("{}:{tag}", push.image_name);
-    if let Some(image_id) = images::newest_with_tag(env.db, registry.readable(), tag, &reference)? {
-        images::attach_push(env.db, registry, image_id, &pushed, now)?;
+    if let Some((image_id, attached)) =
+        images::newest_with_tag(env.db, registry.readable(), tag, &reference)?
+    {
+        // GitHub reports one push as a `package` and a `registry_package` event, with no push
+        // time of its own: the second finds the digest already there and changes nothing (nor
+        // raises a second image.pushed).
+        let known = push.pushed_at.is_none() && push.digest.is_some() && attached == push.digest;
+        if !known {
+            images::attach_push(env.db, registry, image_id, &pushed, now)?;
+        }
         return Ok(outcome("attached", Some(image_id), None));
     }
     if receiver.on_unknown_tag == UnknownTag::Ignore {

@@ -404,33 +404,39 @@ pub(crate) fn find_in_org(
 }
 
 /// The newest image of the registry recorded with tag `tag` (its `tag_name`, else its
-/// `image_name_with_tag` is `reference`): the build a push of that tag stored.
+/// `image_name_with_tag` is `reference`): the build a push of that tag stored; with the digest
+/// a push already attached to it.
 pub(crate) fn newest_with_tag(
     db: &dyn Db,
     registry: &ReadableRegistry,
     tag: &str,
     reference: &str,
-) -> Result<Option<ImageId>, Error> {
+) -> Result<Option<(ImageId, Option<Digest>)>, Error> {
+    let found = |rows: crate::db::Rows| {
+        rows.first()
+            .map(|row| Ok((row.id(0)?, row.optional_text(1)?.map(Digest::from_stored))))
+            .transpose()
+    };
     let by_tag = db.execute(
         &format!(
-            "SELECT image_id FROM images WHERE registry_key = {REGISTRY_KEY} AND tag_name = ? \
-             ORDER BY image_id DESC LIMIT 1"
+            "SELECT image_id, digest FROM images WHERE registry_key = {REGISTRY_KEY} \
+             AND tag_name = ? ORDER BY image_id DESC LIMIT 1"
         ),
         &[registry.id().into(), tag.into()],
     )?;
-    if let Some(row) = by_tag.first() {
-        return Ok(Some(row.id(0)?));
+    if let Some(image) = found(by_tag)? {
+        return Ok(Some(image));
     }
     // A pipeline whose tag_name is not the pushed tag (it pushes more than one): the full
     // reference. Unindexed, but only within the registry and only after the index missed.
     let by_reference = db.execute(
         &format!(
-            "SELECT image_id FROM images WHERE registry_key = {REGISTRY_KEY} \
+            "SELECT image_id, digest FROM images WHERE registry_key = {REGISTRY_KEY} \
              AND image_name_with_tag = ? ORDER BY image_id DESC LIMIT 1"
         ),
         &[registry.id().into(), reference.into()],
     )?;
-    by_reference.first().map(|row| row.id(0)).transpose()
+    found(by_reference)
 }
 
 /// The newest image of the registry its registry stored as `digest`.

@@ -536,3 +536,41 @@ fn a_deploy_tool_that_knows_only_the_digest_records_the_deployment_of_the_pushed
             .assert_problem(422, Some(field));
     }
 }
+
+#[test]
+fn githubs_two_events_for_one_push_raise_one_image_pushed() {
+    let setup = Setup::new();
+    let image = setup.pipeline_image("build-1234", 1);
+    let subscription = setup
+        .app
+        .post(
+            &format!("/api/v1/registries/{}/subscriptions", setup.registry),
+            &json!({"url": "https://flux.example.com/hook", "events": ["image.pushed"]}),
+        )
+        .bearer(&setup.token)
+        .send();
+    subscription.assert_status(201);
+    let receiver = setup.receiver(json!({"source": "ghcr"}));
+    let secret = receiver["secret"].as_str().unwrap().to_owned();
+    for file in [
+        "ghcr_registry_package_published.json",
+        "ghcr_package_published.json",
+    ] {
+        let answer = deliver(&setup.app, &receiver, &secret, &fixture(file));
+        answer.assert_status(200);
+        assert_eq!(answer.json()["pushes"][0]["image_id"], image["image_id"]);
+    }
+    let deliveries = setup
+        .app
+        .get(&format!(
+            "/api/v1/registries/{}/subscriptions/{}/deliveries",
+            setup.registry,
+            subscription.json()["subscription_id"].as_str().unwrap()
+        ))
+        .bearer(&setup.token)
+        .send();
+    deliveries.assert_status(200);
+    let items = deliveries.json()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["type"], "image.pushed");
+}
