@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::db::read_snapshot;
 use crate::domain::Timestamp;
 use crate::domain::deployment::MAX_ID_CHARS;
-use crate::domain::dora::{DoraLevel, Interval, LeadTimeSummary, TimeRange};
+use crate::domain::dora::{Benchmark, Interval, LeadTimeSummary, Standing, TimeRange};
 use crate::domain::sorted_runs::LeadTimes;
 use crate::error::Error;
 use crate::store::deployments::{self as store, DoraFilter};
@@ -26,6 +26,7 @@ struct DoraQuery {
     range: TimeRange,
     filter: DoraFilter,
     interval: Interval,
+    benchmark: Benchmark,
 }
 
 fn dora_query(ctx: &Context<'_>) -> Result<DoraQuery, Error> {
@@ -62,11 +63,17 @@ fn dora_query(ctx: &Context<'_>) -> Result<DoraQuery, Error> {
         .map(Interval::parse)
         .transpose()?
         .unwrap_or(Interval::All);
+    let benchmark = request
+        .query("benchmark")?
+        .map(Benchmark::parse)
+        .transpose()?
+        .unwrap_or_default();
     Ok(DoraQuery {
         org_id,
         range,
         filter,
         interval,
+        benchmark,
     })
 }
 
@@ -107,7 +114,12 @@ struct SummaryBody {
     mean_mins: Option<f64>,
     min_mins: Option<f64>,
     max_mins: Option<f64>,
+    /// The median's level by `benchmark` (2023, 2024); `null` for 2025 or without figures.
     dora_level: Option<&'static str>,
+    /// The median's Quick Check bucket (2025 only).
+    dora_bucket: Option<&'static str>,
+    /// The State of DevOps report the level or bucket is from.
+    benchmark: &'static str,
     /// Deployments whose commit is later than the deployment (clock skew): left out of every
     /// figure above, listed in `values` with `clock_skew: true`.
     clock_skew_excluded: usize,
@@ -186,6 +198,7 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         })
         .collect();
     let summary = LeadTimeSummary::of(&all);
+    let standing = summary.median_mins.map(|m| query.benchmark.lead_time(m));
     let clock_skew_excluded = by_period.clock_skew as usize;
 
     let values = page
@@ -222,7 +235,9 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
                 mean_mins: summary.mean_mins,
                 min_mins: summary.min_mins,
                 max_mins: summary.max_mins,
-                dora_level: summary.level.map(|l| l.as_str()),
+                dora_level: standing.and_then(Standing::level),
+                dora_bucket: standing.and_then(Standing::bucket),
+                benchmark: query.benchmark.as_str(),
                 clock_skew_excluded,
             },
             interval: interval_name(query.interval),
@@ -238,6 +253,8 @@ struct FrequencySummaryBody {
     per_day: f64,
     per_week: f64,
     dora_level: Option<&'static str>,
+    dora_bucket: Option<&'static str>,
+    benchmark: &'static str,
 }
 
 #[derive(Serialize)]
@@ -268,6 +285,7 @@ pub(super) fn deployment_frequency(ctx: &Context<'_>) -> Result<Response<Vec<u8>
     let total: u64 = counts.iter().sum();
     let days = query.range.days();
     let per_day = total as f64 / days;
+    let standing = (total > 0).then(|| query.benchmark.deployment_frequency(per_day));
     json_response(
         StatusCode::OK,
         &FrequencyBody {
@@ -278,8 +296,9 @@ pub(super) fn deployment_frequency(ctx: &Context<'_>) -> Result<Response<Vec<u8>
                 days,
                 per_day,
                 per_week: per_day * 7.0,
-                dora_level: (total > 0)
-                    .then(|| DoraLevel::for_deployment_frequency(per_day).as_str()),
+                dora_level: standing.and_then(Standing::level),
+                dora_bucket: standing.and_then(Standing::bucket),
+                benchmark: query.benchmark.as_str(),
             },
             interval: interval_name(query.interval),
             series: periods

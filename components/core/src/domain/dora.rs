@@ -5,11 +5,15 @@
 //! between two UTC instants (fractional). Not MSSQL's `DATEDIFF(minute, …)`, which counts minute
 //! *boundaries* crossed: 10:00:59 → 10:01:00 is one minute there and 1/60 here.
 //!
-//! Performance levels follow DORA's *Accelerate State of DevOps Report 2023* (Google Cloud),
-//! whose clusters are: lead time for changes — elite: less than one day; high: one day to one
-//! week; medium: one week to one month; low: one to six months (and beyond). Deployment
-//! frequency — elite: on demand (multiple deploys per day); high: between once per day and once
-//! per week; medium: between once per week and once per month; low: less often.
+//! Performance levels follow the State of DevOps report of the year a query names
+//! ([`Benchmark`]; `docs/dora-benchmarks.md` has the tables and their sources). 2024 (the
+//! default): lead time for changes — elite: less than one day; high: one day to one week;
+//! medium: one week to one month; low: one to six months (and beyond). Deployment frequency —
+//! elite: on demand (multiple deploys per day); high: between once per day and once per week;
+//! medium: between once per week and once per month; low: less often. 2023's clusters give
+//! medium and low the same lead time and frequency band, so only what is slower than medium's
+//! band is low there, as in 2024. 2025's report has no clusters: a figure gets the bucket of
+//! DORA's Quick Check it falls in.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 
@@ -294,7 +298,6 @@ pub(crate) struct LeadTimeSummary {
     pub(crate) mean_mins: Option<f64>,
     pub(crate) min_mins: Option<f64>,
     pub(crate) max_mins: Option<f64>,
-    pub(crate) level: Option<DoraLevel>,
 }
 
 impl LeadTimeSummary {
@@ -308,8 +311,123 @@ impl LeadTimeSummary {
             mean_mins: lead_times.mean_mins(),
             min_mins: lead_times.min_mins(),
             max_mins: lead_times.max_mins(),
-            level: median.map(DoraLevel::for_lead_time),
         }
+    }
+}
+
+/// The State of DevOps report whose benchmarks a figure is judged by (`benchmark=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Benchmark {
+    Y2023,
+    #[default]
+    Y2024,
+    /// No clusters: the Quick Check's answer buckets.
+    Y2025,
+}
+
+impl Benchmark {
+    pub(crate) fn parse(value: &str) -> Result<Benchmark, Error> {
+        match value {
+            "2023" => Ok(Benchmark::Y2023),
+            "2024" => Ok(Benchmark::Y2024),
+            "2025" => Ok(Benchmark::Y2025),
+            _ => Err(Error::malformed_field(
+                "benchmark",
+                "benchmark must be 2023, 2024 or 2025",
+            )),
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Benchmark::Y2023 => "2023",
+            Benchmark::Y2024 => "2024",
+            Benchmark::Y2025 => "2025",
+        }
+    }
+
+    /// The level (2023, 2024) or Quick Check bucket (2025) of a median lead time.
+    pub(crate) fn lead_time(self, median_mins: f64) -> Standing {
+        match self {
+            Benchmark::Y2023 | Benchmark::Y2024 => {
+                Standing::Level(DoraLevel::for_lead_time(median_mins))
+            }
+            Benchmark::Y2025 => Standing::Bucket(duration_bucket(median_mins)),
+        }
+    }
+
+    /// The level or bucket of a deployment rate.
+    pub(crate) fn deployment_frequency(self, per_day: f64) -> Standing {
+        match self {
+            Benchmark::Y2023 | Benchmark::Y2024 => {
+                Standing::Level(DoraLevel::for_deployment_frequency(per_day))
+            }
+            Benchmark::Y2025 => Standing::Bucket(frequency_bucket(per_day)),
+        }
+    }
+}
+
+/// Where a figure stands under a benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    Level(DoraLevel),
+    /// A Quick Check answer, in its words (`one day to one week`).
+    Bucket(&'static str),
+}
+
+impl Standing {
+    pub(crate) fn level(self) -> Option<&'static str> {
+        match self {
+            Standing::Level(level) => Some(level.as_str()),
+            Standing::Bucket(_) => None,
+        }
+    }
+
+    pub(crate) fn bucket(self) -> Option<&'static str> {
+        match self {
+            Standing::Level(_) => None,
+            Standing::Bucket(bucket) => Some(bucket),
+        }
+    }
+}
+
+/// Six months, as DORA's bands use it (180 days; a month is 30).
+const SIX_MONTHS_MINS: f64 = 180.0 * DAY_MINS;
+
+/// The Quick Check bucket of a duration (lead time, recovery time): each bound exclusive above.
+fn duration_bucket(mins: f64) -> &'static str {
+    if mins < 60.0 {
+        "less than one hour"
+    } else if mins < DAY_MINS {
+        "less than one day"
+    } else if mins < 7.0 * DAY_MINS {
+        "one day to one week"
+    } else if mins < 30.0 * DAY_MINS {
+        "one week to one month"
+    } else if mins < SIX_MONTHS_MINS {
+        "one to six months"
+    } else {
+        "more than six months"
+    }
+}
+
+/// The Quick Check bucket of a deployment rate, read as the mean interval between deployments
+/// with the buckets' bounds (an hour, a day, a week, a month, six months). "On demand
+/// (multiple deploys per day)" and "between once per hour and once per day" overlap in DORA's
+/// words; on demand is taken to mean more than one deployment an hour.
+fn frequency_bucket(per_day: f64) -> &'static str {
+    if per_day > 24.0 {
+        "on demand (multiple deploys per day)"
+    } else if per_day >= 1.0 {
+        "between once per hour and once per day"
+    } else if per_day >= 1.0 / 7.0 {
+        "between once per day and once per week"
+    } else if per_day >= 1.0 / 30.0 {
+        "between once per week and once per month"
+    } else if per_day * 180.0 >= 1.0 {
+        "between once per month and once every six months"
+    } else {
+        "less than once per six months"
     }
 }
 
@@ -407,7 +525,45 @@ mod tests {
     }
 
     #[test]
-    fn dora_levels_use_the_2023_thresholds() {
+    fn the_2025_benchmark_answers_quick_check_buckets_with_exclusive_upper_bounds() {
+        let lead = |mins| Benchmark::Y2025.lead_time(mins).bucket().unwrap();
+        assert_eq!(lead(59.9), "less than one hour");
+        assert_eq!(lead(60.0), "less than one day");
+        assert_eq!(lead(DAY_MINS), "one day to one week");
+        assert_eq!(lead(7.0 * DAY_MINS), "one week to one month");
+        assert_eq!(lead(30.0 * DAY_MINS), "one to six months");
+        assert_eq!(lead(180.0 * DAY_MINS), "more than six months");
+        let frequency = |per_day| {
+            Benchmark::Y2025
+                .deployment_frequency(per_day)
+                .bucket()
+                .unwrap()
+        };
+        assert_eq!(frequency(48.0), "on demand (multiple deploys per day)");
+        assert_eq!(frequency(24.0), "between once per hour and once per day");
+        assert_eq!(frequency(1.0), "between once per hour and once per day");
+        assert_eq!(frequency(0.5), "between once per day and once per week");
+        assert_eq!(
+            frequency(1.0 / 7.0),
+            "between once per day and once per week"
+        );
+        assert_eq!(frequency(0.05), "between once per week and once per month");
+        assert_eq!(
+            frequency(1.0 / 60.0),
+            "between once per month and once every six months"
+        );
+        assert_eq!(frequency(1.0 / 365.0), "less than once per six months");
+        assert_eq!(Benchmark::Y2025.lead_time(1.0).level(), None);
+        for year in [Benchmark::Y2023, Benchmark::Y2024] {
+            assert_eq!(year.lead_time(1.0).level(), Some("elite"));
+            assert_eq!(year.lead_time(1.0).bucket(), None);
+        }
+        assert_eq!(Benchmark::default(), Benchmark::Y2024);
+        assert!(Benchmark::parse("2022").is_err());
+    }
+
+    #[test]
+    fn dora_levels_use_the_2024_thresholds() {
         assert_eq!(DoraLevel::for_lead_time(60.0), DoraLevel::Elite);
         assert_eq!(DoraLevel::for_lead_time(DAY_MINS), DoraLevel::High);
         assert_eq!(DoraLevel::for_lead_time(7.0 * DAY_MINS), DoraLevel::Medium);

@@ -797,3 +797,66 @@ fn a_database_in_the_text_encoding_is_copied_by_its_own_traffic_with_the_same_an
     assert_eq!(old_tables, 0, "the text tables are dropped");
     assert_eq!(answer(), before);
 }
+
+#[test]
+fn the_benchmark_year_decides_the_level_or_the_quick_check_bucket_and_is_named() {
+    let g = golden();
+    let query = |metric: &str, benchmark: Option<&str>| {
+        let extra = benchmark.map_or(String::new(), |b| format!("&benchmark={b}"));
+        let response = g
+            .app
+            .get(&format!(
+                "/api/v1/dora/{metric}?start={START}&end={END}{extra}"
+            ))
+            .bearer(&g.reader)
+            .send();
+        response.assert_status(200);
+        response.json()["summary"].clone()
+    };
+    for metric in ["lead-time", "deployment-frequency"] {
+        let default = query(metric, None);
+        assert_eq!(default["benchmark"], "2024", "{metric}");
+        assert!(default["dora_level"].is_string() && default["dora_bucket"].is_null());
+        assert_eq!(query(metric, Some("2024")), default, "{metric}");
+        let of_2023 = query(metric, Some("2023"));
+        assert_eq!(of_2023["benchmark"], "2023");
+        assert_eq!(
+            of_2023["dora_level"], default["dora_level"],
+            "the same bands"
+        );
+        let of_2025 = query(metric, Some("2025"));
+        assert_eq!(of_2025["benchmark"], "2025");
+        assert!(of_2025["dora_level"].is_null(), "2025 has no levels");
+        assert_eq!(of_2025["count"], default["count"]);
+        let bucket = of_2025["dora_bucket"].as_str().unwrap().to_owned();
+        // The bucket is the median's (or the rate's) under the Quick Check's bounds.
+        let expected = if metric == "lead-time" {
+            let median = default["median_mins"].as_f64().unwrap();
+            match median {
+                m if m < 60.0 => "less than one hour",
+                m if m < 1_440.0 => "less than one day",
+                m if m < 7.0 * 1_440.0 => "one day to one week",
+                m if m < 30.0 * 1_440.0 => "one week to one month",
+                m if m < 180.0 * 1_440.0 => "one to six months",
+                _ => "more than six months",
+            }
+        } else {
+            match default["per_day"].as_f64().unwrap() {
+                r if r > 24.0 => "on demand (multiple deploys per day)",
+                r if r >= 1.0 => "between once per hour and once per day",
+                r if r >= 1.0 / 7.0 => "between once per day and once per week",
+                r if r >= 1.0 / 30.0 => "between once per week and once per month",
+                r if r * 180.0 >= 1.0 => "between once per month and once every six months",
+                _ => "less than once per six months",
+            }
+        };
+        assert_eq!(bucket, expected, "{metric}");
+    }
+    g.app
+        .get(&format!(
+            "/api/v1/dora/lead-time?start={START}&end={END}&benchmark=2022"
+        ))
+        .bearer(&g.reader)
+        .send()
+        .assert_problem(400, Some("benchmark"));
+}
