@@ -141,6 +141,8 @@ BEGIN
     FROM subscriptions AS s
     WHERE s.registry_key = (SELECT registry_key FROM images WHERE image_id = NEW.image_id)
       AND s.active = 1 AND s.created_at <= NEW.recorded_at
+      AND (SELECT deleted_at FROM image_registries AS r WHERE r.registry_key = s.registry_key)
+          IS NULL
       AND EXISTS (SELECT 1 FROM json_each(s.events)
                   WHERE json_each.value = 'deployment.recorded');
 END;

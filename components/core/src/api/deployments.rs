@@ -94,9 +94,9 @@ pub(super) fn record(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         .as_deref()
         .map(|o| OrgId::parse("org_id", o))
         .transpose()?;
-    let org_id = ctx.act_for(ctx.request.named_org()?.or(named))?;
+    let org_id = ctx.act_for(ctx.request.named_org()?.or(named.clone()))?;
     let now = env.clock.now();
-    let image_id = deployed_image(ctx, &body)?;
+    let image_id = deployed_image(ctx, &body, ctx.request.named_org()?.or(named))?;
     let deployment = Deployment::parse(
         DeploymentFields {
             image_id: &image_id,
@@ -124,14 +124,18 @@ pub(super) fn record(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
 
 /// The image a deployment names: its `image_id`, or the newest image of `registry_id` its
 /// registry stored as `digest` (a receiver attached it).
-fn deployed_image(ctx: &Context<'_>, body: &DeploymentBody) -> Result<String, Error> {
+fn deployed_image(
+    ctx: &Context<'_>,
+    body: &DeploymentBody,
+    named_org: Option<OrgId>,
+) -> Result<String, Error> {
     match (&body.image_id, &body.digest, &body.registry_id) {
         (Some(image_id), None, None) => Ok(image_id.clone()),
         (None, Some(digest), Some(registry_id)) => {
             let digest = Digest::parse("digest", digest)?;
             let registry_id = RegistryId::parse("registry_id", registry_id)
                 .map_err(|_| Error::invalid("registry_id", "must be a UUID of a registry"))?;
-            let registry = ctx.writable_registry(registry_id)?;
+            let registry = ctx.writable_registry_of(named_org, registry_id)?;
             let image_id =
                 crate::store::images::newest_with_digest(ctx.env.db, registry.readable(), &digest)?
                     .ok_or_else(|| {

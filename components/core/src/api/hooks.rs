@@ -112,7 +112,10 @@ pub(super) fn deliver(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         }
         let outcome = serde_json::to_string(&outcomes)
             .map_err(|e| Error::storage(format!("outcome encoding failed: {e}")))?;
-        receivers::record_delivery(env.db, receiver_id, &delivery_key, now, &outcome)?;
+        if !receivers::record_delivery(env.db, receiver_id, &delivery_key, now, &outcome)? {
+            // Applied by another copy meanwhile (a backend that let two in): undo ours.
+            return Err(Error::Busy);
+        }
         Ok((false, outcome))
     })?;
     answer(&receiver, &delivery_key, duplicate, &outcome)
@@ -202,7 +205,9 @@ fn apply(
 ) -> Result<PushOutcome, Error> {
     let pushed = PushedAs {
         digest: push.digest.clone(),
-        pushed_at: push.pushed_at.unwrap_or(now),
+        // A sender's clock ahead of ours (or a generic sender's future time) is not taken:
+        // a push cannot have happened after we heard of it.
+        pushed_at: push.pushed_at.map_or(now, |at| at.min(now)),
     };
     let outcome = |outcome, image_id: Option<ImageId>, reason: Option<String>| PushOutcome {
         tag: push.tag.clone(),
@@ -272,7 +277,8 @@ fn apply(
     let new = NewImage {
         image_id: ImageId::new(env.ids.new_id()),
         request,
-        built_at: pushed.pushed_at,
+        // Recorded now: events and their subscriptions are ordered by our clock.
+        built_at: now,
         request_digest: digest,
     };
     match images::record(env.db, registry, new)? {

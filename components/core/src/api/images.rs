@@ -255,6 +255,15 @@ pub(super) fn create(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     )? {
         return json_response(StatusCode::OK, &ImageBody::from(existing));
     }
+    // The registry's push webhook may have recorded this build first (a receiver's unknown
+    // tag): the pipeline's call completes that image instead of recording a second one.
+    if let Some(pushed) = store::pushed_first(env.db, registry.readable(), &cd_request)?
+        && store::adopt(env.db, &registry, pushed, &cd_request, &digest, now)?
+    {
+        let image = store::find(env.db, registry.readable(), pushed)?
+            .ok_or_else(|| Error::storage("an adopted image vanished"))?;
+        return respond(Recorded::New(image), image_location, ImageBody::from);
+    }
     let run_id = cd_request.run_id.clone();
     let (channel, version_change) = (cd_request.channel.clone(), cd_request.version_change);
     let image = NewImage {

@@ -402,10 +402,20 @@ impl<'a> Context<'a> {
         &self,
         registry_id: RegistryId,
     ) -> Result<WritableRegistry, Error> {
+        self.writable_registry_of(self.request.named_org()?, registry_id)
+    }
+
+    /// [`Context::writable_registry`] for a request that may also name its org in its body
+    /// (`org_id` of a deployment): the org it named.
+    pub(crate) fn writable_registry_of(
+        &self,
+        named_org: Option<OrgId>,
+        registry_id: RegistryId,
+    ) -> Result<WritableRegistry, Error> {
         auth::writable_registry(
             self.env.db,
             self.caller,
-            self.request.named_org()?,
+            named_org,
             self.access.role(),
             registry_id,
         )

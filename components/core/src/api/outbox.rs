@@ -142,11 +142,19 @@ fn attempt(
             || "given up".to_owned(),
             |t| format!("next attempt at {}", t.to_rfc3339()),
         );
+        // The URL's path may be a secret (a Flux Receiver's is): the log names the origin.
+        let origin = claimed
+            .url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|uri| Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?)))
+            .unwrap_or_default();
         eprintln!(
-            "cd-core: delivery {} ({}) to {} attempt {}/{MAX_ATTEMPTS}: {answer}; {next}",
+            "cd-core: delivery {} ({}) to {origin} (subscription {}) attempt {}/{MAX_ATTEMPTS}: \
+             {answer}; {next}",
             claimed.delivery_id,
             claimed.event_type.as_str(),
-            claimed.url,
+            claimed.subscription_id,
             claimed.attempt,
         );
     }

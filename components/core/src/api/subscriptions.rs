@@ -226,21 +226,25 @@ pub(super) fn update(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         .channel
         .map(|c| parse_channel(c.as_deref()))
         .transpose()?;
-    let (registry, mut subscription) = subscription(ctx)?;
-    if let Some(url) = url {
-        subscription.url = url;
-    }
-    if let Some(events) = events {
-        subscription.events = events;
-    }
-    if let Some(channel) = channel {
-        subscription.channel = channel;
-    }
-    if let Some(active) = body.active {
-        subscription.active = active;
-    }
-    subscription.updated_at = ctx.env.clock.now();
-    store::update(ctx.env.db, &registry, &subscription)?;
+    // Read and written in one write transaction: two PATCHes of different fields both land.
+    let subscription = crate::db::transaction(ctx.env.db, || {
+        let (registry, mut subscription) = subscription(ctx)?;
+        if let Some(url) = url {
+            subscription.url = url;
+        }
+        if let Some(events) = events {
+            subscription.events = events;
+        }
+        if let Some(channel) = channel {
+            subscription.channel = channel;
+        }
+        if let Some(active) = body.active {
+            subscription.active = active;
+        }
+        subscription.updated_at = ctx.env.clock.now();
+        store::update(ctx.env.db, &registry, &subscription)?;
+        Ok(subscription)
+    })?;
     json_response(StatusCode::OK, &SubscriptionBody::new(subscription, None))
 }
 

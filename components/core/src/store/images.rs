@@ -479,3 +479,79 @@ pub(crate) fn attach_push(
     )?;
     Ok(())
 }
+
+/// The image a push recorded for `request`'s tag on its channel before any pipeline did (the
+/// registry's webhook beat the pipeline's own call, which CI makes after `docker push`).
+pub(crate) fn pushed_first(
+    db: &dyn Db,
+    registry: &ReadableRegistry,
+    request: &CdRequest,
+) -> Result<Option<ImageId>, Error> {
+    let rows = db.execute(
+        &format!(
+            "SELECT image_id FROM images WHERE registry_key = {REGISTRY_KEY} AND tag_name = ? \
+             AND channel = ? AND git_hash = '' AND run_id LIKE 'push-%' \
+             ORDER BY image_id DESC LIMIT 1"
+        ),
+        &[
+            registry.id().into(),
+            request.tag_name.as_str().into(),
+            request.channel.as_str().into(),
+        ],
+    )?;
+    rows.first().map(|row| row.id(0)).transpose()
+}
+
+/// Gives the image a push recorded the pipeline's build: its metadata and run (so a retry of
+/// the run finds it) and `request_digest`; its version, channel, update type, digest and push
+/// time stay. `false` if it is no longer a push's (another request adopted it meanwhile).
+pub(crate) fn adopt(
+    db: &dyn Db,
+    registry: &WritableRegistry,
+    image_id: ImageId,
+    request: &CdRequest,
+    request_digest: &str,
+    now: Timestamp,
+) -> Result<bool, Error> {
+    let r = request;
+    let result = db.execute(
+        &format!(
+            "UPDATE images SET image_name = ?, image_name_with_tag = ?, status = ?, tags = ?, \
+             git_hash = ?, git_hash_commit_timestamp = ?, gitops_hash = ?, api_definition_path = ?, \
+             committer = ?, commit_msg = ?, run_id = ?, image_ports = ?, cluster_image_tags = ?, \
+             api_version_id = ?, request_sha256 = unhex(?), built_at = ?, updated_at = ? \
+             WHERE image_id = ? AND registry_key = {REGISTRY_KEY} AND git_hash = '' \
+               AND run_id LIKE 'push-%' RETURNING image_id"
+        ),
+        &[
+            r.image_name.as_str().into(),
+            r.image_name_with_tag.as_str().into(),
+            r.status.as_str().into(),
+            encode_tags(r.tags.as_slice()).into(),
+            r.git_hash.as_ref().map_or("", GitHash::as_str).into(),
+            r.git_hash_commit_timestamp.into(),
+            r.gitops_hash.as_ref().map(GitopsHash::as_str).into(),
+            r.api_definition_path
+                .as_ref()
+                .map(ApiDefinitionPath::as_str)
+                .into(),
+            r.committer.as_ref().map(Committer::as_str).into(),
+            r.commit_msg.as_ref().map(CommitMessage::as_str).into(),
+            r.run_id.as_str().into(),
+            encode_ports(&r.image_ports).into(),
+            encode_cluster_image_tags(&r.cluster_image_tags).into(),
+            r.api_version_id.as_ref().map(ApiVersionId::as_str).into(),
+            request_digest.into(),
+            now.into(),
+            now.into(),
+            image_id.into(),
+            registry.id().into(),
+        ],
+    );
+    match result {
+        Ok(rows) => Ok(!rows.rows.is_empty()),
+        // The run is recorded already (a concurrent retry): the caller's replay answers.
+        Err(DbError::Unique(_)) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
+}

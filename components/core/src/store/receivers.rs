@@ -169,6 +169,10 @@ pub(crate) fn record_delivery(
     ) {
         Ok(_) => Ok(true),
         Err(DbError::Unique(_)) => Ok(false),
+        // The receiver was deleted since it was read.
+        Err(DbError::ForeignKey(_)) => Err(Error::not_found(format!(
+            "receiver {receiver_id} does not exist"
+        ))),
         Err(other) => Err(other.into()),
     }
 }

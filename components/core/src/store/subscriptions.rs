@@ -209,8 +209,14 @@ pub(crate) fn deliveries(
     if let (Some(first), Some(last)) = (page.items.first(), page.items.last()) {
         let rows = db.execute(
             "SELECT delivery_key, attempt, started_at, duration_micros, response_status, error \
-             FROM delivery_attempts WHERE delivery_key BETWEEN ? AND ? ORDER BY delivery_key, attempt",
-            &[last.key.into(), first.key.into()],
+             FROM delivery_attempts WHERE delivery_key IN (SELECT delivery_key FROM deliveries \
+               WHERE subscription_id = ? AND delivery_key BETWEEN ? AND ?) \
+             ORDER BY delivery_key, attempt",
+            &[
+                subscription.subscription_id.into(),
+                last.key.into(),
+                first.key.into(),
+            ],
         )?;
         for row in rows.iter() {
             let key = row.integer(0)?;
@@ -229,7 +235,8 @@ pub(crate) fn deliveries(
 }
 
 /// Makes a delivery of the subscription due now (a redelivery), whatever its state; its
-/// attempts go on counting. `None` if the subscription has no such delivery.
+/// attempts go on counting. A delivery in flight keeps its lease: it is sent again once that
+/// attempt is over, never twice at once. `None` if the subscription has no such delivery.
 pub(crate) fn redeliver(
     db: &dyn Db,
     subscription: &Subscription,
@@ -238,7 +245,7 @@ pub(crate) fn redeliver(
 ) -> Result<Option<Delivery>, Error> {
     let rows = db.execute(
         &format!(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, leased_until = NULL \
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ? \
              WHERE delivery_id = ? AND subscription_id = ? RETURNING {DELIVERY_COLUMNS}"
         ),
         &[
@@ -268,14 +275,17 @@ pub(crate) struct Claimed {
 }
 
 /// The keys of deliveries due at `now` and not leased, oldest first, of active subscriptions
-/// (a paused one keeps its deliveries pending until it is active again): a read, so a request
+/// of live registries (a paused one keeps its deliveries pending until it is active again; a
+/// deleted registry's are never sent): a read, so a request
 /// with nothing to send takes no lock.
 pub(crate) fn due(db: &dyn Db, now: Timestamp, limit: usize) -> Result<Vec<i64>, Error> {
     let rows = db.execute(
         "SELECT delivery_key FROM deliveries WHERE next_attempt_at <= ? \
          AND (leased_until IS NULL OR leased_until < ?) \
-         AND EXISTS (SELECT 1 FROM subscriptions AS s \
-                     WHERE s.subscription_id = deliveries.subscription_id AND s.active = 1) \
+         AND EXISTS (SELECT 1 FROM subscriptions AS s JOIN image_registries AS r \
+                       ON r.registry_key = s.registry_key \
+                     WHERE s.subscription_id = deliveries.subscription_id AND s.active = 1 \
+                       AND r.deleted_at IS NULL) \
          ORDER BY next_attempt_at LIMIT ?",
         &[now.into(), now.into(), (limit as i64).into()],
     )?;
@@ -364,14 +374,17 @@ pub(crate) fn record_attempts(
                     outcome.error.as_deref().into(),
                 ],
             )?;
+            // Only while this attempt is the delivery's latest: a redelivery claimed since
+            // (its lease outlived) records its own outcome.
             db.execute(
                 "UPDATE deliveries SET status = ?, next_attempt_at = ?, leased_until = NULL, \
-                 payload = coalesce(payload, ?) WHERE delivery_key = ?",
+                 payload = coalesce(payload, ?) WHERE delivery_key = ? AND attempts = ?",
                 &[
                     outcome.status.into(),
                     outcome.next_attempt_at.into(),
                     payload.as_str().into(),
                     claimed.key.into(),
+                    claimed.attempt.into(),
                 ],
             )?;
         }

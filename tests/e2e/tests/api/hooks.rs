@@ -574,3 +574,46 @@ fn githubs_two_events_for_one_push_raise_one_image_pushed() {
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0]["type"], "image.pushed");
 }
+
+#[test]
+fn a_push_that_beats_the_pipelines_call_is_completed_by_it_not_doubled() {
+    let setup = Setup::new();
+    let receiver = setup.receiver(json!({"source": "harbor"}));
+    let secret = receiver["secret"].as_str().unwrap().to_owned();
+    let pushed = deliver(
+        &setup.app,
+        &receiver,
+        &secret,
+        &fixture("harbor_push_artifact.json"),
+    );
+    pushed.assert_status(200);
+    let pushed_image = pushed.json()["pushes"][0].clone();
+    assert_eq!(pushed_image["outcome"], "recorded");
+
+    // CI calls after `docker push`: the image the push recorded becomes the pipeline's.
+    let image = setup.pipeline_image("build-1234", 1);
+    assert_eq!(image["image_id"], pushed_image["image_id"]);
+    assert_eq!(image["version"], "default-0.0.1", "the version the push was given");
+    assert_eq!(image["git_hash"], "3f786850e387550fdab836ed7e6dc881de23001b");
+    assert_eq!(image["run_id"], "run-1");
+    assert_eq!(image["digest"], DIGEST);
+    assert_eq!(setup.image_count(), 1);
+
+    // A retry of the run is answered with it; a later build of the same tag is a new image.
+    let retry = setup
+        .app
+        .post(
+            &setup.images(),
+            &json!({"tag_name": "build-1234", "image_name": "ghcr.io/acme/service-api",
+                    "image_name_with_tag": "ghcr.io/acme/service-api:build-1234",
+                    "git_hash": "3f786850e387550fdab836ed7e6dc881de23001b", "run_id": "run-1"}),
+        )
+        .bearer(&setup.token)
+        .send();
+    retry.assert_status(200);
+    assert_eq!(retry.json()["image_id"], image["image_id"]);
+    let next = setup.pipeline_image("build-1234", 2);
+    assert_ne!(next["image_id"], image["image_id"]);
+    assert_eq!(next["version"], "default-0.0.2");
+    assert_eq!(setup.image_count(), 2);
+}
