@@ -106,6 +106,16 @@ impl SubscriptionUrl {
         if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
             return Err(Error::invalid(field, "must not carry credentials"));
         }
+        if matches!(rule.host, HostPattern::Any) && is_internal(host) {
+            // Deliveries are made by the server, from inside its network: a wildcard rule
+            // must not let any org's writer point them at (and probe) internal services.
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{host} is an internal address: name it in webhook_allowed_hosts to send there"
+                ),
+            ));
+        }
         let port = uri
             .port_u16()
             .unwrap_or(if scheme == "https" { 443 } else { 80 });
@@ -129,6 +139,45 @@ impl SubscriptionUrl {
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A host only the server's own network reaches: a private, loopback, link-local, shared
+/// (CGNAT) or unspecified address, a single-label name, or a cluster-internal domain.
+fn is_internal(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return match ip {
+            std::net::IpAddr::V4(v4) => {
+                v4.is_private()
+                    || v4.is_loopback()
+                    || v4.is_link_local()
+                    || v4.is_unspecified()
+                    || v4.is_broadcast()
+                    // 100.64.0.0/10, shared address space (carrier-grade NAT).
+                    || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+            }
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    // fc00::/7 unique local, fe80::/10 link-local.
+                    || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
+                    || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(&v4.to_string()))
+            }
+        };
+    }
+    let name = bare.trim_end_matches('.').to_ascii_lowercase();
+    !name.contains('.')
+        || [
+            ".svc",
+            ".internal",
+            ".local",
+            ".localhost",
+            ".cluster.local",
+            ".localdomain",
+        ]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -325,12 +374,37 @@ mod tests {
     #[test]
     fn subscription_urls_are_https_or_loopback_http_inside_the_rule() {
         let any = rule("*://*:*");
-        for ok in [
-            "https://flux.example.com/hook/abc",
-            "http://127.0.0.1:9292/hook",
-            "http://localhost:8080/",
+        assert!(SubscriptionUrl::parse("url", "https://flux.example.com/hook/abc", &any).is_ok());
+        // Loopback http, for development, when the rule names the host.
+        for (ok, rule_text) in [
+            ("http://127.0.0.1:9292/hook", "http://127.0.0.1:*"),
+            ("http://localhost:8080/", "http://localhost:8080"),
+            ("https://flux.flux-system.svc/hook", "https://*.svc"),
         ] {
-            assert!(SubscriptionUrl::parse("url", ok, &any).is_ok(), "{ok}");
+            assert!(
+                SubscriptionUrl::parse("url", ok, &rule(rule_text)).is_ok(),
+                "{ok}"
+            );
+        }
+        // A wildcard rule does not reach into the server's own network.
+        for internal in [
+            "http://127.0.0.1:9292/hook",
+            "https://10.0.0.5/",
+            "https://192.168.1.1/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/",
+            "https://[::1]/",
+            "https://[fd00::1]/",
+            "https://[::ffff:10.0.0.1]/",
+            "https://kubernetes/",
+            "https://kubernetes.default.svc/",
+            "https://metadata.google.internal/",
+            "https://0.0.0.0/",
+        ] {
+            assert!(
+                SubscriptionUrl::parse("url", internal, &any).is_err(),
+                "{internal}"
+            );
         }
         for bad in [
             "http://flux.example.com/hook",

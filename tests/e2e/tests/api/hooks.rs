@@ -593,8 +593,14 @@ fn a_push_that_beats_the_pipelines_call_is_completed_by_it_not_doubled() {
     // CI calls after `docker push`: the image the push recorded becomes the pipeline's.
     let image = setup.pipeline_image("build-1234", 1);
     assert_eq!(image["image_id"], pushed_image["image_id"]);
-    assert_eq!(image["version"], "default-0.0.1", "the version the push was given");
-    assert_eq!(image["git_hash"], "3f786850e387550fdab836ed7e6dc881de23001b");
+    assert_eq!(
+        image["version"], "default-0.0.1",
+        "the version the push was given"
+    );
+    assert_eq!(
+        image["git_hash"],
+        "3f786850e387550fdab836ed7e6dc881de23001b"
+    );
     assert_eq!(image["run_id"], "run-1");
     assert_eq!(image["digest"], DIGEST);
     assert_eq!(setup.image_count(), 1);
