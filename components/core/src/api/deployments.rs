@@ -136,6 +136,20 @@ fn deployed_image(
             let registry_id = RegistryId::parse("registry_id", registry_id)
                 .map_err(|_| Error::invalid("registry_id", "must be a UUID of a registry"))?;
             let registry = ctx.writable_registry_of(named_org, registry_id)?;
+            // A retry of a deployment recorded by digest names the image it resolved to then,
+            // even if the digest has since been attached to a newer image (a re-tag).
+            if let Some(deployment_id) = &body.deployment_id {
+                let org_id = &registry.registry().org_id;
+                if let Some(record) =
+                    store::find_by_deployment_id(ctx.env.db, org_id, deployment_id)?
+                    && let Some(image) =
+                        crate::store::images::find_in_org(ctx.env.db, record.image_id, org_id)?
+                    && image.registry_id == registry_id
+                    && image.push.as_ref().and_then(|p| p.digest.as_ref()) == Some(&digest)
+                {
+                    return Ok(record.image_id.to_text());
+                }
+            }
             let image_id =
                 crate::store::images::newest_with_digest(ctx.env.db, registry.readable(), &digest)?
                     .ok_or_else(|| {

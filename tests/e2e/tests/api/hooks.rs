@@ -623,3 +623,46 @@ fn a_push_that_beats_the_pipelines_call_is_completed_by_it_not_doubled() {
     assert_eq!(next["version"], "default-0.0.2");
     assert_eq!(setup.image_count(), 2);
 }
+
+#[test]
+fn a_retried_deployment_by_digest_keeps_the_image_it_first_resolved_to() {
+    let setup = Setup::new();
+    let first = setup.pipeline_image("build-1234", 1);
+    let receiver = setup.receiver(json!({"source": "generic"}));
+    let secret = receiver["secret"].as_str().unwrap().to_owned();
+    let push = |tag: &str| {
+        let body = json!({"repository": "ghcr.io/acme/service-api", "tag": tag, "digest": DIGEST});
+        deliver(
+            &setup.app,
+            &receiver,
+            &secret,
+            &serde_json::to_vec(&body).unwrap(),
+        )
+        .assert_status(200);
+    };
+    push("build-1234");
+    let deployment = json!({"digest": DIGEST, "registry_id": setup.registry, "app_id": "api",
+                            "environment": "production", "deployment_id": "argo-1"});
+    let recorded = setup
+        .app
+        .post("/api/v1/deployments", &deployment)
+        .bearer(&setup.token)
+        .send();
+    recorded.assert_status(201);
+    assert_eq!(recorded.json()["image_id"], first["image_id"]);
+    // The same manifest re-tagged: a newer image now has the digest.
+    let second = setup.pipeline_image("stable", 2);
+    push("stable");
+    let retried = setup
+        .app
+        .post("/api/v1/deployments", &deployment)
+        .bearer(&setup.token)
+        .send();
+    retried.assert_status(200);
+    assert_eq!(
+        retried.json()["lead_time_id"],
+        recorded.json()["lead_time_id"]
+    );
+    assert_eq!(retried.json()["image_id"], first["image_id"]);
+    assert_ne!(second["image_id"], first["image_id"]);
+}
