@@ -91,6 +91,9 @@ pub struct AfterResponse {
     pub(crate) backfill: bool,
     /// A libSQL server checkpoints its own WAL (and refuses the PRAGMA).
     pub(crate) backend: db::Backend,
+    /// Whether deliveries may be due: the outbox holds some, or the request wrote while a
+    /// subscription exists. Otherwise [`AfterResponse::send_deliveries`] reads nothing.
+    pub(crate) deliveries: bool,
 }
 
 impl AfterResponse {
@@ -116,10 +119,19 @@ impl AfterResponse {
     }
 }
 
-/// After a response (and [`AfterResponse::run`]): sends up to a few deliveries that are due to
-/// subscriptions (`api::outbox`), each bounded by [`ATTEMPT_TIMEOUT`]. Any component may, as
-/// Spin has no background work: events wait in the outbox for the next request of any kind.
-/// Nothing to send costs one indexed read.
+impl AfterResponse {
+    /// After [`AfterResponse::run`]: sends what is due to subscriptions, when the schema read
+    /// said deliveries may be ([`send_due_deliveries`]); nothing is read otherwise.
+    pub fn send_deliveries(self, env: &Env<'_>, outbound: &dyn Outbound) {
+        if self.deliveries {
+            send_due_deliveries(env, outbound);
+        }
+    }
+}
+
+/// Sends up to a few deliveries that are due to subscriptions (`api::outbox`), each bounded by
+/// [`ATTEMPT_TIMEOUT`]. Any component may, as Spin has no background work: events wait in the
+/// outbox for the next request of any kind. Nothing to send costs one indexed read.
 pub fn send_due_deliveries(env: &Env<'_>, outbound: &dyn Outbound) {
     api::outbox::send_due(env.db, env.clock, &env.config, outbound);
 }

@@ -84,6 +84,10 @@ pub(crate) struct Schema {
     /// (`store::reencode`): lookups copy their rows first, whole-table reads finish it. A stale
     /// `true` costs a copy that finds nothing to do.
     pub(crate) copying: bool,
+    /// Whether the outbox holds a delivery not yet delivered or given up (due or not).
+    pub(crate) deliveries_pending: bool,
+    /// Whether any subscription exists, so that a write may queue a delivery.
+    pub(crate) subscribed: bool,
 }
 
 /// Brings the database up to [`latest_version`]; what it found. On a current database this
@@ -99,7 +103,8 @@ pub(crate) fn ensure_schema_copying(db: &dyn Db, inline: bool) -> Result<Schema,
     match current_schema(db) {
         Ok(schema) if schema.found >= latest => return Ok(schema),
         Ok(_) => {}
-        // No `schema_migrations` (a new database) or no `backfills` yet (schema 3 or older).
+        // No `schema_migrations` (a new database), no `backfills` yet (schema 3 or older), or
+        // no outbox yet (schema 7 or older).
         Err(DbError::Other(message)) if message.contains("no such table") => {}
         Err(other) => return Err(other.into()),
     }
@@ -206,7 +211,9 @@ fn current_schema(db: &dyn Db) -> Result<Schema, DbError> {
         "SELECT (SELECT COALESCE(MAX(version), 0) FROM schema_migrations), \
                 EXISTS (SELECT 1 FROM backfills), \
                 EXISTS (SELECT 1 FROM backfills WHERE derived = 'lead_time_days'), \
-                EXISTS (SELECT 1 FROM backfills WHERE derived IN ('images', 'image_lead_times'))",
+                EXISTS (SELECT 1 FROM backfills WHERE derived IN ('images', 'image_lead_times')), \
+                EXISTS (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL), \
+                EXISTS (SELECT 1 FROM subscriptions)",
         &[],
     )?;
     use crate::db::Value::Integer;
@@ -217,12 +224,16 @@ fn current_schema(db: &dyn Db) -> Result<Schema, DbError> {
                 Integer(backfilling),
                 Integer(rollup),
                 Integer(copying),
+                Integer(deliveries),
+                Integer(subscriptions),
             ],
         ) => Ok(Schema {
             found: *found,
             backfilling: *backfilling != 0,
             rollup_pending: *rollup != 0,
             copying: *copying != 0,
+            deliveries_pending: *deliveries != 0,
+            subscribed: *subscriptions != 0,
         }),
         other => Err(DbError::Other(format!("unexpected schema row {other:?}"))),
     }

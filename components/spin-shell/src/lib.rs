@@ -55,7 +55,7 @@ pub async fn serve(
     let after = cd_core::AfterResponse::of(&response);
     send(response_out, response).await;
     after.run(&db);
-    cd_core::send_due_deliveries(&env, &WasiOutbound);
+    after.send_deliveries(&env, &WasiOutbound);
     drop(db);
 }
 

@@ -94,9 +94,10 @@ pub(super) fn record(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         .as_deref()
         .map(|o| OrgId::parse("org_id", o))
         .transpose()?;
-    let org_id = ctx.act_for(ctx.request.named_org()?.or(named.clone()))?;
+    let named = ctx.request.named_org()?.or(named);
+    let org_id = ctx.act_for(named.clone())?;
     let now = env.clock.now();
-    let image_id = deployed_image(ctx, &body, ctx.request.named_org()?.or(named))?;
+    let image_id = deployed_image(ctx, &body, named)?;
     let deployment = Deployment::parse(
         DeploymentFields {
             image_id: &image_id,

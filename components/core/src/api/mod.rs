@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{self, Caller, ReadableRegistry, WritableRegistry};
 use crate::db::{Db, PatientDb};
-use crate::domain::ids::{LeadTimeId, ReceiverId, TokenId};
+use crate::domain::ids::{DeliveryId, LeadTimeId, ReceiverId, SubscriptionId, TokenId};
 use crate::domain::{Channel, ImageId, OrgId, Recorded, RegistryId};
 use crate::env::Env;
 use crate::error::Error;
@@ -340,6 +340,14 @@ impl<'a> Context<'a> {
         ReceiverId::parse("receiver_id", self.param("receiver_id"))
     }
 
+    pub(crate) fn subscription_id(&self) -> Result<SubscriptionId, Error> {
+        SubscriptionId::parse("subscription_id", self.param("subscription_id"))
+    }
+
+    pub(crate) fn delivery_id(&self) -> Result<DeliveryId, Error> {
+        DeliveryId::parse("delivery_id", self.param("delivery_id"))
+    }
+
     /// A path parameter that may be absent from the matched pattern (`""` then).
     pub(crate) fn optional_param(&self, name: &str) -> Option<&'a str> {
         Some(self.param(name)).filter(|v| !v.is_empty())
@@ -431,6 +439,7 @@ pub(crate) fn serve(
     table: &'static Table,
 ) -> Response<Vec<u8>> {
     let mut backfilling = false;
+    let mut deliveries = false;
     let mut backend = crate::db::Backend::File;
     let outcome = (|| {
         if request.body().len() > env.config.max_body_bytes {
@@ -448,6 +457,9 @@ pub(crate) fn serve(
         };
         let schema = migrations::ensure_schema(env.db)?;
         backfilling = schema.backfilling;
+        // Deliveries wait in the outbox, or this write may have queued some.
+        deliveries =
+            schema.deliveries_pending || (schema.subscribed && !request.method().is_safe());
         let known = migrations::latest_version();
         if schema.found > known && !request.method().is_safe() {
             return Err(Error::OutdatedInstance {
@@ -483,6 +495,7 @@ pub(crate) fn serve(
         checkpoint: !request.method().is_safe(),
         backend,
         backfill: backfilling,
+        deliveries,
     });
     response
 }

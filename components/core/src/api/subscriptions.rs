@@ -12,7 +12,7 @@ use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Channel;
-use crate::domain::ids::{DeliveryId, SubscriptionId};
+use crate::domain::ids::SubscriptionId;
 use crate::domain::receiver::{SigningKey, Source};
 use crate::domain::subscription::{Events, OutboundRule, Subscription, SubscriptionUrl};
 use crate::error::Error;
@@ -278,21 +278,4 @@ pub(super) fn redeliver(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         store::redeliver(ctx.env.db, &subscription, delivery_id, ctx.env.clock.now())?
             .ok_or_else(|| Error::not_found(format!("delivery {delivery_id} does not exist")))?;
     json_response(StatusCode::ACCEPTED, &DeliveryBody::from(delivery))
-}
-
-/// The path's subscription and delivery ids.
-impl Context<'_> {
-    pub(crate) fn subscription_id(&self) -> Result<SubscriptionId, Error> {
-        SubscriptionId::parse(
-            "subscription_id",
-            self.optional_param("subscription_id").unwrap_or(""),
-        )
-    }
-
-    pub(crate) fn delivery_id(&self) -> Result<DeliveryId, Error> {
-        DeliveryId::parse(
-            "delivery_id",
-            self.optional_param("delivery_id").unwrap_or(""),
-        )
-    }
 }

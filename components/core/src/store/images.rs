@@ -120,7 +120,7 @@ fn request_values(request: &CdRequest, instant: fn(Timestamp) -> Value) -> Vec<V
         request.image_name_with_tag.as_str().into(),
         request.status.as_str().into(),
         encode_tags(request.tags.as_slice()).into(),
-        request.git_hash.as_ref().map_or("", GitHash::as_str).into(),
+        stored_git_hash(request).into(),
         request
             .git_hash_commit_timestamp
             .map_or(Value::Null, instant),
@@ -145,6 +145,12 @@ fn request_values(request: &CdRequest, instant: fn(Timestamp) -> Value) -> Vec<V
             .map(ApiVersionId::as_str)
             .into(),
     ]
+}
+
+/// The stored form of a request's commit: `''` for none (the column is NOT NULL since 0002;
+/// [`from_row`] reads it back as `None`).
+fn stored_git_hash(request: &CdRequest) -> &str {
+    request.git_hash.as_ref().map_or("", GitHash::as_str)
 }
 
 /// What recording an image can meet besides success.
@@ -403,6 +409,28 @@ pub(crate) fn find_in_org(
     rows.first().map(from_row).transpose()
 }
 
+/// The newest image of the registry matching `condition` (SQL over `images`, its `?` bound to
+/// `params` after the registry), with the digest a push attached to it.
+fn newest(
+    db: &dyn Db,
+    registry: &ReadableRegistry,
+    condition: &str,
+    params: &[Value],
+) -> Result<Option<(ImageId, Option<Digest>)>, Error> {
+    let mut bound = vec![registry.id().into()];
+    bound.extend_from_slice(params);
+    let rows = db.execute(
+        &format!(
+            "SELECT image_id, digest FROM images WHERE registry_key = {REGISTRY_KEY} \
+             AND {condition} ORDER BY image_id DESC LIMIT 1"
+        ),
+        &bound,
+    )?;
+    rows.first()
+        .map(|row| Ok((row.id(0)?, row.optional_text(1)?.map(Digest::from_stored))))
+        .transpose()
+}
+
 /// The newest image of the registry recorded with tag `tag` (its `tag_name`, else its
 /// `image_name_with_tag` is `reference`): the build a push of that tag stored; with the digest
 /// a push already attached to it.
@@ -412,31 +440,12 @@ pub(crate) fn newest_with_tag(
     tag: &str,
     reference: &str,
 ) -> Result<Option<(ImageId, Option<Digest>)>, Error> {
-    let found = |rows: crate::db::Rows| {
-        rows.first()
-            .map(|row| Ok((row.id(0)?, row.optional_text(1)?.map(Digest::from_stored))))
-            .transpose()
-    };
-    let by_tag = db.execute(
-        &format!(
-            "SELECT image_id, digest FROM images WHERE registry_key = {REGISTRY_KEY} \
-             AND tag_name = ? ORDER BY image_id DESC LIMIT 1"
-        ),
-        &[registry.id().into(), tag.into()],
-    )?;
-    if let Some(image) = found(by_tag)? {
+    if let Some(image) = newest(db, registry, "tag_name = ?", &[tag.into()])? {
         return Ok(Some(image));
     }
     // A pipeline whose tag_name is not the pushed tag (it pushes more than one): the full
     // reference. Unindexed, but only within the registry and only after the index missed.
-    let by_reference = db.execute(
-        &format!(
-            "SELECT image_id, digest FROM images WHERE registry_key = {REGISTRY_KEY} \
-             AND image_name_with_tag = ? ORDER BY image_id DESC LIMIT 1"
-        ),
-        &[registry.id().into(), reference.into()],
-    )?;
-    found(by_reference)
+    newest(db, registry, "image_name_with_tag = ?", &[reference.into()])
 }
 
 /// The newest image of the registry its registry stored as `digest`.
@@ -445,14 +454,7 @@ pub(crate) fn newest_with_digest(
     registry: &ReadableRegistry,
     digest: &Digest,
 ) -> Result<Option<ImageId>, Error> {
-    let rows = db.execute(
-        &format!(
-            "SELECT image_id FROM images WHERE registry_key = {REGISTRY_KEY} AND digest = ? \
-             ORDER BY image_id DESC LIMIT 1"
-        ),
-        &[registry.id().into(), digest.as_str().into()],
-    )?;
-    rows.first().map(|row| row.id(0)).transpose()
+    Ok(newest(db, registry, "digest = ?", &[digest.as_str().into()])?.map(|(id, _)| id))
 }
 
 /// Attaches what a push says to an image: the digest stored (or none, for a registry that
@@ -487,19 +489,16 @@ pub(crate) fn pushed_first(
     registry: &ReadableRegistry,
     request: &CdRequest,
 ) -> Result<Option<ImageId>, Error> {
-    let rows = db.execute(
-        &format!(
-            "SELECT image_id FROM images WHERE registry_key = {REGISTRY_KEY} AND tag_name = ? \
-             AND channel = ? AND git_hash = '' AND run_id LIKE 'push-%' \
-             ORDER BY image_id DESC LIMIT 1"
-        ),
+    let pushed = newest(
+        db,
+        registry,
+        "tag_name = ? AND channel = ? AND git_hash = '' AND run_id LIKE 'push-%'",
         &[
-            registry.id().into(),
             request.tag_name.as_str().into(),
             request.channel.as_str().into(),
         ],
     )?;
-    rows.first().map(|row| row.id(0)).transpose()
+    Ok(pushed.map(|(id, _)| id))
 }
 
 /// Gives the image a push recorded the pipeline's build: its metadata and run (so a retry of
@@ -528,7 +527,7 @@ pub(crate) fn adopt(
             r.image_name_with_tag.as_str().into(),
             r.status.as_str().into(),
             encode_tags(r.tags.as_slice()).into(),
-            r.git_hash.as_ref().map_or("", GitHash::as_str).into(),
+            stored_git_hash(r).into(),
             r.git_hash_commit_timestamp.into(),
             r.gitops_hash.as_ref().map(GitopsHash::as_str).into(),
             r.api_definition_path

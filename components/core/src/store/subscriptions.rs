@@ -167,6 +167,12 @@ pub(crate) struct Attempt {
     pub(crate) error: Option<String>,
 }
 
+/// The event type a delivery row holds at `index`.
+fn stored_event_type(row: &Row<'_>, index: usize) -> Result<EventType, Error> {
+    EventType::parse("event_type", &row.text(index)?)
+        .map_err(|e| Error::storage(format!("unreadable delivery: {e}")))
+}
+
 const DELIVERY_COLUMNS: &str =
     "delivery_key, delivery_id, event_type, occurred_at, status, attempts, next_attempt_at";
 
@@ -174,8 +180,7 @@ fn delivery_from_row(row: Row<'_>) -> Result<Delivery, Error> {
     Ok(Delivery {
         key: row.integer(0)?,
         delivery_id: row.id(1)?,
-        event_type: EventType::parse("event_type", &row.text(2)?)
-            .map_err(|e| Error::storage(format!("unreadable delivery: {e}")))?,
+        event_type: stored_event_type(&row, 2)?,
         occurred_at: row.timestamp(3)?,
         status: row.text(4)?,
         attempts: row.integer(5)?,
@@ -329,8 +334,7 @@ pub(crate) fn claim(
                 delivery_id: row.id(1)?,
                 subscription_id: row.id(2)?,
                 url: row.text(3)?,
-                event_type: EventType::parse("event_type", &row.text(4)?)
-                    .map_err(|e| Error::storage(format!("unreadable delivery: {e}")))?,
+                event_type: stored_event_type(&row, 4)?,
                 subject_id: row.blob(5)?.to_vec(),
                 occurred_at: row.timestamp(6)?,
                 payload: row.optional_text(7)?,

@@ -503,3 +503,44 @@ fn a_paused_subscription_keeps_its_deliveries_until_it_is_active_again() {
     world.after_response(&subscriber);
     assert_eq!(subscriber.sent.borrow().len(), 1);
 }
+
+#[test]
+fn only_requests_that_may_find_a_delivery_due_look_for_one_after_responding() {
+    let world = World::new();
+    let after = |method: &str, path: &str, body: Json| {
+        let response = serve(
+            &world.db,
+            &world.ids,
+            ADMIN,
+            if path.contains("/images") {
+                crate::handle_images_request
+            } else {
+                crate::handle_registry_request
+            },
+            (method, path),
+            &world.token,
+            &body,
+        );
+        crate::AfterResponse::of(&response).deliveries
+    };
+    let images = format!("/api/v1/registries/{}/images", world.registry);
+    let image = |run: &str| {
+        json!({"tag_name": run, "image_name": "i", "image_name_with_tag": format!("i:{run}"),
+               "git_hash": "abcdef1", "run_id": run})
+    };
+    // No subscription anywhere: neither a write nor a read reads the outbox.
+    assert!(!after("POST", &images, image("run-1")));
+    assert!(!after("GET", &images, json!({})));
+    world.subscribe(&["deployment.recorded"]);
+    // A write may now queue a delivery; a read finds none pending.
+    assert!(after("POST", &images, image("run-2")));
+    assert!(!after("GET", &images, json!({})));
+    world.subscribe(&["image.created"]);
+    world.create_image("run-3");
+    // A delivery waits: every request looks until it is sent.
+    assert!(after("GET", &images, json!({})));
+    let subscriber = Subscriber::default();
+    subscriber.status.set(200);
+    world.after_response(&subscriber);
+    assert!(!after("GET", &images, json!({})));
+}
