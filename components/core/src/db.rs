@@ -383,6 +383,16 @@ impl<'a> Row<'a> {
         })
     }
 
+    pub(crate) fn optional_id<T: crate::domain::ids::StoredId>(
+        &self,
+        index: usize,
+    ) -> Result<Option<T>, Error> {
+        match self.value(index)? {
+            Value::Null => Ok(None),
+            _ => self.id(index).map(Some),
+        }
+    }
+
     /// An instant stored as microseconds since the Unix epoch.
     pub fn timestamp(&self, index: usize) -> Result<crate::domain::Timestamp, Error> {
         crate::domain::Timestamp::from_micros(self.integer(index)?)

@@ -58,6 +58,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0008_webhooks",
         sql: include_str!("../../../migrations/0008_webhooks.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_deployment_outcomes",
+        sql: include_str!("../../../migrations/0009_deployment_outcomes.sql"),
+    },
 ];
 
 /// The migration that re-encodes every table; cd-core copies its large tables after it

@@ -1,15 +1,20 @@
 //! Deployments, the lead-time component's write: `POST /api/v1/deployments` (an image reached
-//! an app environment) and `GET /api/v1/deployments/{lead_time_id}` (one read back).
+//! an app environment), `GET /api/v1/deployments/{lead_time_id}` (one read back) and
+//! `PATCH /api/v1/deployments/{lead_time_id}` (its outcome found later: failed, or rework).
 //!
-//! Recording upserts the environment and app environment and adds the deployment to the daily
-//! rollup, in one transaction. Idempotent: the same `deployment_id`, or the same image to the
-//! same app environment, answers 200 with the first record.
+//! Recording upserts the environment and app environment, adds the deployment to the daily
+//! rollup, and applies its outcome (a rollback marks the deployment it replaced failed; a
+//! succeeded deployment resolves the implicit failures before it), in one transaction.
+//! Idempotent: the same `deployment_id`, or the image already running in the app
+//! environment, answers 200 with the first record.
 
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::db::transaction;
-use crate::domain::deployment::{Deployment, DeploymentFields, LeadTimeRecord};
+use crate::domain::deployment::{
+    Deployment, DeploymentFields, DeploymentKind, DeploymentStatus, LeadTimeRecord,
+};
 use crate::domain::receiver::Digest;
 use crate::domain::{OrgId, RegistryId};
 use crate::error::Error;
@@ -40,6 +45,14 @@ struct DeploymentBody {
     #[serde(default)]
     deployed_at: Option<String>,
     #[serde(default)]
+    started_at: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    fixes_failure_id: Option<String>,
+    #[serde(default)]
     org_id: Option<String>,
 }
 
@@ -62,6 +75,12 @@ pub(crate) struct DeploymentRecordBody {
     /// The commit is later than the deployment: excluded from lead-time figures.
     clock_skew: bool,
     recorded_at: String,
+    status: &'static str,
+    kind: &'static str,
+    started_at: Option<String>,
+    fixes_failure_id: Option<String>,
+    /// A rollback: the deployment it replaced, marked failed.
+    rollback_of: Option<String>,
 }
 
 impl From<LeadTimeRecord> for DeploymentRecordBody {
@@ -82,6 +101,11 @@ impl From<LeadTimeRecord> for DeploymentRecordBody {
             duration_mins: r.duration_mins,
             clock_skew: r.duration_mins.is_some_and(|d| d < 0.0),
             recorded_at: r.recorded_at.to_rfc3339(),
+            status: r.status.as_str(),
+            kind: r.kind.as_str(),
+            started_at: r.started_at.map(|t| t.to_rfc3339()),
+            fixes_failure_id: r.fixes_failure_id.map(|f| f.as_str().to_owned()),
+            rollback_of: r.rollback_of.map(|id| id.to_text()),
         }
     }
 }
@@ -107,6 +131,10 @@ pub(super) fn record(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
             prod: body.prod,
             deployment_id: body.deployment_id.as_deref(),
             deployed_at: body.deployed_at.as_deref(),
+            started_at: body.started_at.as_deref(),
+            status: body.status.as_deref(),
+            kind: body.kind.as_deref(),
+            fixes_failure_id: body.fixes_failure_id.as_deref(),
         },
         now,
     )?;
@@ -196,4 +224,47 @@ pub(super) fn get(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let record = store::find(ctx.env.db, &org_id, lead_time_id)?
         .ok_or_else(|| Error::not_found(format!("deployment {lead_time_id} does not exist")))?;
     json_response(StatusCode::OK, &DeploymentRecordBody::from(record))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeploymentPatch {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+/// `PATCH /api/v1/deployments/{lead_time_id}`: `status` (a bad change found after rollout is
+/// `failed`; back to `succeeded` if that was wrong) and `kind`. The lead time stays as
+/// recorded; the change failure and rework figures follow at once.
+pub(super) fn update(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    let env = ctx.env;
+    let org_id = ctx.acting_org()?;
+    let lead_time_id = ctx.lead_time_id()?;
+    let patch: DeploymentPatch = ctx.request.json()?;
+    let status = patch
+        .status
+        .as_deref()
+        .map(|s| DeploymentStatus::parse("status", s))
+        .transpose()?;
+    let kind = patch
+        .kind
+        .as_deref()
+        .map(|k| DeploymentKind::parse("kind", k))
+        .transpose()?;
+    ctx.copy_first(|db| reencode::copy_record(db, lead_time_id))?;
+    let now = env.clock.now();
+    let updated = transaction(env.db, || {
+        let mut record = store::find(env.db, &org_id, lead_time_id)?
+            .ok_or_else(|| Error::not_found(format!("deployment {lead_time_id} does not exist")))?;
+        if let Some(status) = status {
+            record = store::set_status(env.db, &record, status, now)?;
+        }
+        if let Some(kind) = kind {
+            record = store::set_kind(env.db, &record, kind)?;
+        }
+        Ok(record)
+    })?;
+    json_response(StatusCode::OK, &DeploymentRecordBody::from(updated))
 }

@@ -7,6 +7,8 @@
 mod channels;
 mod deployments;
 mod dora;
+mod failures;
+mod gitlab_dora;
 mod health;
 mod hooks;
 mod images;
@@ -87,6 +89,15 @@ impl<'a> ApiRequest<'a> {
             ));
         }
         Ok(first)
+    }
+
+    /// Every value of a repeatable query parameter (`environment_tiers[]=a&environment_tiers[]=b`).
+    pub(crate) fn query_all(&self, name: &str) -> Vec<&str> {
+        self.query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// `org_id` from the query, for the bootstrap admin (org tokens may repeat their own).
@@ -378,6 +389,13 @@ impl<'a> Context<'a> {
 
     pub(crate) fn lead_time_id(&self) -> Result<LeadTimeId, Error> {
         LeadTimeId::parse("lead_time_id", self.param("lead_time_id"))
+    }
+
+    /// A failure id in the path; one that cannot be an id names no failure.
+    pub(crate) fn failure_id(&self) -> Result<crate::domain::failure::FailureId, Error> {
+        let value = self.param("failure_id");
+        crate::domain::failure::FailureId::parse("failure_id", value)
+            .map_err(|_| Error::not_found(format!("failure {value} does not exist")))
     }
 
     /// The org this request acts for, named by the query's `org_id` (the bootstrap admin

@@ -14,8 +14,8 @@ use crate::domain::Role;
 use crate::error::Error;
 
 use super::{
-    BASE_PATH, Context, channels, deployments, dora, health, hooks, images, receivers, registries,
-    subscriptions, tokens,
+    BASE_PATH, Context, channels, deployments, dora, failures, gitlab_dora, health, hooks, images,
+    receivers, registries, subscriptions, tokens,
 };
 
 /// What a handler does with a request it was routed.
@@ -192,8 +192,18 @@ static LEAD_TIME: &[Route] = &[
     route(M::GET, "/health/lead-time", Anyone, health::lead_time),
     route(M::POST, "/deployments", Org(Role::Write), deployments::record),
     route(M::GET, "/deployments/{lead_time_id}", Org(Role::Read), deployments::get),
+    route(M::PATCH, "/deployments/{lead_time_id}", Org(Role::Write), deployments::update),
+    route(M::GET, "/failures", Org(Role::Read), failures::list),
+    route(M::POST, "/failures", Org(Role::Write), failures::report),
+    route(M::GET, "/failures/{failure_id}", Org(Role::Read), failures::get),
+    route(M::PATCH, "/failures/{failure_id}", Org(Role::Write), failures::update),
     route(M::GET, "/dora/lead-time", Org(Role::Read), dora::lead_time),
     route(M::GET, "/dora/deployment-frequency", Org(Role::Read), dora::deployment_frequency),
+    route(M::GET, "/dora/change-failure-rate", Org(Role::Read), dora::change_failure_rate),
+    route(M::GET, "/dora/recovery-time", Org(Role::Read), dora::recovery_time),
+    route(M::GET, "/dora/rework-rate", Org(Role::Read), dora::rework_rate),
+    route(M::GET, "/dora/summary", Org(Role::Read), dora::summary),
+    route(M::GET, "/dora/metrics", Org(Role::Read), gitlab_dora::metrics),
 ];
 
 /// A component's paths, each with the indexes of its routes in the table.

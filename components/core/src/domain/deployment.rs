@@ -1,6 +1,7 @@
 //! Deployments: an image reaching an app environment, as a deploy tool reports it, and the
-//! lead-time record it becomes.
+//! lead-time record it becomes, with its outcome (succeeded or failed; planned or rework).
 
+use super::failure::FailureId;
 use super::ids::{AppEnvironmentId, LeadTimeId};
 use super::image::{COMMIT_CLOCK_SKEW_SECONDS, ImageId};
 use super::{OrgId, Timestamp, check_text};
@@ -33,6 +34,58 @@ impl EnvironmentName {
 /// The longest project, app and deployment id we keep (characters).
 pub(crate) const MAX_ID_CHARS: usize = 255;
 
+/// Whether a deployment went well. `Failed`: its rollout failed, or it caused a failure in
+/// production that needed remediation (it counts towards the change failure rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum DeploymentStatus {
+    #[default]
+    Succeeded,
+    Failed,
+}
+
+impl DeploymentStatus {
+    pub(crate) fn parse(field: &str, value: &str) -> Result<DeploymentStatus, Error> {
+        match value {
+            "succeeded" => Ok(DeploymentStatus::Succeeded),
+            "failed" => Ok(DeploymentStatus::Failed),
+            _ => Err(Error::invalid(field, "must be succeeded or failed")),
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Succeeded => "succeeded",
+            DeploymentStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Why a deployment was made. `Rework`: unplanned, because of an incident in production (a
+/// hotfix or a rollback; it counts towards the deployment rework rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum DeploymentKind {
+    #[default]
+    Planned,
+    Rework,
+}
+
+impl DeploymentKind {
+    pub(crate) fn parse(field: &str, value: &str) -> Result<DeploymentKind, Error> {
+        match value {
+            "planned" => Ok(DeploymentKind::Planned),
+            "rework" => Ok(DeploymentKind::Rework),
+            _ => Err(Error::invalid(field, "must be planned or rework")),
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            DeploymentKind::Planned => "planned",
+            DeploymentKind::Rework => "rework",
+        }
+    }
+}
+
 /// A deployment as reported (`POST /deployments`), parsed: every field valid.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Deployment {
@@ -43,8 +96,15 @@ pub(crate) struct Deployment {
     pub(crate) prod: bool,
     /// The deploy tool's own id: the idempotency key of a retried report.
     pub(crate) deployment_id: Option<String>,
-    /// When the image reached the app environment.
+    /// When the image reached the app environment (the deploy's finish).
     pub(crate) deployed_at: Timestamp,
+    /// When the deploy started; not after `deployed_at`.
+    pub(crate) started_at: Option<Timestamp>,
+    pub(crate) status: DeploymentStatus,
+    /// `None`: not said, so a rollback is detected and recorded as rework.
+    pub(crate) kind: Option<DeploymentKind>,
+    /// The failure this deployment was made to fix (resolved by it when it succeeds).
+    pub(crate) fixes_failure_id: Option<FailureId>,
 }
 
 /// A deployment's fields as the request gives them.
@@ -56,6 +116,10 @@ pub(crate) struct DeploymentFields<'a> {
     pub(crate) prod: bool,
     pub(crate) deployment_id: Option<&'a str>,
     pub(crate) deployed_at: Option<&'a str>,
+    pub(crate) started_at: Option<&'a str>,
+    pub(crate) status: Option<&'a str>,
+    pub(crate) kind: Option<&'a str>,
+    pub(crate) fixes_failure_id: Option<&'a str>,
 }
 
 impl Deployment {
@@ -86,6 +150,29 @@ impl Deployment {
                 deployed_at
             }
         };
+        let started_at = fields
+            .started_at
+            .map(|started_at| Timestamp::parse("started_at", started_at))
+            .transpose()?;
+        if started_at.is_some_and(|started_at| started_at > deployed_at) {
+            return Err(Error::invalid(
+                "started_at",
+                "must not be later than deployed_at (the deploy's finish)",
+            ));
+        }
+        let status = fields
+            .status
+            .map(|status| DeploymentStatus::parse("status", status))
+            .transpose()?
+            .unwrap_or_default();
+        let kind = fields
+            .kind
+            .map(|kind| DeploymentKind::parse("kind", kind))
+            .transpose()?;
+        let fixes_failure_id = fields
+            .fixes_failure_id
+            .map(|id| FailureId::parse("fixes_failure_id", id))
+            .transpose()?;
         Ok(Deployment {
             image_id,
             project_id: fields.project_id.map(str::to_owned),
@@ -94,6 +181,10 @@ impl Deployment {
             prod: fields.prod,
             deployment_id: fields.deployment_id.map(str::to_owned),
             deployed_at,
+            started_at,
+            status,
+            kind,
+            fixes_failure_id,
         })
     }
 
@@ -127,6 +218,12 @@ pub(crate) struct LeadTimeRecord {
     /// `created_at - git_hash_commit_timestamp` in minutes; `None` without a commit time.
     pub(crate) duration_mins: Option<f64>,
     pub(crate) recorded_at: Timestamp,
+    pub(crate) status: DeploymentStatus,
+    pub(crate) kind: DeploymentKind,
+    pub(crate) started_at: Option<Timestamp>,
+    pub(crate) fixes_failure_id: Option<FailureId>,
+    /// For a rollback: the deployment it replaced (and marked failed).
+    pub(crate) rollback_of: Option<LeadTimeId>,
 }
 
 impl LeadTimeRecord {

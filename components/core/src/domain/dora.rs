@@ -367,6 +367,44 @@ impl Benchmark {
     }
 }
 
+impl Benchmark {
+    /// The level of a change failure rate (a fraction of deployments); `None` under 2025,
+    /// whose Quick Check has no buckets for it. 2023's clusters are single values, read as
+    /// upper bounds (≤ 5% elite, ≤ 10% high, ≤ 15% medium, above low). 2024's are not ordered
+    /// (medium 10% is better than high 20%): a rate takes the level of the nearest cluster
+    /// value (5, 10, 20, 40%), so the bounds are 7.5%, 15% and 30%.
+    pub(crate) fn change_failure_rate(self, rate: f64) -> Option<Standing> {
+        let percent = rate * 100.0;
+        let level = match self {
+            Benchmark::Y2023 if percent <= 5.0 => DoraLevel::Elite,
+            Benchmark::Y2023 if percent <= 10.0 => DoraLevel::High,
+            Benchmark::Y2023 if percent <= 15.0 => DoraLevel::Medium,
+            Benchmark::Y2023 => DoraLevel::Low,
+            Benchmark::Y2024 if percent <= 7.5 => DoraLevel::Elite,
+            Benchmark::Y2024 if percent <= 15.0 => DoraLevel::Medium,
+            Benchmark::Y2024 if percent <= 30.0 => DoraLevel::High,
+            Benchmark::Y2024 => DoraLevel::Low,
+            Benchmark::Y2025 => return None,
+        };
+        Some(Standing::Level(level))
+    }
+
+    /// The level or bucket of a median failed-deployment recovery time. 2023: < 1 hour
+    /// elite, < 1 day high, < 1 week medium, else low. 2024 gives high and medium the same
+    /// band (< 1 day; the better level is taken) and none to 1 day–1 week: < 1 hour elite,
+    /// < 1 day high, else low.
+    pub(crate) fn recovery_time(self, median_mins: f64) -> Standing {
+        let level = match self {
+            Benchmark::Y2025 => return Standing::Bucket(duration_bucket(median_mins)),
+            _ if median_mins < 60.0 => DoraLevel::Elite,
+            _ if median_mins < DAY_MINS => DoraLevel::High,
+            Benchmark::Y2023 if median_mins < 7.0 * DAY_MINS => DoraLevel::Medium,
+            _ => DoraLevel::Low,
+        };
+        Standing::Level(level)
+    }
+}
+
 /// Where a figure stands under a benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Standing {

@@ -4,6 +4,7 @@
 pub(crate) mod channel;
 pub(crate) mod deployment;
 pub(crate) mod dora;
+pub(crate) mod failure;
 pub(crate) mod ids;
 pub(crate) mod image;
 pub(crate) mod org;

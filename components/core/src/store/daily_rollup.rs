@@ -27,7 +27,7 @@ use chrono::NaiveDate;
 use crate::db::{Db, Value};
 use crate::error::Error;
 
-use crate::domain::deployment::LeadTimeRecord;
+use crate::domain::deployment::{DeploymentKind, DeploymentStatus, LeadTimeRecord};
 
 /// One chunk of one day of one environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +39,9 @@ pub(crate) struct LeadTimeDay {
     pub(crate) clock_skew: u64,
     /// The lead times (µs) of the other records that count, ascending.
     pub(crate) lead_times: Vec<u64>,
+    /// Deployments that failed (change failure rate) and rework ones (rework rate).
+    pub(crate) failed: u64,
+    pub(crate) rework: u64,
 }
 
 /// The day as stored: `YYYY-MM-DD`, the first ten characters of a stored instant.
@@ -172,19 +175,23 @@ pub(crate) fn add(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
         _ => (None, None),
     };
     let clock_skew = i64::from(matches!(counted, Some(Err(()))));
+    let (failed, rework) = outcome_counts(record);
     db.execute(
         &format!(
             "INSERT INTO lead_time_days \
-               (org_key, day, environment, prod, chunk, deployments, clock_skew, lead_times) \
+               (org_key, day, environment, prod, chunk, deployments, clock_skew, lead_times, \
+                failed, rework) \
              VALUES ({ORG_BY_ID}, ?2, ?3, ?4, \
                coalesce(?5, (SELECT coalesce(max(chunk), 0) FROM lead_time_days \
                              WHERE org_key = {ORG_BY_ID} AND day = ?2 AND environment = ?3 \
                                AND prod = ?4)), \
-               1, ?6, coalesce(?7, x'')) \
+               1, ?6, coalesce(?7, x''), ?8, ?9) \
              ON CONFLICT (org_key, day, environment, prod, chunk) DO UPDATE SET \
                deployments = deployments + 1, \
                clock_skew = clock_skew + ?6, \
-               lead_times = coalesce(?7, lead_times)"
+               lead_times = coalesce(?7, lead_times), \
+               failed = failed + ?8, \
+               rework = rework + ?9"
         ),
         &[
             org_id,
@@ -194,8 +201,65 @@ pub(crate) fn add(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
             chunk.map_or(Value::Null, Value::Integer),
             clock_skew.into(),
             lead_times.map_or(Value::Null, Value::Blob),
+            failed.into(),
+            rework.into(),
         ],
     )?;
+    Ok(())
+}
+
+/// What a record adds to its day's failed and rework counts.
+fn outcome_counts(record: &LeadTimeRecord) -> (i64, i64) {
+    (
+        i64::from(record.status == DeploymentStatus::Failed),
+        i64::from(record.kind == DeploymentKind::Rework),
+    )
+}
+
+/// Moves the failed and rework counts of `record`'s day by the deltas, when a recorded
+/// deployment's status or kind changes; in the same transaction as the change. A record a
+/// pending back-fill has yet to reach is left to it: the back-fill reads the record's
+/// current status and kind. A decrement is taken from a chunk that counts one.
+pub(crate) fn adjust(
+    db: &dyn Db,
+    record: &LeadTimeRecord,
+    failed: i64,
+    rework: i64,
+) -> Result<(), Error> {
+    let [org_id, day, environment, prod] = day_key(
+        record.org_id.as_str().into(),
+        record.created_at.instant().date_naive(),
+        &record.environment,
+        record.prod,
+    );
+    let rows = db.execute(
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM backfills AS b JOIN image_lead_times AS l \
+                            ON l.rowid BETWEEN b.next_rowid AND b.last_rowid \
+                            WHERE b.derived = '{BACKFILL}' AND l.lead_time_id = ?1)"
+        ),
+        &[record.lead_time_id.into()],
+    )?;
+    if rows.first().map(|row| row.flag(0)).transpose()? == Some(true) {
+        return Ok(());
+    }
+    let updated = db.execute(
+        &format!(
+            "UPDATE lead_time_days SET failed = failed + ?5, rework = rework + ?6 \
+             WHERE rowid = (SELECT rowid FROM lead_time_days \
+                            WHERE org_key = {ORG_BY_ID} AND day = ?2 AND environment = ?3 \
+                              AND prod = ?4 AND failed + ?5 >= 0 AND rework + ?6 >= 0 \
+                            ORDER BY chunk DESC LIMIT 1) \
+             RETURNING 1"
+        ),
+        &[org_id, day, environment, prod, failed.into(), rework.into()],
+    )?;
+    if updated.rows.is_empty() {
+        return Err(Error::storage(format!(
+            "lead_time_days has no day to count deployment {} in",
+            record.lead_time_id
+        )));
+    }
     Ok(())
 }
 
@@ -213,7 +277,7 @@ pub(crate) fn read(
     // Deployment frequency needs only the counts: the blobs stay in the database.
     let lead_times = if with_lead_times { "lead_times" } else { "x''" };
     let mut sql = format!(
-        "SELECT day, deployments, clock_skew, {lead_times} FROM lead_time_days \
+        "SELECT day, deployments, clock_skew, {lead_times}, failed, rework FROM lead_time_days \
          WHERE org_key = {} AND day BETWEEN ? AND ?",
         super::ORG_KEY
     );
@@ -246,6 +310,8 @@ pub(crate) fn read(
                 deployments: count(1)?,
                 clock_skew: count(2)?,
                 lead_times,
+                failed: count(4)?,
+                rework: count(5)?,
             })
         })
         .collect()
@@ -261,6 +327,16 @@ pub(crate) fn is_complete(db: &dyn Db) -> Result<bool, Error> {
         &[BACKFILL.into()],
     )?;
     Ok(rows.rows.is_empty())
+}
+
+/// What a back-fill batch adds to one day.
+#[derive(Default)]
+struct DayTotals {
+    deployments: i64,
+    clock_skew: i64,
+    failed: i64,
+    rework: i64,
+    lead_times: Vec<u64>,
 }
 
 /// (org key, day, environment, prod): what a day's chunks share.
@@ -301,11 +377,12 @@ pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Backfill, Err
     let (first, last) = (row.integer(0)?, row.integer(1)?);
     let end = last.min(first.saturating_add(batch.max(1) - 1));
     let records = db.execute(
-        "SELECT org_key, created_at, environment, prod, project_id IS NOT NULL, duration_micros \
+        "SELECT org_key, created_at, environment, prod, project_id IS NOT NULL, duration_micros, \
+                status = 'failed', kind = 'rework' \
          FROM image_lead_times WHERE rowid BETWEEN ? AND ?",
         &[first.into(), end.into()],
     )?;
-    let mut days: BTreeMap<DayKey, (i64, i64, Vec<u64>)> = BTreeMap::new();
+    let mut days: BTreeMap<DayKey, DayTotals> = BTreeMap::new();
     for record in records.iter() {
         let created_at = record.timestamp(1)?;
         let key = (
@@ -314,33 +391,43 @@ pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Backfill, Err
             record.text(2)?,
             record.flag(3)?,
         );
-        let (deployments, clock_skew, lead_times) = days.entry(key).or_default();
-        *deployments += 1;
+        let totals = days.entry(key).or_default();
+        totals.deployments += 1;
+        totals.failed += i64::from(record.flag(6)?);
+        totals.rework += i64::from(record.flag(7)?);
         match counted_micros(record.flag(4)?, record.optional_integer(5)?) {
-            Some(Ok(micros)) => lead_times.push(micros),
-            Some(Err(())) => *clock_skew += 1,
+            Some(Ok(micros)) => totals.lead_times.push(micros),
+            Some(Err(())) => totals.clock_skew += 1,
             None => {}
         }
     }
-    for ((org_key, day, environment, prod), (deployments, clock_skew, mut lead_times)) in days {
+    for ((org_key, day, environment, prod), totals) in days {
+        let DayTotals {
+            deployments,
+            clock_skew,
+            failed,
+            rework,
+            mut lead_times,
+        } = totals;
         lead_times.sort_unstable();
-        let mut counts = Some((deployments, clock_skew));
+        let mut counts = Some((deployments, clock_skew, failed, rework));
         let chunks: Vec<&[u64]> = if lead_times.is_empty() {
             vec![&[]]
         } else {
             lead_times.chunks(CHUNK_LEAD_TIMES).collect()
         };
         for chunk in chunks {
-            let (deployments, clock_skew) = counts.take().unwrap_or((0, 0));
+            let (deployments, clock_skew, failed, rework) = counts.take().unwrap_or((0, 0, 0, 0));
             let [org_key, day, environment, prod] =
                 day_key(org_key.into(), day, &environment, prod);
             db.execute(
                 "INSERT INTO lead_time_days \
-                   (org_key, day, environment, prod, chunk, deployments, clock_skew, lead_times) \
+                   (org_key, day, environment, prod, chunk, deployments, clock_skew, lead_times, \
+                    failed, rework) \
                  VALUES (?1, ?2, ?3, ?4, \
                    (SELECT coalesce(max(chunk) + 1, 0) FROM lead_time_days \
                     WHERE org_key = ?1 AND day = ?2 AND environment = ?3 AND prod = ?4), \
-                   ?5, ?6, ?7)",
+                   ?5, ?6, ?7, ?8, ?9)",
                 &[
                     org_key,
                     day,
@@ -349,6 +436,8 @@ pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Backfill, Err
                     deployments.into(),
                     clock_skew.into(),
                     Value::Blob(encode(chunk)),
+                    failed.into(),
+                    rework.into(),
                 ],
             )?;
         }

@@ -5,9 +5,12 @@
 //! upserts below cannot race.
 
 use crate::db::{Db, DbError, Row, Value};
-use crate::domain::deployment::{Deployment, EnvironmentName, LeadTimeRecord};
+use crate::domain::deployment::{
+    Deployment, DeploymentKind, DeploymentStatus, EnvironmentName, LeadTimeRecord,
+};
 use crate::domain::dora::TimeRange;
 use crate::domain::dora::duration_mins;
+use crate::domain::failure::FailureId;
 use crate::domain::ids::{AppEnvironmentId, EnvironmentId, LeadTimeId};
 use crate::domain::image::{GitHash, ImageId};
 use crate::domain::sorted_runs::MICROS_PER_MINUTE;
@@ -21,7 +24,7 @@ use super::{ORG_KEY, Page};
 const COLUMNS: &str = "l.lead_time_id, (SELECT org_id FROM orgs WHERE orgs.org_key = l.org_key), \
      l.image_id, l.app_environment_id, l.deployment_id, l.project_id, l.app_id, l.environment, l.prod, \
      i.git_hash, i.git_hash_commit_timestamp, i.image_name_with_tag, l.created_at, l.duration_micros, \
-     l.recorded_at";
+     l.recorded_at, l.status, l.kind, l.started_at, l.fixes_failure_id, l.rollback_of";
 
 /// A record and its image: the image holds the git hash, commit time and reference that a
 /// record shows (migration 0007 stopped copying them into every record).
@@ -31,7 +34,8 @@ const FROM: &str = "image_lead_times AS l JOIN images AS i ON i.image_id = l.ima
 /// from a `page` of records that carries their images' columns.
 const PACKED_COLUMNS: &str = "hex(lead_time_id), (SELECT org_id FROM orgs WHERE orgs.org_key = page.org_key), \
      hex(image_id), hex(app_environment_id), deployment_id, project_id, app_id, environment, prod, \
-     git_hash, git_hash_commit_timestamp, image_name_with_tag, created_at, duration_micros, recorded_at";
+     git_hash, git_hash_commit_timestamp, image_name_with_tag, created_at, duration_micros, recorded_at, \
+     status, kind, started_at, fixes_failure_id, nullif(hex(rollback_of), '')";
 
 fn from_row(row: Row<'_>) -> Result<LeadTimeRecord, Error> {
     let stored = |e: Error| Error::storage(format!("unreadable lead-time row: {e}"));
@@ -53,6 +57,11 @@ fn from_row(row: Row<'_>) -> Result<LeadTimeRecord, Error> {
             .optional_integer(13)?
             .map(|micros| micros as f64 / MICROS_PER_MINUTE),
         recorded_at: row.timestamp(14)?,
+        status: DeploymentStatus::parse("status", &row.text(15)?).map_err(stored)?,
+        kind: DeploymentKind::parse("kind", &row.text(16)?).map_err(stored)?,
+        started_at: row.optional_timestamp(17)?,
+        fixes_failure_id: row.optional_text(18)?.map(FailureId::stored),
+        rollback_of: row.optional_id(19)?,
     })
 }
 
@@ -102,11 +111,37 @@ pub(crate) fn record(
         AppEnvironmentId::new(ids.new_id()),
         now,
     )?;
-    if let Some(existing) = find_by_image_app_environment(db, image_id, app_environment_id)? {
-        return Ok(Recorded::Existing(existing));
-    }
-    let commit = image.request.git_hash_commit_timestamp;
     let created_at = deployment.deployed_at;
+    let running = running_at(db, app_environment_id, created_at)?;
+    if let Some(running) = &running
+        && running.image_id == image_id
+    {
+        // The image already running there: a retry, or a redeploy that changes nothing.
+        return Ok(Recorded::Existing(running.clone()));
+    }
+    if let Some(failure_id) = &deployment.fixes_failure_id
+        && super::failures::find(db, org_id, failure_id)?.is_none()
+    {
+        return Err(Error::invalid(
+            "fixes_failure_id",
+            format!("failure {} does not exist", failure_id.as_str()),
+        ));
+    }
+    let replaced = match (&running, deployment.kind) {
+        (Some(running), None) if is_rollback(db, image_id, app_environment_id, running)? => {
+            Some(running.clone())
+        }
+        _ => None,
+    };
+    let kind = deployment.kind.unwrap_or(if replaced.is_some() {
+        DeploymentKind::Rework
+    } else {
+        DeploymentKind::Planned
+    });
+    let succeeded = deployment.status == DeploymentStatus::Succeeded;
+    // A commit's lead time ends at the first succeeded deployment that carries it there.
+    let commit = image.request.git_hash_commit_timestamp;
+    let counts = succeeded && !lead_time_counted(db, image_id, app_environment_id)?;
     let record = LeadTimeRecord {
         lead_time_id: LeadTimeId::new(ids.new_id()),
         org_id: org_id.clone(),
@@ -121,12 +156,174 @@ pub(crate) fn record(
         git_hash_commit_timestamp: commit,
         image_name_with_tag: image.request.image_name_with_tag.into_string(),
         created_at,
-        duration_mins: commit.map(|c| duration_mins(c, created_at)),
+        duration_mins: commit
+            .filter(|_| counts)
+            .map(|c| duration_mins(c, created_at)),
         recorded_at: now,
+        status: deployment.status,
+        kind,
+        started_at: deployment.started_at,
+        fixes_failure_id: deployment.fixes_failure_id.clone(),
+        rollback_of: replaced
+            .as_ref()
+            .filter(|_| succeeded)
+            .map(|r| r.lead_time_id),
     };
     insert(db, &record)?;
     super::daily_rollup::add(db, &record)?;
+    if !succeeded {
+        super::failures::open_implicit(db, &record, now)?;
+    }
+    if let Some(replaced) = replaced.filter(|_| succeeded) {
+        set_status(db, &replaced, DeploymentStatus::Failed, now)?;
+    }
+    if succeeded {
+        super::failures::resolve_by(db, &record, now)?;
+    }
     Ok(Recorded::New(record))
+}
+
+/// The deployment running in the app environment at `instant`: its latest succeeded one
+/// up to then.
+pub(crate) fn running_at(
+    db: &dyn Db,
+    app_environment_id: AppEnvironmentId,
+    instant: Timestamp,
+) -> Result<Option<LeadTimeRecord>, Error> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS} FROM {FROM} \
+             WHERE l.app_environment_id = ? AND l.created_at <= ? AND l.status = 'succeeded' \
+             ORDER BY l.created_at DESC, l.rowid DESC LIMIT 1"
+        ),
+        &[app_environment_id.into(), instant.into()],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
+/// The first succeeded deployment of the app environment after `instant`: what resolves an
+/// implicit failure that started then (a back-filled report may arrive after it).
+pub(crate) fn next_succeeded_after(
+    db: &dyn Db,
+    app_environment_id: AppEnvironmentId,
+    instant: Timestamp,
+) -> Result<Option<Timestamp>, Error> {
+    let rows = db.execute(
+        "SELECT min(created_at) FROM image_lead_times \
+         WHERE app_environment_id = ? AND created_at > ? AND status = 'succeeded'",
+        &[app_environment_id.into(), instant.into()],
+    )?;
+    match rows.first() {
+        Some(row) => row.optional_timestamp(0),
+        None => Ok(None),
+    }
+}
+
+/// A rollback: deploying, in place of `running`, an image that ran in the app environment
+/// before, or one older on the same channel of the same registry (images are ordered by
+/// their time-ordered ids, as a channel's versions are).
+fn is_rollback(
+    db: &dyn Db,
+    image_id: ImageId,
+    app_environment_id: AppEnvironmentId,
+    running: &LeadTimeRecord,
+) -> Result<bool, Error> {
+    let rows = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM image_lead_times \
+                        WHERE image_id = ?1 AND app_environment_id = ?2) \
+             OR EXISTS (SELECT 1 FROM images AS older JOIN images AS newer \
+                          ON newer.registry_key = older.registry_key \
+                         AND newer.channel = older.channel \
+                        WHERE older.image_id = ?1 AND newer.image_id = ?3 \
+                          AND older.image_id < newer.image_id)",
+        &[
+            image_id.into(),
+            app_environment_id.into(),
+            running.image_id.into(),
+        ],
+    )?;
+    match rows.first() {
+        Some(row) => row.flag(0),
+        None => Ok(false),
+    }
+}
+
+/// Whether the image's commit already had its lead time counted in the app environment (by
+/// its first succeeded deployment there, even if that was later marked failed).
+fn lead_time_counted(
+    db: &dyn Db,
+    image_id: ImageId,
+    app_environment_id: AppEnvironmentId,
+) -> Result<bool, Error> {
+    let rows = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM image_lead_times \
+                        WHERE image_id = ? AND app_environment_id = ? \
+                          AND duration_micros IS NOT NULL)",
+        &[image_id.into(), app_environment_id.into()],
+    )?;
+    match rows.first() {
+        Some(row) => row.flag(0),
+        None => Ok(false),
+    }
+}
+
+/// Sets a recorded deployment's status, keeping the rollup's failed count and the
+/// deployment's implicit failure in step: a deployment marked failed opens one (unless a
+/// reported failure names it), one marked succeeded loses it. Its lead time stays as
+/// recorded: the change did reach the app environment. Call inside a transaction.
+pub(crate) fn set_status(
+    db: &dyn Db,
+    record: &LeadTimeRecord,
+    status: DeploymentStatus,
+    now: Timestamp,
+) -> Result<LeadTimeRecord, Error> {
+    if record.status == status {
+        return Ok(record.clone());
+    }
+    db.execute(
+        "UPDATE image_lead_times SET status = ? WHERE lead_time_id = ?",
+        &[status.as_str().into(), record.lead_time_id.into()],
+    )?;
+    let failed = if status == DeploymentStatus::Failed {
+        1
+    } else {
+        -1
+    };
+    super::daily_rollup::adjust(db, record, failed, 0)?;
+    let updated = LeadTimeRecord {
+        status,
+        ..record.clone()
+    };
+    match status {
+        DeploymentStatus::Failed => super::failures::open_implicit(db, &updated, now)?,
+        DeploymentStatus::Succeeded => super::failures::close_implicit(db, &updated)?,
+    }
+    Ok(updated)
+}
+
+/// Sets a recorded deployment's kind, keeping the rollup's rework count in step.
+pub(crate) fn set_kind(
+    db: &dyn Db,
+    record: &LeadTimeRecord,
+    kind: DeploymentKind,
+) -> Result<LeadTimeRecord, Error> {
+    if record.kind == kind {
+        return Ok(record.clone());
+    }
+    db.execute(
+        "UPDATE image_lead_times SET kind = ? WHERE lead_time_id = ?",
+        &[kind.as_str().into(), record.lead_time_id.into()],
+    )?;
+    let rework = if kind == DeploymentKind::Rework {
+        1
+    } else {
+        -1
+    };
+    super::daily_rollup::adjust(db, record, 0, rework)?;
+    Ok(LeadTimeRecord {
+        kind,
+        ..record.clone()
+    })
 }
 
 /// The org's environment `name`, created or with its prod flag brought up to date; its id.
@@ -215,6 +412,34 @@ pub(crate) fn upsert_app_environment(
     Ok(new_id)
 }
 
+/// The app environment (project, app, environment name) of the org, and its environment's
+/// prod flag; `None` if nothing was ever deployed there.
+pub(crate) fn find_app_environment(
+    db: &dyn Db,
+    org_id: &OrgId,
+    project_id: Option<&str>,
+    app_id: &str,
+    environment: &EnvironmentName,
+) -> Result<Option<(AppEnvironmentId, bool)>, Error> {
+    let rows = db.execute(
+        &format!(
+            "SELECT a.app_environment_id, e.prod FROM app_environments AS a \
+             JOIN environments AS e ON e.environment_id = a.environment_id \
+             WHERE a.org_key = {ORG_KEY} AND IFNULL(a.project_id, '') = IFNULL(?, '') \
+               AND a.app_id = ? AND e.name = ?"
+        ),
+        &[
+            org_id.as_str().into(),
+            project_id.into(),
+            app_id.into(),
+            environment.as_str().into(),
+        ],
+    )?;
+    rows.first()
+        .map(|row| Ok((row.id(0)?, row.flag(1)?)))
+        .transpose()
+}
+
 /// One lead-time record of the org.
 pub(crate) fn find(
     db: &dyn Db,
@@ -242,25 +467,13 @@ pub(crate) fn find_by_deployment_id(
     rows.first().map(from_row).transpose()
 }
 
-pub(crate) fn find_by_image_app_environment(
-    db: &dyn Db,
-    image_id: ImageId,
-    app_environment_id: AppEnvironmentId,
-) -> Result<Option<LeadTimeRecord>, Error> {
-    let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM {FROM} WHERE l.image_id = ? AND l.app_environment_id = ?"),
-        &[image_id.into(), app_environment_id.into()],
-    )?;
-    rows.first().map(from_row).transpose()
-}
-
 pub(crate) fn insert(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
     let result = db.execute(
         &format!(
             "INSERT INTO image_lead_times (lead_time_id, org_key, image_id, app_environment_id, \
                deployment_id, project_id, app_id, environment, prod, created_at, duration_micros, \
-               recorded_at) \
-             VALUES (?, {ORG_KEY}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+               recorded_at, status, kind, started_at, fixes_failure_id, rollback_of) \
+             VALUES (?, {ORG_KEY}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
         &[
             record.lead_time_id.into(),
@@ -275,6 +488,15 @@ pub(crate) fn insert(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> 
             record.created_at.into(),
             record.duration_micros().into(),
             record.recorded_at.into(),
+            record.status.as_str().into(),
+            record.kind.as_str().into(),
+            record.started_at.into(),
+            record
+                .fixes_failure_id
+                .as_ref()
+                .map(FailureId::as_str)
+                .into(),
+            record.rollback_of.into(),
         ],
     );
     match result {
@@ -378,6 +600,41 @@ pub(crate) fn deployment_times(
                 .map_err(|_| Error::storage(format!("unreadable deployment time {created:?}")))
         })
         .collect()
+}
+
+/// `(created_at in Unix seconds, failed, rework)` of every failed or rework deployment in the
+/// range, from their partial index (the succeeded planned majority is not read).
+pub(crate) fn outcome_times(
+    db: &dyn Db,
+    org_id: &OrgId,
+    range: &TimeRange,
+    filter: &DoraFilter,
+) -> Result<Vec<(i64, bool, bool)>, Error> {
+    let (condition, params) = where_clause(org_id, range, filter, false);
+    let packed = packed_column(db, &outcome_times_sql(&condition), &params)?;
+    packed
+        .split(',')
+        .filter(|row| !row.is_empty())
+        .map(|row| {
+            let mut parts = row.split(' ');
+            let parsed = (|| {
+                let created: i64 = parts.next()?.parse().ok()?;
+                let failed = parts.next()? == "1";
+                let rework = parts.next()? == "1";
+                Some((seconds_of(created), failed, rework))
+            })();
+            parsed.ok_or_else(|| Error::storage(format!("unreadable outcome {row:?}")))
+        })
+        .collect()
+}
+
+fn outcome_times_sql(condition: &str) -> String {
+    format!(
+        "SELECT group_concat(l.created_at || ' ' || (l.status = 'failed') || ' ' || \
+                             (l.kind = 'rework'), ',') \
+         FROM image_lead_times AS l \
+         WHERE {condition} AND (l.status = 'failed' OR l.kind = 'rework')"
+    )
 }
 
 /// The whole Unix second of a stored instant (floored, as SQLite's `unixepoch` floors).
@@ -487,6 +744,11 @@ mod tests {
                 };
                 let plan = plan(&db, &sql, &params);
                 assert!(plan.contains(BY_TIME), "{plan}");
+                let outcomes = self::plan(&db, &outcome_times_sql(&condition), &params);
+                assert!(
+                    outcomes.contains("image_lead_times_outcomes_of_org_by_time"),
+                    "{outcomes}"
+                );
                 assert!(
                     !plan.contains("SCAN") && !plan.contains("TEMP B-TREE"),
                     "{plan}"

@@ -13,7 +13,7 @@ use crate::domain::sorted_runs::LeadTimes;
 use crate::error::Error;
 
 use super::daily_rollup::{self, LeadTimeDay};
-use super::deployments::{DoraFilter, deployment_times, lead_time_durations};
+use super::deployments::{DoraFilter, deployment_times, lead_time_durations, outcome_times};
 
 /// The lead times of each period, and the clock-skewed records of the whole range.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -102,30 +102,74 @@ pub(crate) fn lead_times_by_period(
     Ok(result)
 }
 
-/// Deployments per period (`starts` as for [`lead_times_by_period`]).
-pub(crate) fn deployments_by_period(
+/// What a period's deployments came to: how many, how many failed, how many were rework.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Outcomes {
+    pub(crate) deployments: u64,
+    pub(crate) failed: u64,
+    pub(crate) rework: u64,
+}
+
+impl Outcomes {
+    pub(crate) fn add(&mut self, other: Outcomes) {
+        self.deployments += other.deployments;
+        self.failed += other.failed;
+        self.rework += other.rework;
+    }
+
+    /// Failed deployments over deployments; `None` without deployments.
+    pub(crate) fn failure_rate(&self) -> Option<f64> {
+        (self.deployments > 0).then(|| self.failed as f64 / self.deployments as f64)
+    }
+
+    /// Rework deployments over deployments; `None` without deployments.
+    pub(crate) fn rework_rate(&self) -> Option<f64> {
+        (self.deployments > 0).then(|| self.rework as f64 / self.deployments as f64)
+    }
+}
+
+/// Deployments, failed and rework ones per period (`starts` as for
+/// [`lead_times_by_period`]). Whole days from the rollup; partial days from the records (all
+/// of them counted, and the failed or rework ones read from their partial index).
+pub(crate) fn outcomes_by_period(
     db: &dyn Db,
     org_id: &OrgId,
     plan: &ReadPlan,
     filter: &DoraFilter,
     starts: &[i64],
-) -> Result<Vec<u64>, Error> {
-    let mut counts = vec![0i64; starts.len()];
+) -> Result<Vec<Outcomes>, Error> {
+    let mut counts = vec![[0i64; 3]; starts.len()];
     for day in rollup_days(db, org_id, plan, filter, false)? {
-        counts[period_index(starts, day_second(&day))] += day.deployments as i64;
+        let period = &mut counts[period_index(starts, day_second(&day))];
+        period[0] += day.deployments as i64;
+        period[1] += day.failed as i64;
+        period[2] += day.rework as i64;
     }
     for (ranges, sign) in [(&plan.add, 1), (&plan.subtract, -1)] {
         for range in ranges {
             for second in deployment_times(db, org_id, range, filter)? {
-                counts[period_index(starts, second)] += sign;
+                counts[period_index(starts, second)][0] += sign;
+            }
+            for (second, failed, rework) in outcome_times(db, org_id, range, filter)? {
+                let period = &mut counts[period_index(starts, second)];
+                period[1] += sign * i64::from(failed);
+                period[2] += sign * i64::from(rework);
             }
         }
     }
     counts
         .into_iter()
-        .map(|count| {
-            u64::try_from(count)
-                .map_err(|_| Error::storage("lead_time_days counts fewer deployments than exist"))
+        .map(|[deployments, failed, rework]| {
+            let count = |n: i64| {
+                u64::try_from(n).map_err(|_| {
+                    Error::storage("lead_time_days counts fewer deployments than exist")
+                })
+            };
+            Ok(Outcomes {
+                deployments: count(deployments)?,
+                failed: count(failed)?,
+                rework: count(rework)?,
+            })
         })
         .collect()
 }

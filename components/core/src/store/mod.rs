@@ -7,6 +7,7 @@ pub(crate) mod channels;
 pub(crate) mod daily_rollup;
 pub(crate) mod deployments;
 pub(crate) mod dora;
+pub(crate) mod failures;
 pub(crate) mod images;
 pub(crate) mod json_columns;
 pub(crate) mod receivers;

@@ -765,6 +765,61 @@ fn every_index_is_used_by_a_query_plan_and_no_plan_scans_a_large_table() {
         serde_json::json!({}),
     );
     assert_eq!(status, 202);
+    // Outcomes: a rollback (image 0 ran in app-0/dev before), a failure reported against the
+    // app environment, read back, listed and resolved, a deployment marked failed, and the
+    // stability figures (through the rollup, and from the records with a project filter).
+    let rollback = serde_json::json!({"image_id": world.images[0], "app_id": "app-0",
+        "project_id": "project-1", "environment": "dev", "deployed_at": "2026-05-30T12:00:00Z"});
+    let failure = serde_json::json!({"failure_id": "INC-1", "project_id": "project-1",
+        "app_id": "app-0", "environment": "dev", "started_at": "2026-05-30T13:00:00Z"});
+    let writes = [
+        ("POST", "/api/v1/deployments".to_owned(), rollback),
+        ("POST", "/api/v1/failures".to_owned(), failure),
+        (
+            "PATCH",
+            "/api/v1/failures/INC-1".to_owned(),
+            serde_json::json!({"resolved_at": "2026-05-30T14:00:00Z"}),
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/deployments/{}", world.deployments[1]),
+            serde_json::json!({"status": "failed", "kind": "rework"}),
+        ),
+    ];
+    for (method, path, body) in writes {
+        let (status, answer) = world.send_on(
+            &planner,
+            lead_time_handler(),
+            method,
+            &path,
+            &world.acme,
+            body,
+        );
+        assert!(
+            status == 200 || status == 201,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    for path in [
+        "/api/v1/failures/INC-1",
+        "/api/v1/failures?limit=1",
+        "/api/v1/dora/change-failure-rate?start=2026-05-01T00:00:00Z&end=2026-05-31T06:00:00Z",
+        "/api/v1/dora/rework-rate?start=2026-05-01T00:00:00Z&end=2026-05-31T00:00:00Z&project_id=project-1",
+        "/api/v1/dora/recovery-time?start=2026-05-01T00:00:00Z&end=2026-05-31T00:00:00Z&environment=dev",
+        "/api/v1/dora/summary?start=2026-05-01T00:00:00Z&end=2026-05-31T00:00:00Z",
+        "/api/v1/dora/metrics?metric=change_failure_rate&start_date=2026-05-01&end_date=2026-05-31",
+    ] {
+        let (status, answer) = world.send_on(
+            &planner,
+            lead_time_handler(),
+            "GET",
+            path,
+            &world.acme,
+            serde_json::json!({}),
+        );
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&answer));
+    }
     let plans = planner.plans.into_inner();
     for (sql, plan) in &plans {
         for large in ["images", "image_lead_times", "l", "i"] {

@@ -119,6 +119,7 @@ impl World {
             .to_owned();
         world.token = token.clone();
         world.registry = registry.clone();
+        let mut recorded_ids = Vec::new();
         for n in 0..deployments {
             let deployed = epoch() + Duration::seconds(rng.below(20 * 86_400) as i64);
             // Lead times from a second to ~3 days, some equal (whole minutes), a few negative.
@@ -154,12 +155,40 @@ impl World {
             if rng.below(12) != 0 {
                 deployment["project_id"] = format!("project-{}", rng.below(2)).into();
             }
-            world.call(
+            // Outcomes: some failed, some said to be rework or planned (the rest left to
+            // rollback detection, which the random deployment order triggers often).
+            if rng.below(8) == 0 {
+                deployment["status"] = "failed".into();
+            }
+            match rng.below(6) {
+                0 => deployment["kind"] = "rework".into(),
+                1 => deployment["kind"] = "planned".into(),
+                _ => {}
+            }
+            let recorded = world.call(
                 crate::handle_lead_time_request,
                 "POST",
                 "/api/v1/deployments",
                 &token,
                 deployment,
+            );
+            recorded_ids.push(recorded["lead_time_id"].as_str().unwrap().to_owned());
+        }
+        // Outcomes found later: a status or kind changed on some deployments.
+        for lead_time_id in &recorded_ids {
+            let patch = match rng.below(10) {
+                0 => serde_json::json!({"status": "failed"}),
+                1 => serde_json::json!({"status": "succeeded"}),
+                2 => serde_json::json!({"kind": "rework"}),
+                3 => serde_json::json!({"kind": "planned", "status": "failed"}),
+                _ => continue,
+            };
+            world.call(
+                crate::handle_lead_time_request,
+                "PATCH",
+                &format!("/api/v1/deployments/{lead_time_id}"),
+                &token,
+                patch,
             );
         }
         world
@@ -210,7 +239,7 @@ impl World {
         let lead_times =
             dora::lead_times_by_period(&self.db, &Self::org(), plan, filter, starts).unwrap();
         let deployments =
-            dora::deployments_by_period(&self.db, &Self::org(), plan, filter, starts).unwrap();
+            dora::outcomes_by_period(&self.db, &Self::org(), plan, filter, starts).unwrap();
         let mut all = crate::domain::sorted_runs::LeadTimes::default();
         let periods = lead_times
             .periods
@@ -235,7 +264,8 @@ impl World {
         let rows = self
             .db
             .execute(
-                "SELECT org_id, day, environment, prod, deployments, clock_skew, lead_times \
+                "SELECT org_id, day, environment, prod, deployments, clock_skew, lead_times, \
+                   failed, rework \
                  FROM lead_time_days JOIN orgs USING (org_key)",
                 &[],
             )
@@ -251,6 +281,8 @@ impl World {
             let day = days.entry(key).or_default();
             day.0 += row.integer(4).unwrap();
             day.1 += row.integer(5).unwrap();
+            day.3 += row.integer(7).unwrap();
+            day.4 += row.integer(8).unwrap();
             day.2.extend(
                 row.blob(6)
                     .unwrap()
@@ -295,15 +327,17 @@ impl World {
     }
 }
 
-/// (org, day, environment, prod) → (deployments, clock skew, lead times ascending).
-type RollupDays = std::collections::BTreeMap<(String, String, String, bool), (i64, i64, Vec<u64>)>;
+/// (org, day, environment, prod) → (deployments, clock skew, lead times ascending, failed,
+/// rework).
+type RollupDays =
+    std::collections::BTreeMap<(String, String, String, bool), (i64, i64, Vec<u64>, i64, i64)>;
 
 #[derive(Debug, PartialEq)]
 struct Figures {
     summary: LeadTimeSummary,
     periods: Vec<LeadTimeSummary>,
     clock_skew: u64,
-    deployments: Vec<u64>,
+    deployments: Vec<dora::Outcomes>,
 }
 
 #[test]
@@ -514,6 +548,12 @@ fn a_deployment_recorded_between_the_reads_of_a_query_is_in_all_of_them_or_none(
         &[range.start.instant().timestamp()],
     );
     assert!(expected.summary.count > 10);
+    let through_rollup = world.figures(
+        &ReadPlan::with_rollup(&range),
+        &DoraFilter::default(),
+        &[range.start.instant().timestamp()],
+    );
+    assert_eq!(through_rollup, expected);
 
     let other_connection = RusqliteDb::open(&path).unwrap();
     let interposer = WriteBetweenReads {

@@ -15,6 +15,7 @@ mod hooks;
 mod images;
 mod lead_time;
 mod libsql;
+mod outcomes;
 mod registries;
 mod replicas;
 mod robustness;

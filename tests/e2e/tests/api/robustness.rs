@@ -38,6 +38,14 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
         .send();
     recorded.assert_status(201);
     let recorded = recorded.json();
+    app.post(
+        "/api/v1/failures",
+        &json!({"failure_id": "secret-failure", "deployment_id": "secret-deployment",
+                "started_at": "2026-03-02T01:00:00Z", "title": "secret outage"}),
+    )
+    .bearer(&a)
+    .send()
+    .assert_status(201);
     let a_token_id = app.get("/api/v1/tokens").bearer(&a).send().json()["items"][0]["token_id"]
         .as_str()
         .unwrap()
@@ -87,12 +95,17 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
                 .replace("{token_id}", &a_token_id)
                 .replace("{lead_time_id}", &lead_time_id)
                 .replace("{receiver_id}", &receiver_id)
+                .replace("{failure_id}", "secret-failure")
                 .replace("{subscription_id}", &subscription_id)
                 // Any delivery id: A's subscription is not B's to look into.
                 .replace("{delivery_id}", "0190a5c4-7a2e-7c1b-8c3d-5e6f7a8b9c0d")
                 // Not A's receiver's secret: a guess.
                 .replace("{secret}", &"0".repeat(64));
-            if pattern.starts_with("/dora/") {
+            if pattern == "/dora/metrics" {
+                path = format!(
+                    "{path}?metric=deployment_frequency&start_date=2026-01-01&end_date=2026-06-01"
+                );
+            } else if pattern.starts_with("/dora/") {
                 path = format!("{path}?{range}");
             }
             assert!(!path.contains('{'), "no probe value for {pattern}");
@@ -112,6 +125,12 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
                     json!({"status": "active"})
                 }
                 ("POST", "/deployments") => deployment.clone(),
+                ("PATCH", "/deployments/{lead_time_id}") => json!({"status": "failed"}),
+                ("POST", "/failures") => {
+                    json!({"failure_id": "probe", "deployment_id": "secret-deployment",
+                           "started_at": "2026-03-02T01:00:00Z"})
+                }
+                ("PATCH", "/failures/{failure_id}") => json!({"resolved_at": null}),
                 ("POST", "/registries/{registry_id}/receivers") => json!({"source": "harbor"}),
                 ("POST", "/registries/{registry_id}/subscriptions") => {
                     json!({"url": "https://probe.example.com/", "events": ["image.created"]})

@@ -1,0 +1,467 @@
+//! Deployment outcomes, failures and the three stability metrics (change failure rate,
+//! recovery time, rework rate), the five-metric summary and the GitLab-shaped answer, on a
+//! hand-built timeline whose every expected figure is worked out below by hand.
+//!
+//! The timeline (one app environment, shop/api in production; images I0…I6 built in order):
+//!
+//! | deployment | image | deployed (UTC)   | said              | becomes                                    |
+//! |------------|-------|------------------|-------------------|--------------------------------------------|
+//! | D0         | I0    | 02-10 10:00      |                   | planned, lead time 120 min (February)      |
+//! | D1         | I1    | 03-02 10:00      |                   | planned, 60 min                            |
+//! | D2         | I2    | 03-03 10:00      |                   | planned, 60 min; failed by D3's rollback   |
+//! | D3         | I1    | 03-03 12:00      |                   | rollback: rework, no lead time; D2's implicit failure resolved, 120 min |
+//! | D4         | I3    | 03-05 10:00      | status failed     | no lead time; implicit failure opened      |
+//! | D5         | I4    | 03-05 11:00      | kind rework       | 30 min; resolves D4's failure (60 min); failed by F1 |
+//! | F1         |       | 03-06 09:00–09:30| by app environment| attributed to D5 (30 min)                  |
+//! | D6         | I5    | 03-07 10:00      |                   | 60 min; PATCHed failed, then succeeded, then rework |
+//! | D7         | I2    | 03-08 10:00      | kind planned      | no rollback (said planned), no lead time (I2 counted by D2); failed by F2 |
+//! | F2         |       | 03-09 00:00      | by app environment| attributed to D7; resolved by D8 (60 min)  |
+//! | D8         | I6    | 03-09 01:00      | rework, fixes F2  | 30 min                                     |
+//!
+//! March: 8 deployments; failed D2, D4, D5, D7 (4/8); rework D3, D5, D6, D8 (4/8); recovery
+//! times 120, 60, 30, 60 (median 60); lead times 60, 60, 30, 60, 30 (median 60).
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+const MARCH: &str = "start=2026-03-01T00:00:00Z&end=2026-03-31T23:59:59.999999Z";
+
+struct Timeline {
+    app: TestApp,
+    writer: String,
+    reader: String,
+    /// lead_time_id of D0…D8.
+    deployments: Vec<String>,
+}
+
+impl Timeline {
+    fn get(&self, path: &str) -> Value {
+        let response = self.app.get(path).bearer(&self.reader).send();
+        response.assert_status(200);
+        response.json()
+    }
+
+    fn deployment(&self, n: usize) -> Value {
+        self.get(&format!("/api/v1/deployments/{}", self.deployments[n]))
+    }
+}
+
+fn timeline() -> Timeline {
+    let app = TestApp::spawn();
+    let writer = app.token("acme", "write");
+    let reader = app.token("acme", "read");
+    let registry = app.registry(&writer, "shop/api", false);
+    let images_path = format!(
+        "/api/v1/registries/{}/images",
+        registry["registry_id"].as_str().unwrap()
+    );
+    let commits = [
+        "2026-02-10T08:00:00Z",
+        "2026-03-02T09:00:00Z",
+        "2026-03-03T09:00:00Z",
+        "2026-03-05T09:00:00Z",
+        "2026-03-05T10:30:00Z",
+        "2026-03-07T09:00:00Z",
+        "2026-03-09T00:30:00Z",
+    ];
+    let images: Vec<String> = commits
+        .iter()
+        .enumerate()
+        .map(|(n, commit)| {
+            let mut body = crate::helpers::cd_request(&format!("run-{n}"));
+            body["git_hash_commit_timestamp"] = json!(commit);
+            let response = app.post(&images_path, &body).bearer(&writer).send();
+            response.assert_status(201);
+            response.json()["image_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let mut timeline = Timeline {
+        app,
+        writer,
+        reader,
+        deployments: Vec::new(),
+    };
+    let deploy = |timeline: &mut Timeline, image: usize, at: &str, extra: Value| -> Value {
+        let mut body = json!({"image_id": images[image], "project_id": "shop", "app_id": "api",
+            "environment": "production", "prod": true, "deployed_at": at});
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let response = timeline
+            .app
+            .post("/api/v1/deployments", &body)
+            .bearer(&timeline.writer)
+            .send();
+        response.assert_status(201);
+        let record = response.json();
+        timeline
+            .deployments
+            .push(record["lead_time_id"].as_str().unwrap().to_owned());
+        record
+    };
+    let failure = |timeline: &Timeline, body: Value| -> Value {
+        let response = timeline
+            .app
+            .post("/api/v1/failures", &body)
+            .bearer(&timeline.writer)
+            .send();
+        response.assert_status(201);
+        response.json()
+    };
+    let patch = |timeline: &Timeline, n: usize, body: Value| -> Value {
+        let response = timeline
+            .app
+            .patch(
+                &format!("/api/v1/deployments/{}", timeline.deployments[n]),
+                &body,
+            )
+            .bearer(&timeline.writer)
+            .send();
+        response.assert_status(200);
+        response.json()
+    };
+
+    deploy(&mut timeline, 0, "2026-02-10T10:00:00Z", json!({}));
+    deploy(&mut timeline, 1, "2026-03-02T10:00:00Z", json!({}));
+    deploy(&mut timeline, 2, "2026-03-03T10:00:00Z", json!({}));
+    let rollback = deploy(&mut timeline, 1, "2026-03-03T12:00:00Z", json!({}));
+    assert_eq!(rollback["kind"], "rework", "{rollback}");
+    assert_eq!(rollback["rollback_of"], timeline.deployments[2].as_str());
+    assert!(
+        rollback["duration_mins"].is_null(),
+        "a commit counts once: {rollback}"
+    );
+    let failed = deploy(
+        &mut timeline,
+        3,
+        "2026-03-05T10:00:00Z",
+        json!({"status": "failed", "started_at": "2026-03-05T09:55:00Z"}),
+    );
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["started_at"], "2026-03-05T09:55:00.000000Z");
+    assert!(failed["duration_mins"].is_null());
+    deploy(
+        &mut timeline,
+        4,
+        "2026-03-05T11:00:00Z",
+        json!({"kind": "rework"}),
+    );
+    let f1 = failure(
+        &timeline,
+        json!({"failure_id": "PD-Q1R2DLCB21K7NP", "project_id": "shop", "app_id": "api",
+               "environment": "production", "started_at": "2026-03-06T09:00:00Z",
+               "resolved_at": "2026-03-06T09:30:00Z", "title": "checkout 500s", "severity": "SEV2"}),
+    );
+    assert_eq!(f1["lead_time_id"], timeline.deployments[5].as_str(), "{f1}");
+    assert_eq!(f1["recovery_mins"], 30.0);
+    deploy(&mut timeline, 5, "2026-03-07T10:00:00Z", json!({}));
+    assert_eq!(
+        patch(&timeline, 6, json!({"status": "failed"}))["status"],
+        "failed"
+    );
+    let implicit = timeline.get(&format!(
+        "/api/v1/failures/deployment:{}",
+        timeline.deployments[6]
+    ));
+    assert_eq!(implicit["implicit"], true);
+    assert!(implicit["resolved_at"].is_null());
+    let back = patch(
+        &timeline,
+        6,
+        json!({"status": "succeeded", "kind": "rework"}),
+    );
+    assert_eq!(
+        (back["status"].as_str(), back["kind"].as_str()),
+        (Some("succeeded"), Some("rework"))
+    );
+    timeline
+        .app
+        .get(&format!(
+            "/api/v1/failures/deployment:{}",
+            timeline.deployments[6]
+        ))
+        .bearer(&timeline.reader)
+        .send()
+        .assert_problem(404, None);
+    let planned = deploy(
+        &mut timeline,
+        2,
+        "2026-03-08T10:00:00Z",
+        json!({"kind": "planned"}),
+    );
+    assert!(planned["rollback_of"].is_null());
+    assert!(planned["duration_mins"].is_null(), "I2 was counted by D2");
+    let f2 = failure(
+        &timeline,
+        json!({"failure_id": "incident-01FCNDV6P870EA6S7TK1DSYDG0", "project_id": "shop",
+               "app_id": "api", "environment": "production", "started_at": "2026-03-09T00:00:00Z"}),
+    );
+    assert_eq!(f2["lead_time_id"], timeline.deployments[7].as_str());
+    deploy(
+        &mut timeline,
+        6,
+        "2026-03-09T01:00:00Z",
+        json!({"kind": "rework", "fixes_failure_id": "incident-01FCNDV6P870EA6S7TK1DSYDG0"}),
+    );
+    timeline
+}
+
+#[test]
+fn a_rollback_is_rework_and_fails_the_deployment_it_replaced() {
+    let t = timeline();
+    let replaced = t.deployment(2);
+    assert_eq!(replaced["status"], "failed");
+    let implicit = t.get(&format!("/api/v1/failures/deployment:{}", t.deployments[2]));
+    assert_eq!(implicit["implicit"], true);
+    assert_eq!(implicit["started_at"], "2026-03-03T10:00:00.000000Z");
+    assert_eq!(implicit["resolved_at"], "2026-03-03T12:00:00.000000Z");
+    assert_eq!(implicit["recovery_mins"], 120.0);
+    // The failed rollout's failure was resolved by the next succeeded deployment.
+    let d4 = t.get(&format!("/api/v1/failures/deployment:{}", t.deployments[4]));
+    assert_eq!(d4["resolved_at"], "2026-03-05T11:00:00.000000Z");
+    // A reported failure replaced nothing implicit on D5 and marked it failed.
+    assert_eq!(t.deployment(5)["status"], "failed");
+    assert_eq!(t.deployment(7)["status"], "failed");
+    assert_eq!(t.deployment(6)["status"], "succeeded");
+    let f2 = t.get("/api/v1/failures/incident-01FCNDV6P870EA6S7TK1DSYDG0");
+    assert_eq!(f2["resolved_at"], "2026-03-09T01:00:00.000000Z");
+    assert_eq!(f2["deployment_id"], Value::Null);
+}
+
+#[test]
+fn the_stability_metrics_are_the_hand_worked_figures() {
+    let t = timeline();
+    let cfr = t.get(&format!(
+        "/api/v1/dora/change-failure-rate?{MARCH}&interval=week"
+    ));
+    assert_eq!(cfr["summary"]["deployments"], 8);
+    assert_eq!(cfr["summary"]["failed"], 4);
+    assert_eq!(cfr["summary"]["rate"], 0.5);
+    assert_eq!(cfr["summary"]["dora_level"], "low");
+    assert_eq!(cfr["summary"]["benchmark"], "2024");
+    let weekly: Vec<(u64, u64)> = cfr["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["deployments"].as_u64().unwrap(),
+                p["failed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // Weeks from Monday 2026-02-23: D1–D7 in the week of Monday 03-02 (D7 on Sunday 03-08),
+    // D8 in the week of 03-09.
+    assert_eq!(
+        weekly,
+        [(0, 0), (7, 4), (1, 0), (0, 0), (0, 0), (0, 0)],
+        "{cfr}"
+    );
+
+    let rework = t.get(&format!("/api/v1/dora/rework-rate?{MARCH}"));
+    assert_eq!(rework["summary"]["rework"], 4);
+    assert_eq!(rework["summary"]["rate"], 0.5);
+    assert!(rework["summary"]["dora_level"].is_null());
+
+    let recovery = t.get(&format!("/api/v1/dora/recovery-time?{MARCH}"));
+    assert_eq!(recovery["summary"]["count"], 4);
+    assert_eq!(recovery["summary"]["median_mins"], 60.0);
+    assert_eq!(recovery["summary"]["min_mins"], 30.0);
+    assert_eq!(recovery["summary"]["max_mins"], 120.0);
+    assert_eq!(recovery["summary"]["open"], 0);
+    assert_eq!(recovery["summary"]["dora_level"], "high");
+    let quick_check = t.get(&format!(
+        "/api/v1/dora/recovery-time?{MARCH}&benchmark=2025"
+    ));
+    assert_eq!(quick_check["summary"]["dora_bucket"], "less than one day");
+
+    // Filters reach the failures and the partial days too: production only, from 03-05 noon.
+    let from_noon = t.get(
+        "/api/v1/dora/change-failure-rate?start=2026-03-05T12:00:00Z&end=2026-03-31T00:00:00Z&prod=true&app_id=api",
+    );
+    assert_eq!(from_noon["summary"]["deployments"], 3, "{from_noon}");
+    assert_eq!(from_noon["summary"]["failed"], 1);
+}
+
+#[test]
+fn the_summary_compares_with_the_previous_period() {
+    let t = timeline();
+    let summary = t.get(&format!("/api/v1/dora/summary?{MARCH}"));
+    assert_eq!(summary["previous_end_time"], "2026-02-28T23:59:59.999999Z");
+    assert_eq!(
+        summary["previous_start_time"],
+        "2026-01-29T00:00:00.000000Z"
+    );
+    let lead = &summary["lead_time"];
+    assert_eq!(lead["value"], 60.0);
+    assert_eq!(lead["count"], 5);
+    assert_eq!(lead["previous_value"], 120.0);
+    assert_eq!(lead["change_percent"], -50.0);
+    assert_eq!(lead["dora_level"], "elite");
+    let frequency = &summary["deployment_frequency"];
+    assert_eq!(frequency["count"], 8);
+    assert_eq!(frequency["previous_count"], 1);
+    assert_eq!(frequency["change_percent"], 700.0);
+    assert_eq!(summary["change_failure_rate"]["value"], 0.5);
+    assert_eq!(summary["change_failure_rate"]["previous_value"], 0.0);
+    assert!(summary["change_failure_rate"]["change_percent"].is_null());
+    assert_eq!(summary["recovery_time"]["value"], 60.0);
+    assert!(summary["recovery_time"]["previous_value"].is_null());
+    assert_eq!(summary["rework_rate"]["value"], 0.5);
+    assert_eq!(summary["rework_rate"]["unit"], "ratio");
+}
+
+#[test]
+fn the_gitlab_shaped_endpoint_answers_in_gitlabs_units() {
+    let t = timeline();
+    let monthly = t.get(
+        "/api/v1/dora/metrics?metric=deployment_frequency&start_date=2026-02-01&end_date=2026-03-31&interval=monthly",
+    );
+    assert_eq!(
+        monthly,
+        json!([{"date": "2026-02-01", "value": 1.0}, {"date": "2026-03-01", "value": 8.0}])
+    );
+    let daily = t.get(
+        "/api/v1/dora/metrics?metric=lead_time_for_changes&start_date=2026-03-02&end_date=2026-03-04",
+    );
+    assert_eq!(
+        daily,
+        json!([{"date": "2026-03-02", "value": 3600.0}, {"date": "2026-03-03", "value": 3600.0},
+               {"date": "2026-03-04", "value": null}])
+    );
+    let all = |metric: &str, tiers: &str| {
+        t.get(&format!(
+            "/api/v1/dora/metrics?metric={metric}&start_date=2026-03-01&end_date=2026-03-31&interval=all{tiers}"
+        ))
+    };
+    assert_eq!(all("change_failure_rate", ""), json!(0.5));
+    assert_eq!(all("time_to_restore_service", ""), json!(3600.0));
+    assert_eq!(
+        all("deployment_frequency", "&environment_tiers[]=staging"),
+        json!(0.0)
+    );
+    assert_eq!(
+        all(
+            "deployment_frequency",
+            "&environment_tiers[]=staging&environment_tiers[]=production"
+        ),
+        json!(8.0)
+    );
+    t.app
+        .get("/api/v1/dora/metrics?metric=mttr")
+        .bearer(&t.reader)
+        .send()
+        .assert_problem(400, Some("metric"));
+    t.app
+        .get("/api/v1/dora/metrics?metric=deployment_frequency&environment_tiers[]=prod")
+        .bearer(&t.reader)
+        .send()
+        .assert_problem(400, Some("environment_tiers[]"));
+}
+
+#[test]
+fn failures_are_idempotent_validated_and_listed() {
+    let t = timeline();
+    let body = json!({"failure_id": "PD-Q1R2DLCB21K7NP", "project_id": "shop", "app_id": "api",
+        "environment": "production", "started_at": "2026-03-06T09:00:00Z"});
+    let retry = t
+        .app
+        .post("/api/v1/failures", &body)
+        .bearer(&t.writer)
+        .send();
+    retry.assert_status(200);
+    assert_eq!(retry.json()["title"], "checkout 500s");
+    let mut moved = body.clone();
+    moved["started_at"] = json!("2026-03-06T08:00:00Z");
+    t.app
+        .post("/api/v1/failures", &moved)
+        .bearer(&t.writer)
+        .send()
+        .assert_problem(409, Some("failure_id"));
+    for (field, value) in [
+        ("failure_id", json!("has space")),
+        ("started_at", json!("yesterday")),
+        ("started_at", json!("2099-01-01T00:00:00Z")),
+    ] {
+        let mut bad = body.clone();
+        bad[field] = value;
+        bad["failure_id"] = bad["failure_id"].clone();
+        if field != "failure_id" {
+            bad["failure_id"] = json!("new-one");
+        }
+        t.app
+            .post("/api/v1/failures", &bad)
+            .bearer(&t.writer)
+            .send()
+            .assert_problem(422, Some(field));
+    }
+    t.app
+        .post(
+            "/api/v1/failures",
+            &json!({"failure_id": "x1", "deployment_id": "never-recorded", "started_at": "2026-03-06T09:00:00Z"}),
+        )
+        .bearer(&t.writer)
+        .send()
+        .assert_problem(404, None);
+    t.app
+        .post(
+            "/api/v1/failures",
+            &json!({"failure_id": "x2", "app_id": "api", "environment": "production",
+                    "started_at": "2026-03-06T09:00:00Z"}),
+        )
+        .bearer(&t.writer)
+        .send()
+        .assert_problem(404, None);
+    // Reopened and resolved again by PATCH; a resolution before the start is refused.
+    let path = "/api/v1/failures/PD-Q1R2DLCB21K7NP";
+    let reopened = t
+        .app
+        .patch(path, &json!({"resolved_at": null}))
+        .bearer(&t.writer)
+        .send();
+    reopened.assert_status(200);
+    assert!(reopened.json()["resolved_at"].is_null());
+    t.app
+        .patch(path, &json!({"resolved_at": "2026-03-06T08:00:00Z"}))
+        .bearer(&t.writer)
+        .send()
+        .assert_problem(422, Some("resolved_at"));
+    let resolved = t
+        .app
+        .patch(path, &json!({"resolved_at": "2026-03-06T10:00:00Z"}))
+        .bearer(&t.writer)
+        .send();
+    assert_eq!(resolved.json()["recovery_mins"], 60.0);
+    t.app
+        .get("/api/v1/failures/unknown-one")
+        .bearer(&t.reader)
+        .send()
+        .assert_problem(404, None);
+    // The list: newest first, paged.
+    let first = t.get("/api/v1/failures?limit=2");
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = t.get(&format!("/api/v1/failures?limit=50&cursor={cursor}"));
+    let total = 2 + rest["items"].as_array().unwrap().len();
+    // D2's, D4's implicit ones and F1, F2 (D6's was removed).
+    assert_eq!(total, 4, "{first} {rest}");
+    // Read tokens cannot write; deployments refuse bad outcomes.
+    t.app
+        .post(
+            "/api/v1/failures",
+            &json!({"failure_id": "r", "app_id": "api",
+            "environment": "production", "started_at": "2026-03-06T09:00:00Z"}),
+        )
+        .bearer(&t.reader)
+        .send()
+        .assert_problem(403, None);
+    t.app
+        .patch(
+            &format!("/api/v1/deployments/{}", t.deployments[1]),
+            &json!({"status": "broken"}),
+        )
+        .bearer(&t.writer)
+        .send()
+        .assert_problem(422, Some("status"));
+}
