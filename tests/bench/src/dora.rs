@@ -27,7 +27,7 @@ use crate::scenarios::{Ctx, Scenario, fixed};
 use crate::seed::{self, SplitMix, rfc3339_micros, uuid_v7};
 
 /// Bump when the generated data changes shape: it is part of the cache key.
-const GENERATOR_VERSION: u32 = 4;
+const GENERATOR_VERSION: u32 = 5;
 /// The org every DORA scenario queries: the biggest.
 pub const BIG_ORG: &str = "dora-org-000";
 const ORGS: usize = 100;
@@ -39,6 +39,7 @@ pub const QUICK_SIZES: [u64; 1] = [10_000];
 /// Scenario name prefixes (the size and the rows in range follow).
 pub const LEAD_TIME: &str = "GET dora/lead-time 30d weekly";
 pub const FREQUENCY: &str = "GET dora/deployment-frequency 30d weekly";
+pub const SUMMARY: &str = "GET dora/summary 30d (five metrics, two periods)";
 const DAY_MS: u64 = 86_400_000;
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 3_600_000;
@@ -107,6 +108,7 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
         let mut routes = vec![(LEAD_TIME, "lead-time")];
         if Some(records) == largest {
             routes.push((FREQUENCY, "deployment-frequency"));
+            routes.push((SUMMARY, "summary"));
         }
         for (prefix, route) in routes {
             let call = Call::get(query(route), Some(&token));
@@ -177,6 +179,30 @@ pub fn apply_targets(rows: &mut [Row]) {
         .filter(|r| r.via == Via::InProcess && r.scenario.ends_with(PER_REQUEST_SUFFIX))
         .map(|r| (r.scenario.clone(), r.rps()))
         .collect();
+    // Issue 14: the five-metric summary (two periods) within 2× the lead-time query.
+    let summary_vs_lead_time: Vec<(u64, f64)> = rows
+        .iter()
+        .filter(|r| r.scenario.starts_with(SUMMARY) && r.via == Via::Http && r.clients == Some(1))
+        .filter_map(|r| {
+            let (records, _) = r.records?;
+            let (lead_time_ms, _) = at(rows, records)?;
+            Some((records, r.p50_ms() / lead_time_ms))
+        })
+        .collect();
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.scenario.starts_with(SUMMARY) && r.via == Via::Http && r.clients == Some(1))
+    {
+        if let Some((_, ratio)) = summary_vs_lead_time
+            .iter()
+            .find(|(records, _)| Some(*records) == row.records.map(|(n, _)| n))
+        {
+            row.targets.push(
+                Target::check("p50 ≤ 2× the lead-time query's", *ratio, 2.0, false)
+                    .showing(format!("{ratio:.2}×")),
+            );
+        }
+    }
     for row in rows.iter_mut().filter(|r| is_lead_time(r)) {
         let ratio = row.ratio();
         let p50 = row.p50_ms();
@@ -336,7 +362,32 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
     check_foreign_keys(&connection)?;
     seed::close_as_served(connection)?;
     seed::upgrade(path)?;
+    add_outcomes(path)?;
     backfill_daily_rollup(path)
+}
+
+/// Outcomes, in the current schema (before the rollup is built from the records): 1 in 13
+/// production deployments failed, each with its failure resolved 1 minute to ~1 day later, and
+/// 1 in 17 deployments rework. Spread by rowid, so every org and day has some.
+fn add_outcomes(path: &Path) -> anyhow::Result<()> {
+    let connection = rusqlite::Connection::open(path)?;
+    connection.execute_batch(
+        "BEGIN;
+         UPDATE image_lead_times SET status = 'failed' WHERE prod = 1 AND rowid % 13 = 0;
+         UPDATE image_lead_times SET kind = 'rework' WHERE rowid % 17 = 0;
+         INSERT INTO failures (failure_id, org_key, implicit, lead_time_id, app_environment_id,
+             project_id, app_id, environment, prod, started_at, resolved_at, created_at,
+             updated_at)
+         SELECT 'deployment:' || lower(substr(hex(lead_time_id), 1, 8) || '-' ||
+                    substr(hex(lead_time_id), 9, 4) || '-' || substr(hex(lead_time_id), 13, 4)
+                    || '-' || substr(hex(lead_time_id), 17, 4) || '-' ||
+                    substr(hex(lead_time_id), 21)), org_key, 1, lead_time_id,
+                app_environment_id, project_id, app_id, environment, prod, created_at,
+                created_at + (60 + (rowid * 7919) % 86400) * 1000000, created_at, created_at
+         FROM image_lead_times WHERE status = 'failed';
+         COMMIT;",
+    )?;
+    Ok(())
 }
 
 /// Schema 6 exactly as the app made it, the text encoding the rows are written in: the

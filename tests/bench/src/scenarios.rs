@@ -245,7 +245,11 @@ pub fn all(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
     if wanted(&[crate::hot_org::FIRST_OF_DAY, crate::hot_org::HOT_DAY]) {
         scenarios.extend(crate::hot_org::scenarios(ctx)?);
     }
-    if wanted(&[crate::dora::LEAD_TIME, crate::dora::FREQUENCY]) {
+    if wanted(&[
+        crate::dora::LEAD_TIME,
+        crate::dora::FREQUENCY,
+        crate::dora::SUMMARY,
+    ]) {
         scenarios.extend(crate::dora::scenarios(ctx)?);
     }
     Ok(scenarios)

@@ -157,8 +157,10 @@ type WriteRequest = (Handler, &'static str, String, serde_json::Value);
 /// One write path: what it does, and how to read back whether it happened.
 struct Scenario {
     name: &'static str,
-    /// (handler, method, path, body) from the seeded ids.
-    request: fn(&Seeded) -> WriteRequest,
+    /// What the write path needs first (with no fault armed).
+    setup: fn(&World, &Seeded),
+    /// (handler, method, path, body) from the seeded ids (and the rows `setup` made).
+    request: fn(&Seeded, &FailingDb) -> WriteRequest,
     /// Reads the database: `Some(true)` all of the write, `Some(false)` none; `None` half.
     applied: fn(&FailingDb) -> Option<bool>,
 }
@@ -167,7 +169,8 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "create image",
-            request: |(_, registry_id, _)| {
+            setup: no_setup,
+            request: |(_, registry_id, _), _| {
                 (
                     crate::handle_images_request,
                     "POST",
@@ -187,7 +190,8 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "bump",
-            request: |(_, registry_id, _)| {
+            setup: no_setup,
+            request: |(_, registry_id, _), _| {
                 (
                     crate::handle_registry_request,
                     "POST",
@@ -205,7 +209,8 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "record deployment",
-            request: |(_, _, image_id)| {
+            setup: no_setup,
+            request: |(_, _, image_id), _| {
                 (
                     crate::handle_lead_time_request,
                     "POST",
@@ -226,7 +231,8 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "create token",
-            request: |_| {
+            setup: no_setup,
+            request: |_, _| {
                 (
                     crate::handle_registry_request,
                     "POST",
@@ -241,6 +247,209 @@ fn scenarios() -> Vec<Scenario> {
                 0 => Some(false),
                 _ => None,
             },
+        },
+    ]
+}
+
+fn no_setup(_: &World, _: &Seeded) {}
+
+/// Deploys `image_id` to p/a/production at `at` with `extra` fields; the answer's status.
+fn deploy(
+    world: &World,
+    (token, _, image_id): &Seeded,
+    image: Option<&str>,
+    at: &str,
+    extra: serde_json::Value,
+) {
+    let mut body = serde_json::json!({"image_id": image.unwrap_or(image_id), "project_id": "p",
+        "app_id": "a", "environment": "production", "prod": true, "deployed_at": at});
+    for (key, value) in extra.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    let (status, answer, _) = world.call(
+        crate::handle_lead_time_request,
+        "POST",
+        "/api/v1/deployments",
+        token,
+        body,
+    );
+    assert!(status == 201, "setup deployment: {status} {answer}");
+}
+
+/// The seeded image deployed as `d1` at 10:00, and (with `failure`) failure F1 reported
+/// against it at 10:30.
+fn deployed(world: &World, seeded: &Seeded, failure: bool) {
+    deploy(
+        world,
+        seeded,
+        None,
+        "2026-06-01T10:00:00Z",
+        serde_json::json!({"deployment_id": "d1"}),
+    );
+    if failure {
+        let (status, answer, _) = world.call(
+            crate::handle_lead_time_request,
+            "POST",
+            "/api/v1/failures",
+            &seeded.0,
+            serde_json::json!({"failure_id": "F1", "deployment_id": "d1",
+                               "started_at": "2026-06-01T10:30:00Z"}),
+        );
+        assert_eq!(status, 201, "setup failure: {answer}");
+    }
+}
+
+/// The hyphenated id of the deployment recorded as `d1`.
+fn d1(db: &FailingDb) -> String {
+    let hex = db
+        .text("SELECT lower(hex(lead_time_id)) FROM image_lead_times WHERE deployment_id = 'd1'")
+        .unwrap();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// (deployments, failed ones, rework ones, failures, open failures, the rollup's failed and
+/// rework sums): every place an outcome is written.
+fn outcomes(db: &FailingDb) -> [i64; 7] {
+    [
+        db.count("SELECT COUNT(*) FROM image_lead_times"),
+        db.count("SELECT COUNT(*) FROM image_lead_times WHERE status = 'failed'"),
+        db.count("SELECT COUNT(*) FROM image_lead_times WHERE kind = 'rework'"),
+        db.count("SELECT COUNT(*) FROM failures"),
+        db.count("SELECT COUNT(*) FROM failures WHERE resolved_at IS NULL"),
+        db.count("SELECT coalesce(sum(failed), 0) FROM lead_time_days"),
+        db.count("SELECT coalesce(sum(rework), 0) FROM lead_time_days"),
+    ]
+}
+
+/// The outcome write paths: `Some(true)` when [`outcomes`] reads `after`, `Some(false)` when
+/// it reads `before`.
+fn outcome_scenarios() -> Vec<Scenario> {
+    fn judge(db: &FailingDb, before: [i64; 7], after: [i64; 7]) -> Option<bool> {
+        match outcomes(db) {
+            now if now == after => Some(true),
+            now if now == before => Some(false),
+            _ => None,
+        }
+    }
+    vec![
+        Scenario {
+            name: "record a failed deployment",
+            setup: no_setup,
+            request: |(_, _, image_id), _| {
+                (
+                    crate::handle_lead_time_request,
+                    "POST",
+                    "/api/v1/deployments".to_owned(),
+                    serde_json::json!({"image_id": image_id, "project_id": "p", "app_id": "a",
+                        "environment": "production", "prod": true, "status": "failed",
+                        "started_at": "2026-06-01T11:50:00Z"}),
+                )
+            },
+            applied: |db| judge(db, [0; 7], [1, 1, 0, 1, 1, 1, 0]),
+        },
+        Scenario {
+            name: "record a rollback",
+            // The seeded image at 10:00, a newer one at 11:00: the seeded image again is a
+            // rollback that fails the newer one's deployment and resolves its failure.
+            setup: |world, seeded| {
+                deployed(world, seeded, false);
+                let (status, image, _) = world.call(
+                    crate::handle_images_request,
+                    "POST",
+                    &format!("/api/v1/registries/{}/images", seeded.1),
+                    &seeded.0,
+                    cd_request("newer"),
+                );
+                assert_eq!(status, 201);
+                deploy(
+                    world,
+                    seeded,
+                    image["image_id"].as_str(),
+                    "2026-06-01T11:00:00Z",
+                    serde_json::json!({}),
+                );
+            },
+            request: |(_, _, image_id), _| {
+                (
+                    crate::handle_lead_time_request,
+                    "POST",
+                    "/api/v1/deployments".to_owned(),
+                    serde_json::json!({"image_id": image_id, "project_id": "p", "app_id": "a",
+                        "environment": "production", "prod": true,
+                        "deployed_at": "2026-06-01T11:30:00Z"}),
+                )
+            },
+            applied: |db| judge(db, [2, 0, 0, 0, 0, 0, 0], [3, 1, 1, 1, 0, 1, 1]),
+        },
+        Scenario {
+            name: "report a failure",
+            setup: |world, seeded| deployed(world, seeded, false),
+            request: |(_, _, _), _| {
+                (
+                    crate::handle_lead_time_request,
+                    "POST",
+                    "/api/v1/failures".to_owned(),
+                    serde_json::json!({"failure_id": "F1", "deployment_id": "d1",
+                        "started_at": "2026-06-01T10:30:00Z", "title": "down"}),
+                )
+            },
+            applied: |db| judge(db, [1, 0, 0, 0, 0, 0, 0], [1, 1, 0, 1, 1, 1, 0]),
+        },
+        Scenario {
+            name: "mark a deployment failed and rework",
+            setup: |world, seeded| deployed(world, seeded, false),
+            request: |_, db| {
+                (
+                    crate::handle_lead_time_request,
+                    "PATCH",
+                    format!("/api/v1/deployments/{}", d1(db)),
+                    serde_json::json!({"status": "failed", "kind": "rework"}),
+                )
+            },
+            applied: |db| judge(db, [1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1]),
+        },
+        Scenario {
+            name: "mark a failed deployment succeeded",
+            setup: |world, seeded| {
+                deployed(world, seeded, false);
+                let (status, _, _) = world.call(
+                    crate::handle_lead_time_request,
+                    "PATCH",
+                    &format!("/api/v1/deployments/{}", d1(&world.db)),
+                    &seeded.0,
+                    serde_json::json!({"status": "failed"}),
+                );
+                assert_eq!(status, 200);
+            },
+            request: |_, db| {
+                (
+                    crate::handle_lead_time_request,
+                    "PATCH",
+                    format!("/api/v1/deployments/{}", d1(db)),
+                    serde_json::json!({"status": "succeeded"}),
+                )
+            },
+            applied: |db| judge(db, [1, 1, 0, 1, 1, 1, 0], [1, 0, 0, 0, 0, 0, 0]),
+        },
+        Scenario {
+            name: "resolve a failure",
+            setup: |world, seeded| deployed(world, seeded, true),
+            request: |_, _| {
+                (
+                    crate::handle_lead_time_request,
+                    "PATCH",
+                    "/api/v1/failures/F1".to_owned(),
+                    serde_json::json!({"resolved_at": "2026-06-01T11:00:00Z"}),
+                )
+            },
+            applied: |db| judge(db, [1, 1, 0, 1, 1, 1, 0], [1, 1, 0, 1, 0, 1, 0]),
         },
     ]
 }
@@ -267,11 +476,12 @@ fn every_write_is_all_or_nothing_under_a_failure_at_every_statement() {
     let mut cases = 0;
     let mut recovered = 0;
     let mut busy_cases = 0;
-    for scenario in scenarios() {
+    for scenario in scenarios().into_iter().chain(outcome_scenarios()) {
         // How many statements the write runs when nothing fails.
         let dry = World::new(DbError::Other(String::new()));
         let seeded = dry.seed();
-        let (handler, method, path, body) = (scenario.request)(&seeded);
+        (scenario.setup)(&dry, &seeded);
+        let (handler, method, path, body) = (scenario.request)(&seeded, &dry.db);
         let token = if scenario.name == "create token" {
             ADMIN.to_owned()
         } else {
@@ -296,7 +506,8 @@ fn every_write_is_all_or_nothing_under_a_failure_at_every_statement() {
             for fail_at in 0..statements {
                 let world = World::new(fault.clone());
                 let seeded = world.seed();
-                let (handler, method, path, body) = (scenario.request)(&seeded);
+                (scenario.setup)(&world, &seeded);
+                let (handler, method, path, body) = (scenario.request)(&seeded, &world.db);
                 let token = if scenario.name == "create token" {
                     ADMIN.to_owned()
                 } else {
