@@ -465,3 +465,132 @@ fn failures_are_idempotent_validated_and_listed() {
         .send()
         .assert_problem(422, Some("status"));
 }
+
+/// Concurrent copies of one failure report, one rollback and one PATCH: each recorded once,
+/// the rollup's failed count moved once.
+#[test]
+fn concurrent_reports_rollbacks_and_patches_are_each_applied_once() {
+    const CLIENTS: usize = 12;
+    let app = std::sync::Arc::new(TestApp::spawn());
+    let writer = app.token("acme", "write");
+    let reader = app.token("acme", "read");
+    let registry = app.registry(&writer, "shop/api", false);
+    let images_path = format!(
+        "/api/v1/registries/{}/images",
+        registry["registry_id"].as_str().unwrap()
+    );
+    let images: Vec<String> = (0..3)
+        .map(|n| {
+            let response = app
+                .post(
+                    &images_path,
+                    &crate::helpers::cd_request(&format!("run-{n}")),
+                )
+                .bearer(&writer)
+                .send();
+            response.assert_status(201);
+            response.json()["image_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let deploy = |image: &str, at: &str, id: &str| {
+        json!({"image_id": image, "project_id": "shop", "app_id": "api", "environment": "production",
+               "prod": true, "deployed_at": at, "deployment_id": id})
+    };
+    let recorded: Vec<String> = [
+        (&images[0], "2026-03-02T10:00:00Z", "d0"),
+        (&images[1], "2026-03-03T10:00:00Z", "d1"),
+        (&images[2], "2026-03-04T10:00:00Z", "d2"),
+    ]
+    .into_iter()
+    .map(|(image, at, id)| {
+        let response = app
+            .post("/api/v1/deployments", &deploy(image, at, id))
+            .bearer(&writer)
+            .send();
+        response.assert_status(201);
+        response.json()["lead_time_id"].as_str().unwrap().to_owned()
+    })
+    .collect();
+    let race = |method: &'static str, path: String, body: Value| -> Vec<u16> {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (app, writer, path, body) = (
+                    std::sync::Arc::clone(&app),
+                    writer.clone(),
+                    path.clone(),
+                    body.clone(),
+                );
+                std::thread::spawn(move || {
+                    app.request(method, &path)
+                        .bearer(&writer)
+                        .json(&body)
+                        .send()
+                        .status
+                })
+            })
+            .collect();
+        let mut statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        statuses.sort_unstable();
+        statuses
+    };
+    // A rollback to image 1 (retried by its deploy tool), a failure on d0, d1 marked rework.
+    let rollback = race(
+        "POST",
+        "/api/v1/deployments".to_owned(),
+        deploy(&images[1], "2026-03-05T10:00:00Z", "d3"),
+    );
+    assert_eq!(
+        rollback.iter().filter(|s| **s == 201).count(),
+        1,
+        "{rollback:?}"
+    );
+    assert!(
+        rollback.iter().all(|s| *s == 200 || *s == 201),
+        "{rollback:?}"
+    );
+    let failure = race(
+        "POST",
+        "/api/v1/failures".to_owned(),
+        json!({"failure_id": "INC-7", "deployment_id": "d0", "started_at": "2026-03-02T11:00:00Z"}),
+    );
+    assert_eq!(
+        failure.iter().filter(|s| **s == 201).count(),
+        1,
+        "{failure:?}"
+    );
+    assert!(
+        failure.iter().all(|s| *s == 200 || *s == 201),
+        "{failure:?}"
+    );
+    let patch = race(
+        "PATCH",
+        format!("/api/v1/deployments/{}", recorded[1]),
+        json!({"kind": "rework"}),
+    );
+    assert!(patch.iter().all(|s| *s == 200), "{patch:?}");
+
+    let cfr = app
+        .get("/api/v1/dora/change-failure-rate?start=2026-03-01T00:00:00Z&end=2026-03-31T00:00:00Z")
+        .bearer(&reader)
+        .send()
+        .json();
+    // d0 (INC-7) and d2 (replaced by the rollback) failed, of four deployments.
+    assert_eq!(
+        (
+            cfr["summary"]["deployments"].as_u64(),
+            cfr["summary"]["failed"].as_u64()
+        ),
+        (Some(4), Some(2)),
+        "{cfr}"
+    );
+    let rework = app
+        .get("/api/v1/dora/rework-rate?start=2026-03-01T00:00:00Z&end=2026-03-31T00:00:00Z")
+        .bearer(&reader)
+        .send()
+        .json();
+    // d1 (PATCHed) and d3 (the rollback).
+    assert_eq!(rework["summary"]["rework"], 2, "{rework}");
+    let failures = app.get("/api/v1/failures").bearer(&reader).send().json();
+    // INC-7 and d2's implicit one.
+    assert_eq!(failures["items"].as_array().unwrap().len(), 2, "{failures}");
+}
