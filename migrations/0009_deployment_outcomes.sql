@@ -18,6 +18,13 @@ ALTER TABLE image_lead_times ADD COLUMN fixes_failure_id TEXT;
 -- A rollback's record names the deployment it replaced (and marked failed).
 ALTER TABLE image_lead_times ADD COLUMN rollback_of BLOB;
 
+-- Whether the deployment was reported succeeded when recorded: its image then ran in the app
+-- environment, whatever its status says later (a PATCH, a rollback or a reported failure
+-- marks it failed). What runs where, rollbacks and the resolution of implicit failures read
+-- this, never `status`.
+ALTER TABLE image_lead_times ADD COLUMN rolled_out INTEGER NOT NULL DEFAULT 1
+    CHECK (rolled_out IN (0, 1));
+
 -- An image may now reach an app environment more than once (a rollback redeploys one it ran
 -- before), so the unique (image, app environment) index becomes a plain one: "has this image
 -- been here before" (store/deployments.rs, rollback detection and "a commit counts once").
@@ -85,6 +92,8 @@ CREATE INDEX failures_of_org_by_resolution
     ON failures (org_key, resolved_at, started_at, project_id, app_id, environment, prod,
                  lead_time_id);
 
--- The open implicit failures a succeeded deployment of the app environment resolves.
-CREATE INDEX failures_open_of_app_environment ON failures (app_environment_id, started_at)
-    WHERE resolved_at IS NULL AND implicit = 1;
+-- The implicit failures a succeeded deployment of the app environment resolves: the open ones
+-- (NULL sorts first) and, for a back-filled deployment, those resolved after it.
+CREATE INDEX failures_implicit_of_app_environment
+    ON failures (app_environment_id, resolved_at, started_at)
+    WHERE implicit = 1;

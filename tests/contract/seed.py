@@ -14,6 +14,10 @@ Creates, as the bootstrap admin and then as an org admin token of org "contract"
   (clock skew) and one without a project (a deployment, not a lead time), so the DORA queries
   of the contract run's range (2020, see openapi.yaml's start/end examples) have values,
   a summary and a series with something in them.
+- CD_CONTRACT_LEAD_TIME_ID     the first of them (deployment_id CD_CONTRACT_DEPLOYMENT_ID)
+- CD_CONTRACT_FAILURE_ID       a failure reported against it (which marks it failed), and
+  fixed by a rework deployment of a second image ("build-2") to the same app environment,
+  so the change failure rate, recovery time and rework rate of 2020 have figures too.
 Only the standard library: it runs with any python3.
 """
 
@@ -70,20 +74,55 @@ def main():
         "cluster_image_tags": [{"cluster_id": "eu-1", "tag": "default-0.0.1"}],
         "api_version_id": "v1",
     })["image_id"]
-    for deployment in (
-        {"project_id": "shop", "app_id": "checkout", "environment": "production", "prod": True,
-         "deployment_id": "contract-seed-1", "deployed_at": "2020-01-02T11:30:00+01:00"},
-        {"project_id": "shop", "app_id": "skewed", "environment": "staging",
-         "deployment_id": "contract-seed-2", "deployed_at": "2020-01-01T09:00:00Z"},
-        {"app_id": "no-project", "environment": "dev", "deployed_at": "2020-03-01T00:00:00Z"},
-    ):
+    recorded = [
         call(base, token, "POST", "/deployments", {"image_id": image, **deployment}, expect=(201,))
+        for deployment in (
+            {"project_id": "shop", "app_id": "checkout", "environment": "production",
+             "prod": True, "deployment_id": "contract-seed-1",
+             "deployed_at": "2020-01-02T11:30:00+01:00"},
+            {"project_id": "shop", "app_id": "skewed", "environment": "staging",
+             "deployment_id": "contract-seed-2", "deployed_at": "2020-01-01T09:00:00Z"},
+            {"app_id": "no-project", "environment": "dev", "deployed_at": "2020-03-01T00:00:00Z"},
+        )
+    ]
+    deployment = recorded[0]
+    failure = call(base, token, "POST", "/failures", {
+        "failure_id": "contract-failure-1",
+        "deployment_id": deployment["deployment_id"],
+        "started_at": "2020-01-02T12:00:00Z",
+        "title": "checkout answers 500",
+        "severity": "SEV2",
+    }, expect=(201,))["failure_id"]
+    hotfix_image = call(base, token, "POST", f"/registries/{registry}/images", {
+        "channel": "default",
+        "update_type": "patch",
+        "tag_name": "build-2",
+        "image_name": "ghcr.io/contract/service-api",
+        "image_name_with_tag": "ghcr.io/contract/service-api:build-2",
+        "status": "inactive",
+        "git_hash": "89e6c98d92887913cadf06b2adb97f26cde4849b",
+        "git_hash_commit_timestamp": "2020-01-02T12:30:00Z",
+        "run_id": "contract-seed-2",
+        "api_version_id": "v1",
+    })["image_id"]
+    hotfix = call(base, token, "POST", "/deployments", {
+        "image_id": hotfix_image, "project_id": "shop", "app_id": "checkout",
+        "environment": "production", "prod": True, "deployment_id": "contract-seed-4",
+        "started_at": "2020-01-02T13:20:00Z", "deployed_at": "2020-01-02T13:30:00Z",
+        "kind": "rework", "fixes_failure_id": failure,
+    }, expect=(201,))
+    resolved = call(base, token, "GET", f"/failures/{failure}")
+    if resolved["resolved_at"] is None or resolved["lead_time_id"] != deployment["lead_time_id"]:
+        sys.exit(f"seed: the hotfix {hotfix['lead_time_id']} did not resolve {resolved}")
     values = {
         "CD_CONTRACT_TOKEN": token,
         "CD_CONTRACT_DOOMED_TOKEN_ID": doomed_token,
         "CD_CONTRACT_REGISTRY_ID": registry,
         "CD_CONTRACT_IMAGE_ID": image,
         "CD_CONTRACT_DOOMED_REGISTRY_ID": doomed_registry,
+        "CD_CONTRACT_LEAD_TIME_ID": deployment["lead_time_id"],
+        "CD_CONTRACT_DEPLOYMENT_ID": deployment["deployment_id"],
+        "CD_CONTRACT_FAILURE_ID": failure,
     }
     for name, value in values.items():
         print(f"export {name}={shlex.quote(value)}")

@@ -253,7 +253,9 @@ pub(super) fn update(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         .as_deref()
         .map(|k| DeploymentKind::parse("kind", k))
         .transpose()?;
-    ctx.copy_first(|db| reencode::copy_record(db, lead_time_id))?;
+    // What ran in the app environment decides an implicit failure's resolution: every record
+    // must be in the new encoding first.
+    ctx.whole_tables()?;
     let now = env.clock.now();
     let updated = transaction(env.db, || {
         let mut record = store::find(env.db, &org_id, lead_time_id)?

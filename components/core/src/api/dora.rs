@@ -9,7 +9,7 @@
 //! - `GET /api/v1/dora/summary?…`: all five, with the previous period of equal length.
 
 use crate::domain::ids::LeadTimeId;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use http::{Response, StatusCode};
 use serde::Serialize;
 
@@ -718,8 +718,15 @@ pub(super) fn summary(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let query = dora_query(ctx)?;
     let length = query.range.end.instant() - query.range.start.instant();
     let previous_end = query.range.start.instant() - chrono::Duration::microseconds(1);
+    let previous_start = previous_end - length;
+    if previous_start.year() < 1 {
+        return Err(Error::malformed_field(
+            "start",
+            "the previous period of equal length must begin in year 1 or later",
+        ));
+    }
     let previous = TimeRange {
-        start: Timestamp::from_utc(previous_end - length),
+        start: Timestamp::from_utc(previous_start),
         end: Timestamp::from_utc(previous_end),
     };
     let now = five_figures(ctx, &query, &query.range)?;

@@ -12,7 +12,7 @@
 //! period; the median lead time and time to restore in seconds; failed deployments over
 //! deployments. A period without figures is `null` (0 deployments for frequency).
 
-use chrono::{Months, NaiveDate, NaiveTime};
+use chrono::{Datelike, Months, NaiveDate, NaiveTime};
 use http::{Response, StatusCode};
 use serde::Serialize;
 
@@ -60,12 +60,18 @@ impl Metric {
     }
 }
 
+/// A `YYYY-MM-DD` date of the years 0001–9999, as every instant of the API is (chrono alone
+/// would also take signed and longer years).
 fn date(name: &str, value: Option<&str>) -> Result<Option<NaiveDate>, Error> {
     value
         .map(|value| {
-            NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
-                Error::malformed_field(name, format!("{name} must be a date like 2026-03-01"))
-            })
+            let shaped = value.len() == 10 && value.starts_with(|c: char| c.is_ascii_digit());
+            NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .ok()
+                .filter(|date| shaped && date.year() >= 1)
+                .ok_or_else(|| {
+                    Error::malformed_field(name, format!("{name} must be a date like 2026-03-01"))
+                })
         })
         .transpose()
 }
@@ -115,12 +121,6 @@ pub(super) fn metrics(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
             .checked_sub_months(Months::new(3))
             .unwrap_or(end_date),
     };
-    if start_date > end_date {
-        return Err(Error::malformed_field(
-            "start_date",
-            "start_date must not be after end_date",
-        ));
-    }
     let interval = match request.query("interval")?.unwrap_or("daily") {
         "daily" => Interval::Day,
         "monthly" => Interval::Month,
@@ -141,10 +141,11 @@ pub(super) fn metrics(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         prod: prod_of_tiers(&tiers)?,
     };
     let last_micro = NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).expect("a valid time");
-    let range = TimeRange {
-        start: Timestamp::from_utc(start_date.and_time(NaiveTime::MIN).and_utc()),
-        end: Timestamp::from_utc(end_date.and_time(last_micro).and_utc()),
-    };
+    let range = TimeRange::checked(
+        Timestamp::from_utc(start_date.and_time(NaiveTime::MIN).and_utc()),
+        Timestamp::from_utc(end_date.and_time(last_micro).and_utc()),
+        ("start_date", "end_date"),
+    )?;
     let periods = interval.periods(&range);
     let starts = period_seconds(&periods);
     let figures = figures(ctx, &org_id, &range, &filter, &starts, metric.needs())?;

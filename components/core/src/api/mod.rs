@@ -393,9 +393,13 @@ impl<'a> Context<'a> {
 
     /// A failure id in the path; one that cannot be an id names no failure.
     pub(crate) fn failure_id(&self) -> Result<crate::domain::failure::FailureId, Error> {
-        let value = self.param("failure_id");
-        crate::domain::failure::FailureId::parse("failure_id", value)
-            .map_err(|_| Error::not_found(format!("failure {value} does not exist")))
+        // Implicit failures' ids hold a ':', which clients may send percent-encoded.
+        let raw = self.param("failure_id");
+        let value = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| Error::not_found(format!("failure {raw} does not exist")))?;
+        crate::domain::failure::FailureId::parse("failure_id", &value)
+            .map_err(|_| Error::not_found(format!("failure {raw} does not exist")))
     }
 
     /// The org this request acts for, named by the query's `org_id` (the bootstrap admin

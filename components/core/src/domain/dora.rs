@@ -61,23 +61,29 @@ impl TimeRange {
             Timestamp::parse(field, value)
                 .map_err(|e| Error::malformed_field(field, e.problem().detail))
         };
-        let range = TimeRange {
-            start: parse("start", start)?,
-            end: parse("end", end)?,
-        };
-        if range.start > range.end {
+        TimeRange::checked(parse("start", start)?, parse("end", end)?, ("start", "end"))
+    }
+
+    /// A range of two instants, ordered and at most [`MAX_RANGE_DAYS`] long; errors are 400s
+    /// naming `fields` (the query's names for its start and end).
+    pub(crate) fn checked(
+        start: Timestamp,
+        end: Timestamp,
+        (start_field, end_field): (&str, &str),
+    ) -> Result<TimeRange, Error> {
+        if start > end {
             return Err(Error::malformed_field(
-                "start",
-                "start must not be after end",
+                start_field,
+                format!("{start_field} must not be after {end_field}"),
             ));
         }
-        if range.end.instant() - range.start.instant() > Duration::days(MAX_RANGE_DAYS) {
+        if end.instant() - start.instant() > Duration::days(MAX_RANGE_DAYS) {
             return Err(Error::malformed_field(
-                "end",
+                end_field,
                 format!("the range must be at most {MAX_RANGE_DAYS} days"),
             ));
         }
-        Ok(range)
+        Ok(TimeRange { start, end })
     }
 
     /// The range's length in days (fractional), at least one second's worth.

@@ -28,9 +28,22 @@ impl FailureId {
         Ok(FailureId(value.to_owned()))
     }
 
+    /// A reported failure's own id: [`FailureId::parse`], and not in the `deployment:` space
+    /// of implicit failures.
+    pub(crate) fn parse_reported(field: &str, value: &str) -> Result<FailureId, Error> {
+        let id = FailureId::parse(field, value)?;
+        if id.0.starts_with(IMPLICIT_PREFIX) {
+            return Err(Error::invalid(
+                field,
+                format!("ids beginning {IMPLICIT_PREFIX:?} are the implicit failures' own"),
+            ));
+        }
+        Ok(id)
+    }
+
     /// The id of the failure a failed deployment opens when no reported failure names it.
     pub(crate) fn implicit(lead_time_id: LeadTimeId) -> FailureId {
-        FailureId(format!("deployment:{lead_time_id}"))
+        FailureId(format!("{IMPLICIT_PREFIX}{lead_time_id}"))
     }
 
     /// A stored id, as it was checked when written.
@@ -42,6 +55,9 @@ impl FailureId {
         &self.0
     }
 }
+
+/// What an implicit failure's id begins with (then its deployment's `lead_time_id`).
+const IMPLICIT_PREFIX: &str = "deployment:";
 
 /// The longest failure title we keep (characters).
 const MAX_TITLE_CHARS: usize = 1000;
@@ -87,7 +103,7 @@ pub(crate) struct FailureFields<'a> {
 
 impl FailureReport {
     pub(crate) fn parse(fields: FailureFields<'_>, now: Timestamp) -> Result<FailureReport, Error> {
-        let failure_id = FailureId::parse("failure_id", fields.failure_id)?;
+        let failure_id = FailureId::parse_reported("failure_id", fields.failure_id)?;
         let site = match (fields.deployment_id, fields.app_id, fields.environment) {
             (Some(deployment_id), None, None) if fields.project_id.is_none() => {
                 check_text("deployment_id", deployment_id, MAX_ID_CHARS)?;

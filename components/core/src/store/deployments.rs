@@ -119,6 +119,11 @@ pub(crate) fn record(
         // The image already running there: a retry, or a redeploy that changes nothing.
         return Ok(Recorded::Existing(running.clone()));
     }
+    if let Some(same) = find_at(db, image_id, app_environment_id, created_at)? {
+        // The same image reported at the same instant: a retry (of a failed rollout too, whose
+        // image is never the one running).
+        return Ok(Recorded::Existing(same));
+    }
     if let Some(failure_id) = &deployment.fixes_failure_id
         && super::failures::find(db, org_id, failure_id)?.is_none()
     {
@@ -128,7 +133,9 @@ pub(crate) fn record(
         ));
     }
     let replaced = match (&running, deployment.kind) {
-        (Some(running), None) if is_rollback(db, image_id, app_environment_id, running)? => {
+        (Some(running), None)
+            if is_rollback(db, image_id, app_environment_id, running, created_at)? =>
+        {
             Some(running.clone())
         }
         _ => None,
@@ -193,10 +200,27 @@ pub(crate) fn running_at(
     let rows = db.execute(
         &format!(
             "SELECT {COLUMNS} FROM {FROM} \
-             WHERE l.app_environment_id = ? AND l.created_at <= ? AND l.status = 'succeeded' \
+             WHERE l.app_environment_id = ? AND l.created_at <= ? AND l.rolled_out = 1 \
              ORDER BY l.created_at DESC, l.rowid DESC LIMIT 1"
         ),
         &[app_environment_id.into(), instant.into()],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
+/// A deployment of the image to the app environment recorded at exactly `instant`.
+fn find_at(
+    db: &dyn Db,
+    image_id: ImageId,
+    app_environment_id: AppEnvironmentId,
+    instant: Timestamp,
+) -> Result<Option<LeadTimeRecord>, Error> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS} FROM {FROM} \
+             WHERE l.app_environment_id = ? AND l.created_at = ? AND l.image_id = ? LIMIT 1"
+        ),
+        &[app_environment_id.into(), instant.into(), image_id.into()],
     )?;
     rows.first().map(from_row).transpose()
 }
@@ -210,7 +234,7 @@ pub(crate) fn next_succeeded_after(
 ) -> Result<Option<Timestamp>, Error> {
     let rows = db.execute(
         "SELECT min(created_at) FROM image_lead_times \
-         WHERE app_environment_id = ? AND created_at > ? AND status = 'succeeded'",
+         WHERE app_environment_id = ? AND created_at > ? AND rolled_out = 1",
         &[app_environment_id.into(), instant.into()],
     )?;
     match rows.first() {
@@ -220,17 +244,19 @@ pub(crate) fn next_succeeded_after(
 }
 
 /// A rollback: deploying, in place of `running`, an image that ran in the app environment
-/// before, or one older on the same channel of the same registry (images are ordered by
+/// before `deployed_at` (a back-filled report is judged by what ran then), or one older on the same channel of the same registry (images are ordered by
 /// their time-ordered ids, as a channel's versions are).
 fn is_rollback(
     db: &dyn Db,
     image_id: ImageId,
     app_environment_id: AppEnvironmentId,
     running: &LeadTimeRecord,
+    deployed_at: Timestamp,
 ) -> Result<bool, Error> {
     let rows = db.execute(
         "SELECT EXISTS (SELECT 1 FROM image_lead_times \
-                        WHERE image_id = ?1 AND app_environment_id = ?2) \
+                        WHERE image_id = ?1 AND app_environment_id = ?2 AND rolled_out = 1 \
+                          AND created_at < ?4) \
              OR EXISTS (SELECT 1 FROM images AS older JOIN images AS newer \
                           ON newer.registry_key = older.registry_key \
                          AND newer.channel = older.channel \
@@ -240,6 +266,7 @@ fn is_rollback(
             image_id.into(),
             app_environment_id.into(),
             running.image_id.into(),
+            deployed_at.into(),
         ],
     )?;
     match rows.first() {
@@ -279,6 +306,15 @@ pub(crate) fn set_status(
 ) -> Result<LeadTimeRecord, Error> {
     if record.status == status {
         return Ok(record.clone());
+    }
+    if status == DeploymentStatus::Succeeded && super::failures::reported_against(db, record)? {
+        return Err(Error::Conflict {
+            detail: format!(
+                "a reported failure is attributed to deployment {}: it stays failed",
+                record.lead_time_id
+            ),
+            field: Some("status".to_owned()),
+        });
     }
     db.execute(
         "UPDATE image_lead_times SET status = ? WHERE lead_time_id = ?",
@@ -472,8 +508,9 @@ pub(crate) fn insert(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> 
         &format!(
             "INSERT INTO image_lead_times (lead_time_id, org_key, image_id, app_environment_id, \
                deployment_id, project_id, app_id, environment, prod, created_at, duration_micros, \
-               recorded_at, status, kind, started_at, fixes_failure_id, rollback_of) \
-             VALUES (?, {ORG_KEY}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+               recorded_at, status, kind, started_at, fixes_failure_id, rollback_of, \
+               rolled_out) \
+             VALUES (?, {ORG_KEY}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
         &[
             record.lead_time_id.into(),
@@ -497,6 +534,8 @@ pub(crate) fn insert(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> 
                 .map(FailureId::as_str)
                 .into(),
             record.rollback_of.into(),
+            // Inserted with the status it was reported with.
+            (record.status == DeploymentStatus::Succeeded).into(),
         ],
     );
     match result {

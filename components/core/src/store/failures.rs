@@ -133,12 +133,16 @@ pub(crate) fn report(
                 Error::not_found("no deployment to this project, app and environment exists")
             })?;
             let attributed = deployments::running_at(db, app_environment_id, report.started_at)?;
-            let site = Site {
-                app_environment_id,
-                project_id: project_id.clone(),
-                app_id: app_id.clone(),
-                environment: environment.as_str().to_owned(),
-                prod,
+            // The failure is where its deployment was (its prod flag as recorded then).
+            let site = match &attributed {
+                Some(record) => Site::of(record),
+                None => Site {
+                    app_environment_id,
+                    project_id: project_id.clone(),
+                    app_id: app_id.clone(),
+                    environment: environment.as_str().to_owned(),
+                    prod,
+                },
             };
             (site, attributed)
         }
@@ -261,6 +265,15 @@ pub(crate) fn open_implicit(
     )
 }
 
+/// Whether a reported (not implicit) failure is attributed to the deployment.
+pub(crate) fn reported_against(db: &dyn Db, record: &LeadTimeRecord) -> Result<bool, Error> {
+    let rows = db.execute(
+        "SELECT 1 FROM failures WHERE lead_time_id = ? AND implicit = 0 LIMIT 1",
+        &[record.lead_time_id.into()],
+    )?;
+    Ok(!rows.rows.is_empty())
+}
+
 /// Removes a deployment's implicit failure (it was marked succeeded again, or a reported
 /// failure now names it).
 pub(crate) fn close_implicit(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
@@ -271,23 +284,29 @@ pub(crate) fn close_implicit(db: &dyn Db, record: &LeadTimeRecord) -> Result<(),
     Ok(())
 }
 
-/// What a succeeded deployment resolves: the open implicit failures of its app environment
-/// that started before it, and the failure it says it fixes, at its finish.
+/// What a succeeded deployment resolves: the implicit failures of its app environment that
+/// started before it and were open or resolved later (a back-filled deployment resolves them
+/// earlier), and the failure it says it fixes if open, at its finish.
 pub(crate) fn resolve_by(
     db: &dyn Db,
     record: &LeadTimeRecord,
     now: Timestamp,
 ) -> Result<(), Error> {
-    db.execute(
-        "UPDATE failures SET resolved_at = ?1, updated_at = ?2 \
-         WHERE app_environment_id = ?3 AND resolved_at IS NULL AND implicit = 1 \
-           AND started_at < ?1",
-        &[
-            record.created_at.into(),
-            now.into(),
-            record.app_environment_id.into(),
-        ],
-    )?;
+    // Two statements, each one range of `failures_implicit_of_app_environment`.
+    for unresolved_or_later in ["resolved_at IS NULL", "resolved_at > ?1"] {
+        db.execute(
+            &format!(
+                "UPDATE failures SET resolved_at = ?1, updated_at = ?2 \
+                 WHERE app_environment_id = ?3 AND implicit = 1 AND {unresolved_or_later} \
+                   AND started_at < ?1"
+            ),
+            &[
+                record.created_at.into(),
+                now.into(),
+                record.app_environment_id.into(),
+            ],
+        )?;
+    }
     if let Some(failure_id) = &record.fixes_failure_id {
         db.execute(
             "UPDATE failures SET resolved_at = ?1, updated_at = ?2 \

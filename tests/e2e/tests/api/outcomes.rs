@@ -348,6 +348,27 @@ fn the_gitlab_shaped_endpoint_answers_in_gitlabs_units() {
         ),
         json!(8.0)
     );
+    for (query, field) in [
+        ("start_date=2024-01-01&end_date=2026-03-31", "end_date"),
+        (
+            "start_date=%2B10000-01-01&end_date=2026-03-31",
+            "start_date",
+        ),
+        ("start_date=2026-04-01&end_date=2026-03-31", "start_date"),
+    ] {
+        t.app
+            .get(&format!(
+                "/api/v1/dora/metrics?metric=deployment_frequency&{query}"
+            ))
+            .bearer(&t.reader)
+            .send()
+            .assert_problem(400, Some(field));
+    }
+    t.app
+        .get("/api/v1/dora/summary?start=0001-01-01T00:00:00Z&end=0001-02-01T00:00:00Z")
+        .bearer(&t.reader)
+        .send()
+        .assert_problem(400, Some("start"));
     t.app
         .get("/api/v1/dora/metrics?metric=mttr")
         .bearer(&t.reader)
@@ -433,6 +454,17 @@ fn failures_are_idempotent_validated_and_listed() {
         .bearer(&t.writer)
         .send();
     assert_eq!(resolved.json()["recovery_mins"], 60.0);
+    // An implicit failure's id read percent-encoded, as encodeURIComponent sends it; its
+    // prefix is not a reported failure's to take.
+    let encoded = format!("/api/v1/failures/deployment%3A{}", t.deployments[2]);
+    assert_eq!(t.get(&encoded)["implicit"], true);
+    let mut squatter = body.clone();
+    squatter["failure_id"] = json!(format!("deployment:{}", t.deployments[1]));
+    t.app
+        .post("/api/v1/failures", &squatter)
+        .bearer(&t.writer)
+        .send()
+        .assert_problem(422, Some("failure_id"));
     t.app
         .get("/api/v1/failures/unknown-one")
         .bearer(&t.reader)
@@ -593,4 +625,114 @@ fn concurrent_reports_rollbacks_and_patches_are_each_applied_once() {
     let failures = app.get("/api/v1/failures").bearer(&reader).send().json();
     // INC-7 and d2's implicit one.
     assert_eq!(failures["items"].as_array().unwrap().len(), 2, "{failures}");
+}
+
+/// What ran where is what was rolled out, not what is marked failed since: a failed rollout
+/// retried with success is no rollback, a failure reported after a rollback goes to the
+/// deployment that ran, a retry after a PATCH is a retry, and a deployment named by a reported
+/// failure stays failed.
+#[test]
+fn what_ran_is_what_was_rolled_out_whatever_was_marked_since() {
+    let app = TestApp::spawn();
+    let writer = app.token("acme", "write");
+    let reader = app.token("acme", "read");
+    let registry = app.registry(&writer, "shop/api", false);
+    let images_path = format!(
+        "/api/v1/registries/{}/images",
+        registry["registry_id"].as_str().unwrap()
+    );
+    let images: Vec<String> = (0..3)
+        .map(|n| {
+            let response = app
+                .post(
+                    &images_path,
+                    &crate::helpers::cd_request(&format!("run-{n}")),
+                )
+                .bearer(&writer)
+                .send();
+            response.assert_status(201);
+            response.json()["image_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let deploy = |image: usize, at: &str, extra: Value| -> (u16, Value) {
+        let mut body = json!({"image_id": images[image], "project_id": "shop", "app_id": "api",
+            "environment": "production", "prod": true, "deployed_at": at});
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let response = app
+            .post("/api/v1/deployments", &body)
+            .bearer(&writer)
+            .send();
+        (response.status, response.json())
+    };
+    // A at 10:00 (image 0); image 1 fails to roll out at 11:00, and its retry at 11:00 too is
+    // the same report; at 12:00 it rolls out: no rollback, A stays succeeded.
+    let (status, a) = deploy(0, "2026-03-02T10:00:00Z", json!({}));
+    assert_eq!(status, 201);
+    assert_eq!(
+        deploy(1, "2026-03-02T11:00:00Z", json!({"status": "failed"})).0,
+        201
+    );
+    assert_eq!(
+        deploy(1, "2026-03-02T11:00:00Z", json!({"status": "failed"})).0,
+        200
+    );
+    let (status, b) = deploy(1, "2026-03-02T12:00:00Z", json!({}));
+    assert_eq!(status, 201);
+    assert_eq!(b["kind"], "planned", "{b}");
+    assert!(b["rollback_of"].is_null());
+    let a_now = app
+        .get(&format!(
+            "/api/v1/deployments/{}",
+            a["lead_time_id"].as_str().unwrap()
+        ))
+        .bearer(&reader)
+        .send()
+        .json();
+    assert_eq!(a_now["status"], "succeeded");
+    // B marked failed; its deploy tool retries B's report (no deployment_id): still B.
+    let b_path = format!(
+        "/api/v1/deployments/{}",
+        b["lead_time_id"].as_str().unwrap()
+    );
+    app.patch(&b_path, &json!({"status": "failed"}))
+        .bearer(&writer)
+        .send()
+        .assert_status(200);
+    let (status, retried) = deploy(1, "2026-03-02T12:00:00Z", json!({}));
+    assert_eq!(
+        (status, &retried["lead_time_id"]),
+        (200, &b["lead_time_id"])
+    );
+    // An incident that started under B is B's, though B is marked failed by now.
+    let failure = app
+        .post(
+            "/api/v1/failures",
+            &json!({"failure_id": "INC-9", "project_id": "shop", "app_id": "api",
+                    "environment": "production", "started_at": "2026-03-02T12:30:00Z"}),
+        )
+        .bearer(&writer)
+        .send();
+    failure.assert_status(201);
+    assert_eq!(failure.json()["lead_time_id"], b["lead_time_id"]);
+    // A reported failure keeps B failed.
+    app.patch(&b_path, &json!({"status": "succeeded"}))
+        .bearer(&writer)
+        .send()
+        .assert_problem(409, Some("status"));
+    let cfr = app
+        .get("/api/v1/dora/change-failure-rate?start=2026-03-01T00:00:00Z&end=2026-03-31T00:00:00Z")
+        .bearer(&reader)
+        .send()
+        .json();
+    // The failed rollout and B, of three deployments.
+    assert_eq!(
+        (
+            cfr["summary"]["deployments"].as_u64(),
+            cfr["summary"]["failed"].as_u64()
+        ),
+        (Some(3), Some(2)),
+        "{cfr}"
+    );
 }
