@@ -63,6 +63,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0009_deployment_outcomes",
         sql: include_str!("../../../migrations/0009_deployment_outcomes.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_org_settings",
+        sql: include_str!("../../../migrations/0010_org_settings.sql"),
+    },
 ];
 
 /// The migration that re-encodes every table; cd-core copies its large tables after it

@@ -45,11 +45,17 @@ fn dora_query(ctx: &Context<'_>) -> Result<DoraQuery, Error> {
             return Err(Error::malformed_field("prod", "prod must be true or false"));
         }
     };
+    let (settings, _) = crate::store::settings::find(ctx.env.db, &org_id)?;
     let filter = DoraFilter {
         project_id: text_filter(request, "project_id")?,
         app_id: text_filter(request, "app_id")?,
         environment: text_filter(request, "environment")?,
         prod,
+        excluded_authors: settings
+            .excluded_authors
+            .iter()
+            .map(|p| p.to_sqlite_glob())
+            .collect(),
     };
     let interval = request
         .query("interval")?
@@ -60,7 +66,7 @@ fn dora_query(ctx: &Context<'_>) -> Result<DoraQuery, Error> {
         .query("benchmark")?
         .map(Benchmark::parse)
         .transpose()?
-        .unwrap_or_default();
+        .unwrap_or(settings.benchmark);
     Ok(DoraQuery {
         org_id,
         range,

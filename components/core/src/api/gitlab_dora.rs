@@ -139,6 +139,12 @@ pub(super) fn metrics(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         app_id: text_filter(request, "app_id")?,
         environment: None,
         prod: prod_of_tiers(&tiers)?,
+        excluded_authors: crate::store::settings::find(ctx.env.db, &org_id)?
+            .0
+            .excluded_authors
+            .iter()
+            .map(|p| p.to_sqlite_glob())
+            .collect(),
     };
     let last_micro = NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).expect("a valid time");
     let range = TimeRange::checked(

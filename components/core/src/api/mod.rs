@@ -17,6 +17,7 @@ mod push_payloads;
 mod receivers;
 mod registries;
 pub(crate) mod routes;
+mod settings;
 mod subscriptions;
 mod tokens;
 

@@ -15,7 +15,7 @@ use crate::error::Error;
 
 use super::{
     BASE_PATH, Context, channels, deployments, dora, failures, gitlab_dora, health, hooks, images,
-    receivers, registries, subscriptions, tokens,
+    receivers, registries, settings, subscriptions, tokens,
 };
 
 /// What a handler does with a request it was routed.
@@ -193,6 +193,8 @@ static LEAD_TIME: &[Route] = &[
     route(M::POST, "/deployments", Org(Role::Write), deployments::record),
     route(M::GET, "/deployments/{lead_time_id}", Org(Role::Read), deployments::get),
     route(M::PATCH, "/deployments/{lead_time_id}", Org(Role::Write), deployments::update),
+    route(M::GET, "/settings", Org(Role::Admin), settings::get),
+    route(M::PUT, "/settings", Org(Role::Admin), settings::put),
     route(M::GET, "/failures", Org(Role::Read), failures::list),
     route(M::POST, "/failures", Org(Role::Write), failures::report),
     route(M::GET, "/failures/{failure_id}", Org(Role::Read), failures::get),

@@ -10,6 +10,7 @@ pub(crate) mod image;
 pub(crate) mod org;
 pub(crate) mod receiver;
 pub(crate) mod registry;
+pub(crate) mod settings;
 pub(crate) mod sorted_runs;
 pub(crate) mod subscription;
 pub(crate) mod time;

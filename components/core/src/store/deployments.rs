@@ -555,6 +555,8 @@ pub(crate) struct DoraFilter {
     pub(crate) app_id: Option<String>,
     pub(crate) environment: Option<String>,
     pub(crate) prod: Option<bool>,
+    /// Author patterns (as SQLite `GLOB`s) whose deployments are left out of lead time.
+    pub(crate) excluded_authors: Vec<String>,
 }
 
 /// `WHERE` for one org, a range and the filters; `lead_time_only` keeps the rows that count for
@@ -583,6 +585,17 @@ fn where_clause(
     if let Some(prod) = filter.prod {
         sql.push_str(" AND l.prod = ?");
         params.push(prod.into());
+    }
+    if lead_time_only && !filter.excluded_authors.is_empty() {
+        // The author's name: the committer without its " <email>".
+        let author = "CASE WHEN instr(x.committer, ' <') > 0 \
+                      THEN substr(x.committer, 1, instr(x.committer, ' <') - 1) \
+                      ELSE x.committer END";
+        let any = vec![format!("{author} GLOB ?"); filter.excluded_authors.len()].join(" OR ");
+        sql.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM images AS x WHERE x.image_id = l.image_id AND ({any}))"
+        ));
+        params.extend(filter.excluded_authors.iter().map(|g| g.as_str().into()));
     }
     (sql, params)
 }

@@ -25,7 +25,12 @@ pub(crate) struct LeadTimesByPeriod {
 /// How to read `range` for `filter`: the records alone unless `rollup_complete` (no back-fill
 /// pending, `migrations::Schema`).
 pub(crate) fn plan(rollup_complete: bool, range: &TimeRange, filter: &DoraFilter) -> ReadPlan {
-    if filter.project_id.is_some() || filter.app_id.is_some() || !rollup_complete {
+    // The rollup holds every author's lead times: with exclusions, the records are read.
+    if filter.project_id.is_some()
+        || filter.app_id.is_some()
+        || !filter.excluded_authors.is_empty()
+        || !rollup_complete
+    {
         ReadPlan::records_only(range)
     } else {
         ReadPlan::with_rollup(range)

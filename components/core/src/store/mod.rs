@@ -13,6 +13,7 @@ pub(crate) mod json_columns;
 pub(crate) mod receivers;
 pub(crate) mod reencode;
 pub(crate) mod registries;
+pub(crate) mod settings;
 pub(crate) mod subscriptions;
 pub(crate) mod tokens;
 

@@ -439,6 +439,27 @@ fn outcome_scenarios() -> Vec<Scenario> {
             applied: |db| judge(db, [1, 1, 0, 1, 1, 1, 0], [1, 0, 0, 0, 0, 0, 0]),
         },
         Scenario {
+            name: "put settings",
+            setup: no_setup,
+            request: |_, _| {
+                (
+                    crate::handle_lead_time_request,
+                    "PUT",
+                    "/api/v1/settings".to_owned(),
+                    serde_json::json!({"excluded_authors": ["*[bot]"], "benchmark": "2023"}),
+                )
+            },
+            applied: |db| match (
+                db.count("SELECT COUNT(*) FROM org_settings"),
+                db.text("SELECT excluded_authors || benchmark FROM org_settings")
+                    .as_deref(),
+            ) {
+                (1, Some("[\"*[bot]\"]2023")) => Some(true),
+                (0, None) => Some(false),
+                _ => None,
+            },
+        },
+        Scenario {
             name: "resolve a failure",
             setup: |world, seeded| deployed(world, seeded, true),
             request: |_, _| {

@@ -46,9 +46,10 @@ const TABLES: [&str; 8] = [
 
 /// Takes `db` (at the current schema, 0007's copy done, no receivers) back to schema 6.
 pub(crate) fn take_back(db: &dyn Db) -> Result<(), Error> {
-    // Migration 0008's and 0009's tables; their columns, indexes and triggers go with
+    // Migration 0008's, 0009's and 0010's tables; their columns, indexes and triggers go with
     // `images_v7`, `image_lead_times_v7` and `lead_time_days_v7`.
     for statement in [
+        "DROP TABLE org_settings",
         "DROP TABLE failures",
         "DROP TRIGGER images_created_event",
         "DROP TRIGGER images_pushed_event",

@@ -736,3 +736,100 @@ fn what_ran_is_what_was_rolled_out_whatever_was_marked_since() {
         "{cfr}"
     );
 }
+
+/// An org's settings: authors left out of lead time (bots), and the default benchmark.
+#[test]
+fn excluded_authors_leave_lead_time_but_stay_deployments_and_the_benchmark_defaults() {
+    let app = TestApp::spawn();
+    let admin = app.token("acme", "admin");
+    let writer = app.token("acme", "write");
+    let defaults = app.get("/api/v1/settings").bearer(&admin).send();
+    defaults.assert_status(200);
+    assert_eq!(
+        defaults.json(),
+        json!({"org_id": "acme", "excluded_authors": [], "benchmark": "2024", "updated_at": null})
+    );
+    app.get("/api/v1/settings")
+        .bearer(&writer)
+        .send()
+        .assert_problem(403, None);
+    let registry = app.registry(&writer, "shop/api", false);
+    let images_path = format!(
+        "/api/v1/registries/{}/images",
+        registry["registry_id"].as_str().unwrap()
+    );
+    let committers = [
+        "dependabot[bot] <49699333+dependabot[bot]@users.noreply.github.com>",
+        "renovate-bot <bot@renovateapp.com>",
+        "Ada Lovelace <ada@example.com>",
+        "abbot <abbot@example.com>",
+    ];
+    for (n, committer) in committers.iter().enumerate() {
+        let mut body = crate::helpers::cd_request(&format!("run-{n}"));
+        body["committer"] = json!(committer);
+        let image = app.post(&images_path, &body).bearer(&writer).send();
+        image.assert_status(201);
+        app.post(
+            "/api/v1/deployments",
+            &json!({"image_id": image.json()["image_id"], "project_id": "shop", "app_id": format!("app-{n}"),
+                    "environment": "production", "prod": true,
+                    "deployed_at": format!("2026-03-0{}T10:00:00Z", n + 3)}),
+        )
+        .bearer(&writer)
+        .send()
+        .assert_status(201);
+    }
+    let range = "start=2026-03-01T00:00:00Z&end=2026-03-31T00:00:00Z";
+    let lead_count = || {
+        app.get(&format!("/api/v1/dora/lead-time?{range}"))
+            .bearer(&writer)
+            .send()
+            .json()["summary"]["count"]
+            .as_u64()
+    };
+    assert_eq!(lead_count(), Some(4));
+    let put = app
+        .put(
+            "/api/v1/settings",
+            &json!({"excluded_authors": ["*[bot]", "renovate*"], "benchmark": "2023"}),
+        )
+        .bearer(&admin)
+        .send();
+    put.assert_status(200);
+    assert_eq!(
+        put.json()["excluded_authors"],
+        json!(["*[bot]", "renovate*"])
+    );
+    // Past deployments too: dependabot[bot] and renovate-bot are out, "abbot" is no "[bot]".
+    assert_eq!(lead_count(), Some(2));
+    let frequency = app
+        .get(&format!("/api/v1/dora/deployment-frequency?{range}"))
+        .bearer(&writer)
+        .send()
+        .json();
+    assert_eq!(frequency["summary"]["count"], 4);
+    assert_eq!(frequency["summary"]["benchmark"], "2023");
+    let summary = app
+        .get(&format!("/api/v1/dora/summary?{range}&benchmark=2025"))
+        .bearer(&writer)
+        .send()
+        .json();
+    assert_eq!(summary["benchmark"], "2025");
+    assert_eq!(summary["lead_time"]["count"], 2);
+    for (body, field) in [
+        (
+            json!({"excluded_authors": [], "benchmark": "2022"}),
+            "benchmark",
+        ),
+        (json!({"excluded_authors": [""]}), "excluded_authors"),
+        (
+            json!({"excluded_authors": vec!["x"; 101]}),
+            "excluded_authors",
+        ),
+        (json!({"excluded_authors": [], "colour": "red"}), "colour"),
+    ] {
+        let response = app.put("/api/v1/settings", &body).bearer(&admin).send();
+        assert_eq!(response.status, 422, "{body}: {}", response.text());
+        let _ = field;
+    }
+}

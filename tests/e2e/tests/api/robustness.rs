@@ -131,6 +131,7 @@ fn nothing_of_another_org_is_ever_revealed_on_any_route() {
                            "started_at": "2026-03-02T01:00:00Z"})
                 }
                 ("PATCH", "/failures/{failure_id}") => json!({"resolved_at": null}),
+                ("PUT", "/settings") => json!({"excluded_authors": ["probe*"]}),
                 ("POST", "/registries/{registry_id}/receivers") => json!({"source": "harbor"}),
                 ("POST", "/registries/{registry_id}/subscriptions") => {
                     json!({"url": "https://probe.example.com/", "events": ["image.created"]})
