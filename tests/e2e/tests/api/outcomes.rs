@@ -276,6 +276,27 @@ fn the_stability_metrics_are_the_hand_worked_figures() {
     ));
     assert_eq!(quick_check["summary"]["dora_bucket"], "less than one day");
 
+    // Range edges, both inclusive, in any offset: D2 (failed) at the start's exact instant,
+    // D3 (rework), and D4 (failed) at the end's; a microsecond less drops D4.
+    let edge = |end: &str| {
+        t.get(&format!(
+            "/api/v1/dora/change-failure-rate?start=2026-03-03T15:30:00%2B05:30&end={end}"
+        ))["summary"]
+            .clone()
+    };
+    let inclusive = edge("2026-03-05T02:00:00-08:00");
+    assert_eq!(
+        (
+            inclusive["deployments"].as_u64(),
+            inclusive["failed"].as_u64()
+        ),
+        (Some(3), Some(2))
+    );
+    let short = edge("2026-03-05T09:59:59.999999Z");
+    assert_eq!(
+        (short["deployments"].as_u64(), short["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
     // Filters reach the failures and the partial days too: production only, from 03-05 noon.
     let from_noon = t.get(
         "/api/v1/dora/change-failure-rate?start=2026-03-05T12:00:00Z&end=2026-03-31T00:00:00Z&prod=true&app_id=api",
