@@ -475,15 +475,14 @@ impl Rate {
     }
 }
 
-fn rate(ctx: &Context<'_>, kind: Rate) -> Result<Response<Vec<u8>>, Error> {
+/// A query's parameters, its periods and the figures `needs` names, per period.
+fn query_figures(
+    ctx: &Context<'_>,
+    needs: Needs,
+) -> Result<(DoraQuery, Vec<DateTime<Utc>>, Figures), Error> {
     let query = dora_query(ctx)?;
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
-    let needs = Needs {
-        lead_times: false,
-        outcomes: true,
-        recoveries: false,
-    };
     let figures = figures(
         ctx,
         &query.org_id,
@@ -492,6 +491,16 @@ fn rate(ctx: &Context<'_>, kind: Rate) -> Result<Response<Vec<u8>>, Error> {
         &starts,
         needs,
     )?;
+    Ok((query, periods, figures))
+}
+
+fn rate(ctx: &Context<'_>, kind: Rate) -> Result<Response<Vec<u8>>, Error> {
+    let needs = Needs {
+        lead_times: false,
+        outcomes: true,
+        recoveries: false,
+    };
+    let (query, periods, figures) = query_figures(ctx, needs)?;
     let all = total(&figures.outcomes);
     let (failed, rework, value) = kind.of(&all);
     let standing = match kind {
@@ -566,22 +575,12 @@ struct RecoveryBody {
 }
 
 pub(super) fn recovery_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
-    let query = dora_query(ctx)?;
-    let periods = query.interval.periods(&query.range);
-    let starts = period_seconds(&periods);
     let needs = Needs {
         lead_times: false,
         outcomes: false,
         recoveries: true,
     };
-    let figures = figures(
-        ctx,
-        &query.org_id,
-        &query.range,
-        &query.filter,
-        &starts,
-        needs,
-    )?;
+    let (query, periods, figures) = query_figures(ctx, needs)?;
     let summary = LeadTimeSummary::of(&union(&figures.recoveries));
     let standing = summary
         .median_mins

@@ -207,6 +207,29 @@ fn timeline() -> Timeline {
     timeline
 }
 
+/// `n` images built on the `default` channel of a new registry `shop/api` of `writer`'s org,
+/// oldest first.
+fn built_images(app: &TestApp, writer: &str, n: usize) -> Vec<String> {
+    let registry = app.registry(writer, "shop/api", false);
+    let images_path = format!(
+        "/api/v1/registries/{}/images",
+        registry["registry_id"].as_str().unwrap()
+    );
+    (0..n)
+        .map(|n| {
+            let response = app
+                .post(
+                    &images_path,
+                    &crate::helpers::cd_request(&format!("run-{n}")),
+                )
+                .bearer(writer)
+                .send();
+            response.assert_status(201);
+            response.json()["image_id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
 #[test]
 fn a_rollback_is_rework_and_fails_the_deployment_it_replaced() {
     let t = timeline();
@@ -527,24 +550,7 @@ fn concurrent_reports_rollbacks_and_patches_are_each_applied_once() {
     let app = std::sync::Arc::new(TestApp::spawn());
     let writer = app.token("acme", "write");
     let reader = app.token("acme", "read");
-    let registry = app.registry(&writer, "shop/api", false);
-    let images_path = format!(
-        "/api/v1/registries/{}/images",
-        registry["registry_id"].as_str().unwrap()
-    );
-    let images: Vec<String> = (0..3)
-        .map(|n| {
-            let response = app
-                .post(
-                    &images_path,
-                    &crate::helpers::cd_request(&format!("run-{n}")),
-                )
-                .bearer(&writer)
-                .send();
-            response.assert_status(201);
-            response.json()["image_id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let images = built_images(&app, &writer, 3);
     let deploy = |image: &str, at: &str, id: &str| {
         json!({"image_id": image, "project_id": "shop", "app_id": "api", "environment": "production",
                "prod": true, "deployed_at": at, "deployment_id": id})
@@ -657,24 +663,7 @@ fn what_ran_is_what_was_rolled_out_whatever_was_marked_since() {
     let app = TestApp::spawn();
     let writer = app.token("acme", "write");
     let reader = app.token("acme", "read");
-    let registry = app.registry(&writer, "shop/api", false);
-    let images_path = format!(
-        "/api/v1/registries/{}/images",
-        registry["registry_id"].as_str().unwrap()
-    );
-    let images: Vec<String> = (0..3)
-        .map(|n| {
-            let response = app
-                .post(
-                    &images_path,
-                    &crate::helpers::cd_request(&format!("run-{n}")),
-                )
-                .bearer(&writer)
-                .send();
-            response.assert_status(201);
-            response.json()["image_id"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let images = built_images(&app, &writer, 3);
     let deploy = |image: usize, at: &str, extra: Value| -> (u16, Value) {
         let mut body = json!({"image_id": images[image], "project_id": "shop", "app_id": "api",
             "environment": "production", "prod": true, "deployed_at": at});
