@@ -258,15 +258,9 @@ pub(super) fn update(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     ctx.whole_tables()?;
     let now = env.clock.now();
     let updated = transaction(env.db, || {
-        let mut record = store::find(env.db, &org_id, lead_time_id)?
+        let record = store::find(env.db, &org_id, lead_time_id)?
             .ok_or_else(|| Error::not_found(format!("deployment {lead_time_id} does not exist")))?;
-        if let Some(status) = status {
-            record = store::set_status(env.db, &record, status, now)?;
-        }
-        if let Some(kind) = kind {
-            record = store::set_kind(env.db, &record, kind)?;
-        }
-        Ok(record)
+        store::set_outcome(env.db, &record, status, kind, now)
     })?;
     json_response(StatusCode::OK, &DeploymentRecordBody::from(updated))
 }

@@ -51,11 +51,7 @@ fn dora_query(ctx: &Context<'_>) -> Result<DoraQuery, Error> {
         app_id: text_filter(request, "app_id")?,
         environment: text_filter(request, "environment")?,
         prod,
-        excluded_authors: settings
-            .excluded_authors
-            .iter()
-            .map(|p| p.to_sqlite_glob())
-            .collect(),
+        excluded_authors: settings.excluded_author_globs(),
     };
     let interval = request
         .query("interval")?
@@ -118,18 +114,54 @@ struct LeadTimeValueBody {
     clock_skew: bool,
 }
 
+/// Where a figure stands: its level by `benchmark` (2023, 2024) or its Quick Check bucket
+/// (2025); both `null` without figures (or for a metric the year gives neither).
 #[derive(Serialize)]
-struct SummaryBody {
+struct GradeBody {
+    dora_level: Option<&'static str>,
+    dora_bucket: Option<&'static str>,
+}
+
+impl GradeBody {
+    fn of(standing: Option<Standing>) -> GradeBody {
+        GradeBody {
+            dora_level: standing.and_then(Standing::level),
+            dora_bucket: standing.and_then(Standing::bucket),
+        }
+    }
+}
+
+/// The summary figures of a set of durations (lead times, recovery times), in minutes.
+#[derive(Serialize)]
+struct DurationsBody {
     count: usize,
     median_mins: Option<f64>,
     p90_mins: Option<f64>,
     mean_mins: Option<f64>,
     min_mins: Option<f64>,
     max_mins: Option<f64>,
-    /// The median's level by `benchmark` (2023, 2024); `null` for 2025 or without figures.
-    dora_level: Option<&'static str>,
-    /// The median's Quick Check bucket (2025 only).
-    dora_bucket: Option<&'static str>,
+}
+
+impl From<&LeadTimeSummary> for DurationsBody {
+    fn from(summary: &LeadTimeSummary) -> DurationsBody {
+        DurationsBody {
+            count: summary.count,
+            median_mins: summary.median_mins,
+            p90_mins: summary.p90_mins,
+            mean_mins: summary.mean_mins,
+            min_mins: summary.min_mins,
+            max_mins: summary.max_mins,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SummaryBody {
+    #[serde(flatten)]
+    durations: DurationsBody,
+    /// The median's level or bucket.
+    #[serde(flatten)]
+    grade: GradeBody,
     /// The State of DevOps report the level or bucket is from.
     benchmark: &'static str,
     /// Deployments whose commit is later than the deployment (clock skew): left out of every
@@ -142,6 +174,41 @@ struct LeadTimePeriodBody {
     period_start: String,
     count: usize,
     median_mins: Option<f64>,
+}
+
+/// A series of durations: each period's count and median.
+fn durations_series(periods: &[DateTime<Utc>], sets: &[LeadTimes]) -> Vec<LeadTimePeriodBody> {
+    periods
+        .iter()
+        .zip(sets)
+        .map(|(start, set)| LeadTimePeriodBody {
+            period_start: rfc3339(*start),
+            count: set.count() as usize,
+            median_mins: set.quantile_mins(0.5),
+        })
+        .collect()
+}
+
+/// The answer of a per-period DORA query without values: its range, summary and series.
+#[derive(Serialize)]
+struct SeriesBody<S, P> {
+    start_time: String,
+    end_time: String,
+    summary: S,
+    interval: &'static str,
+    series: Vec<P>,
+}
+
+impl<S, P> SeriesBody<S, P> {
+    fn of(query: &DoraQuery, summary: S, series: Vec<P>) -> SeriesBody<S, P> {
+        SeriesBody {
+            start_time: query.range.start.to_rfc3339(),
+            end_time: query.range.end.to_rfc3339(),
+            summary,
+            interval: interval_name(query.interval),
+            series,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -196,20 +263,8 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         )?;
         Ok((by_period, page))
     })?;
-    let mut all = LeadTimes::default();
-    let series = periods
-        .iter()
-        .zip(&by_period.periods)
-        .map(|(start, lead_times)| {
-            all.extend(lead_times);
-            LeadTimePeriodBody {
-                period_start: rfc3339(*start),
-                count: lead_times.count() as usize,
-                median_mins: lead_times.quantile_mins(0.5),
-            }
-        })
-        .collect();
-    let summary = LeadTimeSummary::of(&all);
+    let series = durations_series(&periods, &by_period.periods);
+    let summary = LeadTimeSummary::of(&union(&by_period.periods));
     let standing = summary.median_mins.map(|m| query.benchmark.lead_time(m));
     let clock_skew_excluded = by_period.clock_skew as usize;
 
@@ -241,14 +296,8 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
             values,
             next_cursor: page.next_cursor,
             summary: SummaryBody {
-                count: summary.count,
-                median_mins: summary.median_mins,
-                p90_mins: summary.p90_mins,
-                mean_mins: summary.mean_mins,
-                min_mins: summary.min_mins,
-                max_mins: summary.max_mins,
-                dora_level: standing.and_then(Standing::level),
-                dora_bucket: standing.and_then(Standing::bucket),
+                durations: DurationsBody::from(&summary),
+                grade: GradeBody::of(standing),
                 benchmark: query.benchmark.as_str(),
                 clock_skew_excluded,
             },
@@ -264,8 +313,8 @@ struct FrequencySummaryBody {
     days: f64,
     per_day: f64,
     per_week: f64,
-    dora_level: Option<&'static str>,
-    dora_bucket: Option<&'static str>,
+    #[serde(flatten)]
+    grade: GradeBody,
     benchmark: &'static str,
 }
 
@@ -275,57 +324,34 @@ struct FrequencyPeriodBody {
     count: usize,
 }
 
-#[derive(Serialize)]
-struct FrequencyBody {
-    start_time: String,
-    end_time: String,
-    summary: FrequencySummaryBody,
-    interval: &'static str,
-    series: Vec<FrequencyPeriodBody>,
-}
-
 pub(super) fn deployment_frequency(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
-    let env = ctx.env;
-    let query = dora_query(ctx)?;
-    let periods = query.interval.periods(&query.range);
-    let starts = period_seconds(&periods);
-    ctx.whole_tables()?;
-    let plan = dora::plan(ctx.rollup_complete(), &query.range, &query.filter);
-    let counts: Vec<u64> = read_snapshot(env.db, || {
-        dora::outcomes_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)
-    })?
-    .iter()
-    .map(|outcomes| outcomes.deployments)
-    .collect();
-    let total: u64 = counts.iter().sum();
+    let needs = Needs {
+        lead_times: false,
+        outcomes: true,
+        recoveries: false,
+    };
+    let (query, periods, figures) = query_figures(ctx, needs)?;
+    let total = total(&figures.outcomes).deployments;
     let days = query.range.days();
     let per_day = total as f64 / days;
     let standing = (total > 0).then(|| query.benchmark.deployment_frequency(per_day));
-    json_response(
-        StatusCode::OK,
-        &FrequencyBody {
-            start_time: query.range.start.to_rfc3339(),
-            end_time: query.range.end.to_rfc3339(),
-            summary: FrequencySummaryBody {
-                count: total as usize,
-                days,
-                per_day,
-                per_week: per_day * 7.0,
-                dora_level: standing.and_then(Standing::level),
-                dora_bucket: standing.and_then(Standing::bucket),
-                benchmark: query.benchmark.as_str(),
-            },
-            interval: interval_name(query.interval),
-            series: periods
-                .iter()
-                .zip(counts)
-                .map(|(start, count)| FrequencyPeriodBody {
-                    period_start: rfc3339(*start),
-                    count: count as usize,
-                })
-                .collect(),
-        },
-    )
+    let summary = FrequencySummaryBody {
+        count: total as usize,
+        days,
+        per_day,
+        per_week: per_day * 7.0,
+        grade: GradeBody::of(standing),
+        benchmark: query.benchmark.as_str(),
+    };
+    let series = periods
+        .iter()
+        .zip(&figures.outcomes)
+        .map(|(start, outcomes)| FrequencyPeriodBody {
+            period_start: rfc3339(*start),
+            count: outcomes.deployments as usize,
+        })
+        .collect();
+    json_response(StatusCode::OK, &SeriesBody::of(&query, summary, series))
 }
 
 /// The figures behind every DORA answer for one range, read in one snapshot.
@@ -424,39 +450,32 @@ pub(super) fn total(outcomes: &[dora::Outcomes]) -> dora::Outcomes {
     all
 }
 
+/// A rate's figures over some deployments: how many, how many failed (change failure rate)
+/// or were rework (rework rate), and the share, 0–1 (`null` without deployments).
 #[derive(Serialize)]
-struct RateSummaryBody {
+struct RateFiguresBody {
     deployments: u64,
-    /// Failed deployments (change failure rate) or rework ones (rework rate).
     #[serde(skip_serializing_if = "Option::is_none")]
     failed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rework: Option<u64>,
-    /// The share of deployments, 0–1; `null` without deployments.
     rate: Option<f64>,
-    dora_level: Option<&'static str>,
-    dora_bucket: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct RateSummaryBody {
+    #[serde(flatten)]
+    figures: RateFiguresBody,
+    #[serde(flatten)]
+    grade: GradeBody,
     benchmark: &'static str,
 }
 
 #[derive(Serialize)]
 struct RatePeriodBody {
     period_start: String,
-    deployments: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    failed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rework: Option<u64>,
-    rate: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct RateBody {
-    start_time: String,
-    end_time: String,
-    summary: RateSummaryBody,
-    interval: &'static str,
-    series: Vec<RatePeriodBody>,
+    #[serde(flatten)]
+    figures: RateFiguresBody,
 }
 
 /// Change failure rate or rework rate.
@@ -467,10 +486,16 @@ enum Rate {
 }
 
 impl Rate {
-    fn of(self, outcomes: &dora::Outcomes) -> (Option<u64>, Option<u64>, Option<f64>) {
-        match self {
+    fn of(self, outcomes: &dora::Outcomes) -> RateFiguresBody {
+        let (failed, rework, rate) = match self {
             Rate::ChangeFailure => (Some(outcomes.failed), None, outcomes.failure_rate()),
             Rate::Rework => (None, Some(outcomes.rework), outcomes.rework_rate()),
+        };
+        RateFiguresBody {
+            deployments: outcomes.deployments,
+            failed,
+            rework,
+            rate,
         }
     }
 }
@@ -501,44 +526,28 @@ fn rate(ctx: &Context<'_>, kind: Rate) -> Result<Response<Vec<u8>>, Error> {
         recoveries: false,
     };
     let (query, periods, figures) = query_figures(ctx, needs)?;
-    let all = total(&figures.outcomes);
-    let (failed, rework, value) = kind.of(&all);
+    let all = kind.of(&total(&figures.outcomes));
     let standing = match kind {
-        Rate::ChangeFailure => value.and_then(|r| query.benchmark.change_failure_rate(r)),
+        Rate::ChangeFailure => all
+            .rate
+            .and_then(|r| query.benchmark.change_failure_rate(r)),
         // DORA gives rework rate no level in any year (docs/dora-benchmarks.md).
         Rate::Rework => None,
     };
-    json_response(
-        StatusCode::OK,
-        &RateBody {
-            start_time: query.range.start.to_rfc3339(),
-            end_time: query.range.end.to_rfc3339(),
-            summary: RateSummaryBody {
-                deployments: all.deployments,
-                failed,
-                rework,
-                rate: value,
-                dora_level: standing.and_then(Standing::level),
-                dora_bucket: standing.and_then(Standing::bucket),
-                benchmark: query.benchmark.as_str(),
-            },
-            interval: interval_name(query.interval),
-            series: periods
-                .iter()
-                .zip(&figures.outcomes)
-                .map(|(start, outcomes)| {
-                    let (failed, rework, rate) = kind.of(outcomes);
-                    RatePeriodBody {
-                        period_start: rfc3339(*start),
-                        deployments: outcomes.deployments,
-                        failed,
-                        rework,
-                        rate,
-                    }
-                })
-                .collect(),
-        },
-    )
+    let summary = RateSummaryBody {
+        figures: all,
+        grade: GradeBody::of(standing),
+        benchmark: query.benchmark.as_str(),
+    };
+    let series = periods
+        .iter()
+        .zip(&figures.outcomes)
+        .map(|(start, outcomes)| RatePeriodBody {
+            period_start: rfc3339(*start),
+            figures: kind.of(outcomes),
+        })
+        .collect();
+    json_response(StatusCode::OK, &SeriesBody::of(&query, summary, series))
 }
 
 pub(super) fn change_failure_rate(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
@@ -551,27 +560,14 @@ pub(super) fn rework_rate(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error>
 
 #[derive(Serialize)]
 struct RecoverySummaryBody {
-    /// Change failures resolved in the range.
-    count: usize,
-    median_mins: Option<f64>,
-    p90_mins: Option<f64>,
-    mean_mins: Option<f64>,
-    min_mins: Option<f64>,
-    max_mins: Option<f64>,
+    /// Of the change failures resolved in the range.
+    #[serde(flatten)]
+    durations: DurationsBody,
     /// Change failures started by the range's end and not resolved.
     open: u64,
-    dora_level: Option<&'static str>,
-    dora_bucket: Option<&'static str>,
+    #[serde(flatten)]
+    grade: GradeBody,
     benchmark: &'static str,
-}
-
-#[derive(Serialize)]
-struct RecoveryBody {
-    start_time: String,
-    end_time: String,
-    summary: RecoverySummaryBody,
-    interval: &'static str,
-    series: Vec<LeadTimePeriodBody>,
 }
 
 pub(super) fn recovery_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
@@ -585,35 +581,14 @@ pub(super) fn recovery_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Erro
     let standing = summary
         .median_mins
         .map(|m| query.benchmark.recovery_time(m));
-    json_response(
-        StatusCode::OK,
-        &RecoveryBody {
-            start_time: query.range.start.to_rfc3339(),
-            end_time: query.range.end.to_rfc3339(),
-            summary: RecoverySummaryBody {
-                count: summary.count,
-                median_mins: summary.median_mins,
-                p90_mins: summary.p90_mins,
-                mean_mins: summary.mean_mins,
-                min_mins: summary.min_mins,
-                max_mins: summary.max_mins,
-                open: figures.open_failures,
-                dora_level: standing.and_then(Standing::level),
-                dora_bucket: standing.and_then(Standing::bucket),
-                benchmark: query.benchmark.as_str(),
-            },
-            interval: interval_name(query.interval),
-            series: periods
-                .iter()
-                .zip(&figures.recoveries)
-                .map(|(start, set)| LeadTimePeriodBody {
-                    period_start: rfc3339(*start),
-                    count: set.count() as usize,
-                    median_mins: set.quantile_mins(0.5),
-                })
-                .collect(),
-        },
-    )
+    let summary = RecoverySummaryBody {
+        durations: DurationsBody::from(&summary),
+        open: figures.open_failures,
+        grade: GradeBody::of(standing),
+        benchmark: query.benchmark.as_str(),
+    };
+    let series = durations_series(&periods, &figures.recoveries);
+    json_response(StatusCode::OK, &SeriesBody::of(&query, summary, series))
 }
 
 /// One metric of the summary: its value now and in the previous period.
@@ -625,8 +600,8 @@ struct MetricBody {
     unit: &'static str,
     /// The figures behind the value: lead times, deployments, or failures resolved.
     count: u64,
-    dora_level: Option<&'static str>,
-    dora_bucket: Option<&'static str>,
+    #[serde(flatten)]
+    grade: GradeBody,
     previous_value: Option<f64>,
     previous_count: u64,
     /// (value − previous) / previous × 100; `null` when either is missing or previous is 0.
@@ -709,8 +684,7 @@ fn metric(
         value,
         unit,
         count,
-        dora_level: standing.and_then(Standing::level),
-        dora_bucket: standing.and_then(Standing::bucket),
+        grade: GradeBody::of(standing),
         previous_value,
         previous_count,
         change_percent,

@@ -174,9 +174,7 @@ pub(super) fn update(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         let failure = store::find(env.db, &org_id, &failure_id)?.ok_or_else(|| {
             Error::not_found(format!("failure {} does not exist", failure_id.as_str()))
         })?;
-        store::update(env.db, &failure, resolved_at, title, severity, now)?;
-        store::find(env.db, &org_id, &failure_id)?
-            .ok_or_else(|| Error::storage("a failure just updated is not there"))
+        store::update(env.db, failure, resolved_at, title, severity, now)
     })?;
     json_response(StatusCode::OK, &FailureRecordBody::from(updated))
 }

@@ -141,10 +141,7 @@ pub(super) fn metrics(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         prod: prod_of_tiers(&tiers)?,
         excluded_authors: crate::store::settings::find(ctx.env.db, &org_id)?
             .0
-            .excluded_authors
-            .iter()
-            .map(|p| p.to_sqlite_glob())
-            .collect(),
+            .excluded_author_globs(),
     };
     let last_micro = NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).expect("a valid time");
     let range = TimeRange::checked(

@@ -294,7 +294,7 @@ pub(crate) struct Context<'a> {
     pub(crate) caller: &'a Caller,
     pub(crate) env: &'a Env<'a>,
     access: Access,
-    params: Vec<(&'static str, &'a str)>,
+    params: Vec<(&'static str, std::borrow::Cow<'a, str>)>,
     /// What the schema read said is pending (`migrations::Schema`).
     schema: migrations::Schema,
 }
@@ -329,7 +329,7 @@ impl<'a> Context<'a> {
     }
 
     /// A path parameter of the route's pattern (the table names it, so it is there).
-    fn param(&self, name: &str) -> &'a str {
+    fn param(&self, name: &str) -> &str {
         self.params
             .iter()
             .find(|(key, _)| *key == name)
@@ -361,7 +361,7 @@ impl<'a> Context<'a> {
     }
 
     /// A path parameter that may be absent from the matched pattern (`""` then).
-    pub(crate) fn optional_param(&self, name: &str) -> Option<&'a str> {
+    pub(crate) fn optional_param(&self, name: &str) -> Option<&str> {
         Some(self.param(name)).filter(|v| !v.is_empty())
     }
 
@@ -394,13 +394,9 @@ impl<'a> Context<'a> {
 
     /// A failure id in the path; one that cannot be an id names no failure.
     pub(crate) fn failure_id(&self) -> Result<crate::domain::failure::FailureId, Error> {
-        // Implicit failures' ids hold a ':', which clients may send percent-encoded.
-        let raw = self.param("failure_id");
-        let value = percent_encoding::percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| Error::not_found(format!("failure {raw} does not exist")))?;
-        crate::domain::failure::FailureId::parse("failure_id", &value)
-            .map_err(|_| Error::not_found(format!("failure {raw} does not exist")))
+        let value = self.param("failure_id");
+        crate::domain::failure::FailureId::parse("failure_id", value)
+            .map_err(|_| Error::not_found(format!("failure {value} does not exist")))
     }
 
     /// The org this request acts for, named by the query's `org_id` (the bootstrap admin

@@ -255,7 +255,19 @@ impl Table {
             return Err(Error::MethodNotAllowed { allowed });
         };
         let route = &routes[index];
-        let params = found.params.iter().collect();
+        // Values percent-decoded, as RFC 3986 makes `%3A` and `:` the same segment (an
+        // implicit failure's id holds a `:`, which clients encode); one that does not decode
+        // to UTF-8 stays as sent and fails its parser.
+        let params = found
+            .params
+            .iter()
+            .map(|(name, raw)| {
+                let value = percent_encoding::percent_decode_str(raw)
+                    .decode_utf8()
+                    .unwrap_or(std::borrow::Cow::Borrowed(raw));
+                (name, value)
+            })
+            .collect();
         Ok(Matched {
             access: route.access,
             handler: route.handler,
@@ -268,7 +280,7 @@ impl Table {
 pub(crate) struct Matched<'a> {
     pub(crate) access: Access,
     pub(crate) handler: Handler,
-    pub(crate) params: Vec<(&'static str, &'a str)>,
+    pub(crate) params: Vec<(&'static str, std::borrow::Cow<'a, str>)>,
 }
 
 #[cfg(test)]

@@ -39,6 +39,14 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// The excluded authors as SQLite `GLOB`s, what the lead-time reads filter by.
+    pub(crate) fn excluded_author_globs(&self) -> Vec<String> {
+        self.excluded_authors
+            .iter()
+            .map(AuthorPattern::to_sqlite_glob)
+            .collect()
+    }
+
     pub(crate) fn parse(
         excluded_authors: &[String],
         benchmark: Option<&str>,

@@ -182,7 +182,7 @@ pub(crate) fn record(
         super::failures::open_implicit(db, &record, now)?;
     }
     if let Some(replaced) = replaced.filter(|_| succeeded) {
-        set_status(db, &replaced, DeploymentStatus::Failed, now)?;
+        set_outcome(db, &replaced, Some(DeploymentStatus::Failed), None, now)?;
     }
     if succeeded {
         super::failures::resolve_by(db, &record, now)?;
@@ -294,20 +294,41 @@ fn lead_time_counted(
     }
 }
 
-/// Sets a recorded deployment's status, keeping the rollup's failed count and the
-/// deployment's implicit failure in step: a deployment marked failed opens one (unless a
-/// reported failure names it), one marked succeeded loses it. Its lead time stays as
-/// recorded: the change did reach the app environment. Call inside a transaction.
-pub(crate) fn set_status(
+/// Sets a recorded deployment's status and/or kind (`None` keeps it), in one write that keeps
+/// the rollup's failed and rework counts in step, and the deployment's implicit failure: a
+/// deployment marked failed opens one (unless a reported failure names it), one marked
+/// succeeded loses it — and while a reported failure names it, it stays failed (409). Its lead
+/// time stays as recorded: the change did reach the app environment. Call inside a
+/// transaction.
+pub(crate) fn set_outcome(
     db: &dyn Db,
     record: &LeadTimeRecord,
-    status: DeploymentStatus,
+    status: Option<DeploymentStatus>,
+    kind: Option<DeploymentKind>,
     now: Timestamp,
 ) -> Result<LeadTimeRecord, Error> {
-    if record.status == status {
-        return Ok(record.clone());
+    let updated = LeadTimeRecord {
+        status: status.unwrap_or(record.status),
+        kind: kind.unwrap_or(record.kind),
+        ..record.clone()
+    };
+    let delta = |changed: bool, now_counted: bool| match (changed, now_counted) {
+        (false, _) => 0,
+        (true, true) => 1,
+        (true, false) => -1,
+    };
+    let failed = delta(
+        updated.status != record.status,
+        updated.status == DeploymentStatus::Failed,
+    );
+    let rework = delta(
+        updated.kind != record.kind,
+        updated.kind == DeploymentKind::Rework,
+    );
+    if (failed, rework) == (0, 0) {
+        return Ok(updated);
     }
-    if status == DeploymentStatus::Succeeded && super::failures::reported_against(db, record)? {
+    if failed < 0 && super::failures::reported_against(db, record)? {
         return Err(Error::Conflict {
             detail: format!(
                 "a reported failure is attributed to deployment {}: it stays failed",
@@ -317,49 +338,20 @@ pub(crate) fn set_status(
         });
     }
     db.execute(
-        "UPDATE image_lead_times SET status = ? WHERE lead_time_id = ?",
-        &[status.as_str().into(), record.lead_time_id.into()],
+        "UPDATE image_lead_times SET status = ?, kind = ? WHERE lead_time_id = ?",
+        &[
+            updated.status.as_str().into(),
+            updated.kind.as_str().into(),
+            record.lead_time_id.into(),
+        ],
     )?;
-    let failed = if status == DeploymentStatus::Failed {
-        1
-    } else {
-        -1
-    };
-    super::daily_rollup::adjust(db, record, failed, 0)?;
-    let updated = LeadTimeRecord {
-        status,
-        ..record.clone()
-    };
-    match status {
-        DeploymentStatus::Failed => super::failures::open_implicit(db, &updated, now)?,
-        DeploymentStatus::Succeeded => super::failures::close_implicit(db, &updated)?,
+    super::daily_rollup::adjust(db, record, failed, rework)?;
+    match failed {
+        1 => super::failures::open_implicit(db, &updated, now)?,
+        -1 => super::failures::close_implicit(db, &updated)?,
+        _ => {}
     }
     Ok(updated)
-}
-
-/// Sets a recorded deployment's kind, keeping the rollup's rework count in step.
-pub(crate) fn set_kind(
-    db: &dyn Db,
-    record: &LeadTimeRecord,
-    kind: DeploymentKind,
-) -> Result<LeadTimeRecord, Error> {
-    if record.kind == kind {
-        return Ok(record.clone());
-    }
-    db.execute(
-        "UPDATE image_lead_times SET kind = ? WHERE lead_time_id = ?",
-        &[kind.as_str().into(), record.lead_time_id.into()],
-    )?;
-    let rework = if kind == DeploymentKind::Rework {
-        1
-    } else {
-        -1
-    };
-    super::daily_rollup::adjust(db, record, 0, rework)?;
-    Ok(LeadTimeRecord {
-        kind,
-        ..record.clone()
-    })
 }
 
 /// The org's environment `name`, created or with its prod flag brought up to date; its id.

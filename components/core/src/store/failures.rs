@@ -160,7 +160,7 @@ pub(crate) fn report(
     )?;
     if let Some(attributed) = &attributed {
         close_implicit(db, attributed)?;
-        deployments::set_status(db, attributed, DeploymentStatus::Failed, now)?;
+        deployments::set_outcome(db, attributed, Some(DeploymentStatus::Failed), None, now)?;
     }
     find(db, org_id, &report.failure_id)?
         .map(Recorded::New)
@@ -324,32 +324,35 @@ pub(crate) fn resolve_by(
 }
 
 /// Changes a failure's resolution, title or severity (`PATCH /failures/{id}`); `None` keeps
-/// a field, `Some(None)` clears it.
+/// a field, `Some(None)` clears it. The failure as stored now.
 pub(crate) fn update(
     db: &dyn Db,
-    failure: &Failure,
+    failure: Failure,
     resolved_at: Option<Option<Timestamp>>,
     title: Option<Option<&str>>,
     severity: Option<Option<&str>>,
     now: Timestamp,
-) -> Result<(), Error> {
-    let resolved_at = resolved_at.unwrap_or(failure.resolved_at);
-    crate::domain::failure::check_resolution(failure.started_at, resolved_at)?;
+) -> Result<Failure, Error> {
+    let updated = Failure {
+        resolved_at: resolved_at.unwrap_or(failure.resolved_at),
+        title: title.map_or(failure.title, |t| t.map(str::to_owned)),
+        severity: severity.map_or(failure.severity, |s| s.map(str::to_owned)),
+        updated_at: now,
+        ..failure
+    };
+    crate::domain::failure::check_resolution(updated.started_at, updated.resolved_at)?;
     db.execute(
-        &format!(
-            "UPDATE failures SET resolved_at = ?, title = ?, severity = ?, updated_at = ? \
-             WHERE org_key = {ORG_KEY} AND failure_id = ?"
-        ),
+        "UPDATE failures SET resolved_at = ?, title = ?, severity = ?, updated_at = ? \
+         WHERE failure_key = ?",
         &[
-            resolved_at.into(),
-            title.unwrap_or(failure.title.as_deref()).into(),
-            severity.unwrap_or(failure.severity.as_deref()).into(),
+            updated.resolved_at.into(),
+            updated.title.as_deref().into(),
+            updated.severity.as_deref().into(),
             now.into(),
-            failure.org_id.as_str().into(),
-            failure.failure_id.as_str().into(),
+            updated.key.into(),
         ],
     )?;
-    Ok(())
+    Ok(updated)
 }
 
 /// `WHERE` for the change failures (attributed to a deployment) of one org resolved in a

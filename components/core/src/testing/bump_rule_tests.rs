@@ -12,7 +12,7 @@ use serde_json::{Value as Json, json};
 
 use crate::domain::{SemVersion, UpdateType};
 use crate::testing::RusqliteDb;
-use crate::testing::fixtures::{SequentialIds, serve};
+use crate::testing::fixtures::{SequentialIds, serve_json};
 
 const ADMIN: &str = "bump-rule-admin";
 
@@ -50,7 +50,7 @@ impl World {
         path: String,
         body: &Json,
     ) -> (u16, Json) {
-        let response = serve(
+        serve_json(
             &self.db,
             &self.ids,
             ADMIN,
@@ -58,9 +58,7 @@ impl World {
             (method, &path),
             ADMIN,
             body,
-        );
-        let status = response.status().as_u16();
-        (status, serde_json::from_slice(response.body()).unwrap())
+        )
     }
 
     /// A new channel set to `version`, then one image with `update_type`: the answer, and the

@@ -66,6 +66,24 @@ pub(crate) fn serve(
     serve_request(db, ids, admin, handler, &request)
 }
 
+/// [`serve`], answering the status and the body as JSON (`Null` for none).
+#[cfg(test)]
+pub(crate) fn serve_json(
+    db: &dyn crate::db::Db,
+    ids: &dyn Ids,
+    admin: &str,
+    handler: Handler,
+    request: (&str, &str),
+    token: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = serve(db, ids, admin, handler, request, token, body);
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(response.body()).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// Serves `request` as [`serve`] does, headers and all.
 #[cfg(test)]
 pub(crate) fn serve_request(

@@ -14,7 +14,7 @@ use crate::db::{Db, DbError, Rows, Value};
 use crate::domain::Timestamp;
 use crate::env::{Clock, Config, Env};
 use crate::testing::RusqliteDb;
-use crate::testing::fixtures::{SequentialIds, WEBHOOK_SIGNING_KEY, serve};
+use crate::testing::fixtures::{SequentialIds, WEBHOOK_SIGNING_KEY, serve, serve_json};
 
 const ADMIN: &str = "webhook-admin-token";
 
@@ -124,7 +124,7 @@ impl World {
         token: &str,
         body: Json,
     ) -> (u16, Json) {
-        let response = serve(
+        serve_json(
             &self.db,
             &self.ids,
             ADMIN,
@@ -132,11 +132,6 @@ impl World {
             (method, path),
             token,
             &body,
-        );
-        let status = response.status().as_u16();
-        (
-            status,
-            serde_json::from_slice(response.body()).unwrap_or(Json::Null),
         )
     }
 

@@ -83,11 +83,7 @@ fn timeline() -> Timeline {
         deployments: Vec::new(),
     };
     let deploy = |timeline: &mut Timeline, image: usize, at: &str, extra: Value| -> Value {
-        let mut body = json!({"image_id": images[image], "project_id": "shop", "app_id": "api",
-            "environment": "production", "prod": true, "deployed_at": at});
-        for (key, value) in extra.as_object().unwrap() {
-            body[key] = value.clone();
-        }
+        let body = deployment(&images[image], at, extra);
         let response = timeline
             .app
             .post("/api/v1/deployments", &body)
@@ -205,6 +201,28 @@ fn timeline() -> Timeline {
         json!({"kind": "rework", "fixes_failure_id": "incident-01FCNDV6P870EA6S7TK1DSYDG0"}),
     );
     timeline
+}
+
+/// A deployment of `image` to shop/api in production at `at`, with `extra` fields.
+fn deployment(image: &str, at: &str, extra: Value) -> Value {
+    let mut body = json!({"image_id": image, "project_id": "shop", "app_id": "api",
+        "environment": "production", "prod": true, "deployed_at": at});
+    for (key, value) in extra.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    body
+}
+
+/// `route`'s summary over March 2026 (`/dora/change-failure-rate`, `/dora/rework-rate`, …).
+fn march_summary(app: &TestApp, token: &str, route: &str) -> Value {
+    let response = app
+        .get(&format!(
+            "/api/v1/dora/{route}?start=2026-03-01T00:00:00Z&end=2026-03-31T00:00:00Z"
+        ))
+        .bearer(token)
+        .send();
+    response.assert_status(200);
+    response.json()["summary"].clone()
 }
 
 /// `n` images built on the `default` channel of a new registry `shop/api` of `writer`'s org,
@@ -551,10 +569,8 @@ fn concurrent_reports_rollbacks_and_patches_are_each_applied_once() {
     let writer = app.token("acme", "write");
     let reader = app.token("acme", "read");
     let images = built_images(&app, &writer, 3);
-    let deploy = |image: &str, at: &str, id: &str| {
-        json!({"image_id": image, "project_id": "shop", "app_id": "api", "environment": "production",
-               "prod": true, "deployed_at": at, "deployment_id": id})
-    };
+    let deploy =
+        |image: &str, at: &str, id: &str| deployment(image, at, json!({"deployment_id": id}));
     let recorded: Vec<String> = [
         (&images[0], "2026-03-02T10:00:00Z", "d0"),
         (&images[1], "2026-03-03T10:00:00Z", "d1"),
@@ -628,27 +644,16 @@ fn concurrent_reports_rollbacks_and_patches_are_each_applied_once() {
     );
     assert!(patch.iter().all(|s| *s == 200), "{patch:?}");
 
-    let cfr = app
-        .get("/api/v1/dora/change-failure-rate?start=2026-03-01T00:00:00Z&end=2026-03-31T00:00:00Z")
-        .bearer(&reader)
-        .send()
-        .json();
+    let cfr = march_summary(&app, &reader, "change-failure-rate");
     // d0 (INC-7) and d2 (replaced by the rollback) failed, of four deployments.
     assert_eq!(
-        (
-            cfr["summary"]["deployments"].as_u64(),
-            cfr["summary"]["failed"].as_u64()
-        ),
+        (cfr["deployments"].as_u64(), cfr["failed"].as_u64()),
         (Some(4), Some(2)),
         "{cfr}"
     );
-    let rework = app
-        .get("/api/v1/dora/rework-rate?start=2026-03-01T00:00:00Z&end=2026-03-31T00:00:00Z")
-        .bearer(&reader)
-        .send()
-        .json();
+    let rework = march_summary(&app, &reader, "rework-rate");
     // d1 (PATCHed) and d3 (the rollback).
-    assert_eq!(rework["summary"]["rework"], 2, "{rework}");
+    assert_eq!(rework["rework"], 2, "{rework}");
     let failures = app.get("/api/v1/failures").bearer(&reader).send().json();
     // INC-7 and d2's implicit one.
     assert_eq!(failures["items"].as_array().unwrap().len(), 2, "{failures}");
@@ -665,11 +670,7 @@ fn what_ran_is_what_was_rolled_out_whatever_was_marked_since() {
     let reader = app.token("acme", "read");
     let images = built_images(&app, &writer, 3);
     let deploy = |image: usize, at: &str, extra: Value| -> (u16, Value) {
-        let mut body = json!({"image_id": images[image], "project_id": "shop", "app_id": "api",
-            "environment": "production", "prod": true, "deployed_at": at});
-        for (key, value) in extra.as_object().unwrap() {
-            body[key] = value.clone();
-        }
+        let body = deployment(&images[image], at, extra);
         let response = app
             .post("/api/v1/deployments", &body)
             .bearer(&writer)
@@ -731,17 +732,10 @@ fn what_ran_is_what_was_rolled_out_whatever_was_marked_since() {
         .bearer(&writer)
         .send()
         .assert_problem(409, Some("status"));
-    let cfr = app
-        .get("/api/v1/dora/change-failure-rate?start=2026-03-01T00:00:00Z&end=2026-03-31T00:00:00Z")
-        .bearer(&reader)
-        .send()
-        .json();
+    let cfr = march_summary(&app, &reader, "change-failure-rate");
     // The failed rollout and B, of three deployments.
     assert_eq!(
-        (
-            cfr["summary"]["deployments"].as_u64(),
-            cfr["summary"]["failed"].as_u64()
-        ),
+        (cfr["deployments"].as_u64(), cfr["failed"].as_u64()),
         (Some(3), Some(2)),
         "{cfr}"
     );
