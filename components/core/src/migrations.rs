@@ -68,6 +68,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0010_org_settings",
         sql: include_str!("../../../migrations/0010_org_settings.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_commit_lead_times",
+        sql: include_str!("../../../migrations/0011_commit_lead_times.sql"),
+    },
 ];
 
 /// The migration that re-encodes every table; cd-core copies its large tables after it
@@ -90,6 +95,9 @@ pub(crate) struct Schema {
     /// Once false it stays false, so a request may act on it after reading it: a stale `true`
     /// only sends a read to the records.
     pub(crate) rollup_pending: bool,
+    /// Whether the commit lead times may still miss the head commits of records written
+    /// before migration 0011 (`store::commit_lead_times`); stays false once false, as above.
+    pub(crate) commit_rollup_pending: bool,
     /// Whether migration 0007's copy of images and records is still under way
     /// (`store::reencode`): lookups copy their rows first, whole-table reads finish it. A stale
     /// `true` costs a copy that finds nothing to do.
@@ -221,6 +229,7 @@ fn current_schema(db: &dyn Db) -> Result<Schema, DbError> {
         "SELECT (SELECT COALESCE(MAX(version), 0) FROM schema_migrations), \
                 EXISTS (SELECT 1 FROM backfills), \
                 EXISTS (SELECT 1 FROM backfills WHERE derived = 'lead_time_days'), \
+                EXISTS (SELECT 1 FROM backfills WHERE derived = 'commit_lead_times'), \
                 EXISTS (SELECT 1 FROM backfills WHERE derived IN ('images', 'image_lead_times')), \
                 EXISTS (SELECT 1 FROM deliveries WHERE next_attempt_at IS NOT NULL), \
                 EXISTS (SELECT 1 FROM subscriptions)",
@@ -233,6 +242,7 @@ fn current_schema(db: &dyn Db) -> Result<Schema, DbError> {
                 Integer(found),
                 Integer(backfilling),
                 Integer(rollup),
+                Integer(commit_rollup),
                 Integer(copying),
                 Integer(deliveries),
                 Integer(subscriptions),
@@ -241,6 +251,7 @@ fn current_schema(db: &dyn Db) -> Result<Schema, DbError> {
             found: *found,
             backfilling: *backfilling != 0,
             rollup_pending: *rollup != 0,
+            commit_rollup_pending: *commit_rollup != 0,
             copying: *copying != 0,
             deliveries_pending: *deliveries != 0,
             subscribed: *subscriptions != 0,

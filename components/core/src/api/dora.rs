@@ -15,10 +15,14 @@ use serde::Serialize;
 
 use crate::db::read_snapshot;
 use crate::domain::Timestamp;
+use crate::domain::deployment::LeadTimeRecord;
 use crate::domain::deployment::MAX_ID_CHARS;
-use crate::domain::dora::{Benchmark, Interval, LeadTimeSummary, Standing, TimeRange};
-use crate::domain::sorted_runs::LeadTimes;
+use crate::domain::dora::{
+    Benchmark, Interval, LeadTimeSummary, LeadTimeUnit, Standing, TimeRange,
+};
+use crate::domain::sorted_runs::{LeadTimes, MICROS_PER_MINUTE};
 use crate::error::Error;
+use crate::store::commit_lead_times::{self, CommitLeadTime, STAGES};
 use crate::store::deployments::{self as store, DoraFilter};
 use crate::store::dora;
 
@@ -31,6 +35,22 @@ pub(super) struct DoraQuery {
     pub(super) filter: DoraFilter,
     pub(super) interval: Interval,
     pub(super) benchmark: Benchmark,
+    /// What a lead time is of, as answered ([`unit_of`]).
+    pub(super) unit: LeadTimeUnit,
+}
+
+/// The unit a lead-time figure is answered in: the one asked for (commit by default), but
+/// per deployment while the head commits of records from before migration 0011 are still
+/// being counted (the answer's `unit` says so).
+pub(super) fn unit_of(ctx: &Context<'_>, asked: Option<&str>) -> Result<LeadTimeUnit, Error> {
+    let unit = asked
+        .map(LeadTimeUnit::parse)
+        .transpose()?
+        .unwrap_or_default();
+    Ok(match unit {
+        LeadTimeUnit::Commit if !ctx.commit_lead_times_complete() => LeadTimeUnit::Deployment,
+        unit => unit,
+    })
 }
 
 fn dora_query(ctx: &Context<'_>) -> Result<DoraQuery, Error> {
@@ -63,12 +83,14 @@ fn dora_query(ctx: &Context<'_>) -> Result<DoraQuery, Error> {
         .map(Benchmark::parse)
         .transpose()?
         .unwrap_or(settings.benchmark);
+    let unit = unit_of(ctx, request.query("unit")?)?;
     Ok(DoraQuery {
         org_id,
         range,
         filter,
         interval,
         benchmark,
+        unit,
     })
 }
 
@@ -112,6 +134,52 @@ struct LeadTimeValueBody {
     image_id: String,
     deployment_id: Option<String>,
     clock_skew: bool,
+    /// The commit's author (commit lead times, when the pipeline listed one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    author: Option<String>,
+}
+
+impl From<LeadTimeRecord> for LeadTimeValueBody {
+    fn from(r: LeadTimeRecord) -> LeadTimeValueBody {
+        LeadTimeValueBody {
+            duration_mins: r.duration_mins.unwrap_or_default(),
+            created_at: r.created_at.to_rfc3339(),
+            git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_rfc3339()),
+            git_hash: r.git_hash,
+            image_name_with_tag: r.image_name_with_tag,
+            app_id: r.app_id,
+            project_id: r.project_id,
+            environment: r.environment,
+            prod: r.prod,
+            organization_id: r.org_id.to_string(),
+            image_id: r.image_id.to_text(),
+            deployment_id: r.deployment_id,
+            clock_skew: r.duration_mins.is_some_and(|d| d < 0.0),
+            author: None,
+        }
+    }
+}
+
+impl LeadTimeValueBody {
+    /// A commit's lead time: `git_hash` is the commit, the rest its deployment's.
+    fn of_commit(c: CommitLeadTime, org_id: &crate::domain::OrgId) -> LeadTimeValueBody {
+        LeadTimeValueBody {
+            duration_mins: c.duration_micros as f64 / MICROS_PER_MINUTE,
+            created_at: c.created_at.to_rfc3339(),
+            git_hash_commit_timestamp: Some(c.committed_at.to_rfc3339()),
+            git_hash: Some(c.sha),
+            image_name_with_tag: c.image_name_with_tag,
+            app_id: c.app_id,
+            project_id: c.project_id,
+            environment: c.environment,
+            prod: c.prod,
+            organization_id: org_id.to_string(),
+            image_id: c.image_id.to_text(),
+            deployment_id: c.deployment_id,
+            clock_skew: c.duration_micros < 0,
+            author: c.author,
+        }
+    }
 }
 
 /// Where a figure stands: its level by `benchmark` (2023, 2024) or its Quick Check bucket
@@ -215,6 +283,8 @@ impl<S, P> SeriesBody<S, P> {
 struct LeadTimeBody {
     start_time: String,
     end_time: String,
+    /// `commit` or `deployment`: what each value is of.
+    unit: &'static str,
     values: Vec<LeadTimeValueBody>,
     next_cursor: Option<String>,
     summary: SummaryBody,
@@ -231,11 +301,19 @@ pub(super) fn interval_name(interval: Interval) -> &'static str {
     }
 }
 
-fn parse_values_cursor(cursor: &str) -> Result<(Timestamp, LeadTimeId), Error> {
-    let (created_at, id) = cursor.split_once('~').ok_or_else(Error::bad_cursor)?;
+/// `{created_at}~{lead_time_id}`, and `~{sha}` for commit lead times.
+fn parse_values_cursor(cursor: &str) -> Result<(Timestamp, LeadTimeId, Option<String>), Error> {
+    let mut parts = cursor.split('~');
+    let (Some(created_at), Some(id)) = (parts.next(), parts.next()) else {
+        return Err(Error::bad_cursor());
+    };
+    let sha = parts.next().map(str::to_owned);
+    if parts.next().is_some() {
+        return Err(Error::bad_cursor());
+    }
     let created_at = Timestamp::parse("cursor", created_at).map_err(|_| Error::bad_cursor())?;
     let id = LeadTimeId::parse("cursor", id).map_err(|_| Error::bad_cursor())?;
-    Ok((created_at, id))
+    Ok((created_at, id, sha))
 }
 
 pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
@@ -250,51 +328,65 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let plan = dora::plan(ctx.rollup_complete(), &query.range, &query.filter);
     // The figures and the page of values from one snapshot: a deployment recorded meanwhile
     // must be in all of the reads or in none.
-    let (by_period, page) = read_snapshot(env.db, || {
-        let by_period =
-            dora::lead_times_by_period(env.db, &query.org_id, &plan, &query.filter, &starts)?;
-        let page = store::lead_time_values(
+    let (by_period, values, next_cursor) = read_snapshot(env.db, || {
+        let by_period = dora::lead_times_by_period(
             env.db,
             &query.org_id,
-            &query.range,
+            &plan,
             &query.filter,
-            after,
-            limit,
+            query.unit,
+            &starts,
         )?;
-        Ok((by_period, page))
+        let (values, next_cursor) = match query.unit {
+            LeadTimeUnit::Deployment => {
+                let after = after.map(|(created_at, id, _)| (created_at, id));
+                let page = store::lead_time_values(
+                    env.db,
+                    &query.org_id,
+                    &query.range,
+                    &query.filter,
+                    after,
+                    limit,
+                )?;
+                let values = page.items.into_iter().map(LeadTimeValueBody::from);
+                (values.collect::<Vec<_>>(), page.next_cursor)
+            }
+            LeadTimeUnit::Commit => {
+                let after = after
+                    .map(|(created_at, id, sha)| {
+                        Ok::<_, Error>((created_at, id, sha.ok_or_else(Error::bad_cursor)?))
+                    })
+                    .transpose()?;
+                let page = commit_lead_times::values(
+                    env.db,
+                    &query.org_id,
+                    &query.range,
+                    &query.filter,
+                    after,
+                    limit,
+                )?;
+                let values = page
+                    .items
+                    .into_iter()
+                    .map(|c| LeadTimeValueBody::of_commit(c, &query.org_id));
+                (values.collect::<Vec<_>>(), page.next_cursor)
+            }
+        };
+        Ok((by_period, values, next_cursor))
     })?;
     let series = durations_series(&periods, &by_period.periods);
     let summary = LeadTimeSummary::of(&union(&by_period.periods));
     let standing = summary.median_mins.map(|m| query.benchmark.lead_time(m));
     let clock_skew_excluded = by_period.clock_skew as usize;
 
-    let values = page
-        .items
-        .into_iter()
-        .map(|r| LeadTimeValueBody {
-            duration_mins: r.duration_mins.unwrap_or_default(),
-            created_at: r.created_at.to_rfc3339(),
-            git_hash_commit_timestamp: r.git_hash_commit_timestamp.map(|t| t.to_rfc3339()),
-            git_hash: r.git_hash,
-            image_name_with_tag: r.image_name_with_tag,
-            app_id: r.app_id,
-            project_id: r.project_id,
-            environment: r.environment,
-            prod: r.prod,
-            organization_id: r.org_id.to_string(),
-            image_id: r.image_id.to_text(),
-            deployment_id: r.deployment_id,
-            clock_skew: r.duration_mins.is_some_and(|d| d < 0.0),
-        })
-        .collect();
-
     json_response(
         StatusCode::OK,
         &LeadTimeBody {
             start_time: query.range.start.to_rfc3339(),
             end_time: query.range.end.to_rfc3339(),
+            unit: query.unit.as_str(),
             values,
-            next_cursor: page.next_cursor,
+            next_cursor,
             summary: SummaryBody {
                 durations: DurationsBody::from(&summary),
                 grade: GradeBody::of(standing),
@@ -326,9 +418,8 @@ struct FrequencyPeriodBody {
 
 pub(super) fn deployment_frequency(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let needs = Needs {
-        lead_times: false,
         outcomes: true,
-        recoveries: false,
+        ..Needs::NONE
     };
     let (query, periods, figures) = query_figures(ctx, needs)?;
     let total = total(&figures.outcomes).deployments;
@@ -357,6 +448,8 @@ pub(super) fn deployment_frequency(ctx: &Context<'_>) -> Result<Response<Vec<u8>
 /// The figures behind every DORA answer for one range, read in one snapshot.
 pub(super) struct Figures {
     pub(super) lead_times: Vec<LeadTimes>,
+    /// Of the whole range; empty unless asked for.
+    pub(super) stages: Option<[LeadTimes; STAGES]>,
     pub(super) clock_skew: u64,
     pub(super) outcomes: Vec<dora::Outcomes>,
     pub(super) recoveries: Vec<LeadTimes>,
@@ -366,16 +459,20 @@ pub(super) struct Figures {
 /// Which figures a query needs (each is a read).
 #[derive(Clone, Copy)]
 pub(super) struct Needs {
-    pub(super) lead_times: bool,
+    /// Lead times, of this unit.
+    pub(super) lead_times: Option<LeadTimeUnit>,
     pub(super) outcomes: bool,
     pub(super) recoveries: bool,
+    /// The stages of commit lead times.
+    pub(super) stages: bool,
 }
 
 impl Needs {
-    pub(super) const ALL: Needs = Needs {
-        lead_times: true,
-        outcomes: true,
-        recoveries: true,
+    pub(super) const NONE: Needs = Needs {
+        lead_times: None,
+        outcomes: false,
+        recoveries: false,
+        stages: false,
     };
 }
 
@@ -392,12 +489,18 @@ pub(super) fn figures(
     ctx.whole_tables()?;
     let plan = dora::plan(ctx.rollup_complete(), range, filter);
     read_snapshot(db, || {
-        let (lead_times, clock_skew) = if needs.lead_times {
-            let by_period = dora::lead_times_by_period(db, org_id, &plan, filter, starts)?;
-            (by_period.periods, by_period.clock_skew)
-        } else {
-            (Vec::new(), 0)
+        let (lead_times, clock_skew) = match needs.lead_times {
+            Some(unit) => {
+                let by_period =
+                    dora::lead_times_by_period(db, org_id, &plan, filter, unit, starts)?;
+                (by_period.periods, by_period.clock_skew)
+            }
+            None => (Vec::new(), 0),
         };
+        let stages = needs
+            .stages
+            .then(|| dora::stages(db, org_id, &plan, filter))
+            .transpose()?;
         let outcomes = if needs.outcomes {
             dora::outcomes_by_period(db, org_id, &plan, filter, starts)?
         } else {
@@ -425,6 +528,7 @@ pub(super) fn figures(
         };
         Ok(Figures {
             lead_times,
+            stages,
             clock_skew,
             outcomes,
             recoveries,
@@ -521,9 +625,8 @@ fn query_figures(
 
 fn rate(ctx: &Context<'_>, kind: Rate) -> Result<Response<Vec<u8>>, Error> {
     let needs = Needs {
-        lead_times: false,
         outcomes: true,
-        recoveries: false,
+        ..Needs::NONE
     };
     let (query, periods, figures) = query_figures(ctx, needs)?;
     let all = kind.of(&total(&figures.outcomes));
@@ -572,9 +675,8 @@ struct RecoverySummaryBody {
 
 pub(super) fn recovery_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let needs = Needs {
-        lead_times: false,
-        outcomes: false,
         recoveries: true,
+        ..Needs::NONE
     };
     let (query, periods, figures) = query_figures(ctx, needs)?;
     let summary = LeadTimeSummary::of(&union(&figures.recoveries));
@@ -608,6 +710,37 @@ struct MetricBody {
     change_percent: Option<f64>,
 }
 
+/// One stage of the commit lead times: how many commits it has a duration for, and their
+/// median.
+#[derive(Serialize)]
+struct StageBody {
+    count: u64,
+    median_mins: Option<f64>,
+}
+
+/// The lead time split in its stages, per commit (each stage's own median: they need not add
+/// up to the lead time's).
+#[derive(Serialize)]
+struct StagesBody {
+    commit_to_build: StageBody,
+    build_to_deploy_start: StageBody,
+    deploy_start_to_finish: StageBody,
+}
+
+impl StagesBody {
+    fn of(stages: &[LeadTimes; STAGES]) -> StagesBody {
+        let stage = |set: &LeadTimes| StageBody {
+            count: set.count(),
+            median_mins: set.quantile_mins(0.5),
+        };
+        StagesBody {
+            commit_to_build: stage(&stages[0]),
+            build_to_deploy_start: stage(&stages[1]),
+            deploy_start_to_finish: stage(&stages[2]),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct DoraSummaryBody {
     start_time: String,
@@ -615,6 +748,8 @@ struct DoraSummaryBody {
     previous_start_time: String,
     previous_end_time: String,
     benchmark: &'static str,
+    /// What the lead time is of: `commit` or `deployment`.
+    unit: &'static str,
     lead_time: MetricBody,
     deployment_frequency: MetricBody,
     change_failure_rate: MetricBody,
@@ -624,6 +759,9 @@ struct DoraSummaryBody {
     clock_skew_excluded: u64,
     /// Change failures started by the end and still open.
     open_failures: u64,
+    /// The commit lead times' stages in the range (`null` while the commits of records from
+    /// before the upgrade are still being counted).
+    stages: Option<StagesBody>,
 }
 
 /// The five figures of one range.
@@ -635,22 +773,23 @@ struct FiveFigures {
     rework_rate: (Option<f64>, u64),
     clock_skew: u64,
     open_failures: u64,
+    stages: Option<[LeadTimes; STAGES]>,
 }
 
 fn five_figures(
     ctx: &Context<'_>,
     query: &DoraQuery,
     range: &TimeRange,
+    with_stages: bool,
 ) -> Result<FiveFigures, Error> {
     let starts = [range.start.instant().timestamp()];
-    let figures = figures(
-        ctx,
-        &query.org_id,
-        range,
-        &query.filter,
-        &starts,
-        Needs::ALL,
-    )?;
+    let needs = Needs {
+        lead_times: Some(query.unit),
+        outcomes: true,
+        recoveries: true,
+        stages: with_stages && ctx.commit_lead_times_complete(),
+    };
+    let figures = figures(ctx, &query.org_id, range, &query.filter, &starts, needs)?;
     let lead_times = union(&figures.lead_times);
     let outcomes = total(&figures.outcomes);
     let recoveries = union(&figures.recoveries);
@@ -665,6 +804,7 @@ fn five_figures(
         rework_rate: (outcomes.rework_rate(), outcomes.deployments),
         clock_skew: figures.clock_skew,
         open_failures: figures.open_failures,
+        stages: figures.stages,
     })
 }
 
@@ -708,8 +848,8 @@ pub(super) fn summary(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         start: Timestamp::from_utc(previous_start),
         end: Timestamp::from_utc(previous_end),
     };
-    let now = five_figures(ctx, &query, &query.range)?;
-    let before = five_figures(ctx, &query, &previous)?;
+    let now = five_figures(ctx, &query, &query.range, true)?;
+    let before = five_figures(ctx, &query, &previous, false)?;
     let benchmark = query.benchmark;
     let deployments = now.deployment_frequency.1;
     json_response(
@@ -720,6 +860,7 @@ pub(super) fn summary(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
             previous_start_time: previous.start.to_rfc3339(),
             previous_end_time: previous.end.to_rfc3339(),
             benchmark: benchmark.as_str(),
+            unit: query.unit.as_str(),
             lead_time: metric(
                 "minutes",
                 now.lead_time,
@@ -752,6 +893,7 @@ pub(super) fn summary(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
             rework_rate: metric("ratio", now.rework_rate, before.rework_rate, None),
             clock_skew_excluded: now.clock_skew,
             open_failures: now.open_failures,
+            stages: now.stages.as_ref().map(StagesBody::of),
         },
     )
 }

@@ -17,12 +17,12 @@ use http::{Response, StatusCode};
 use serde::Serialize;
 
 use crate::domain::Timestamp;
-use crate::domain::dora::{Interval, TimeRange};
+use crate::domain::dora::{Interval, LeadTimeUnit, TimeRange};
 use crate::domain::sorted_runs::LeadTimes;
 use crate::error::Error;
 use crate::store::deployments::DoraFilter;
 
-use super::dora::{Needs, figures, period_seconds, text_filter};
+use super::dora::{Needs, figures, period_seconds, text_filter, unit_of};
 use super::{Context, json_response};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -48,14 +48,16 @@ impl Metric {
         }
     }
 
-    fn needs(self) -> Needs {
+    /// What the metric reads; lead times are per commit (as `unit_of` answers by default).
+    fn needs(self, unit: LeadTimeUnit) -> Needs {
         Needs {
-            lead_times: self == Metric::LeadTimeForChanges,
+            lead_times: (self == Metric::LeadTimeForChanges).then_some(unit),
             outcomes: matches!(
                 self,
                 Metric::DeploymentFrequency | Metric::ChangeFailureRate
             ),
             recoveries: self == Metric::TimeToRestoreService,
+            stages: false,
         }
     }
 }
@@ -151,7 +153,8 @@ pub(super) fn metrics(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     )?;
     let periods = interval.periods(&range);
     let starts = period_seconds(&periods);
-    let figures = figures(ctx, &org_id, &range, &filter, &starts, metric.needs())?;
+    let unit = unit_of(ctx, None)?;
+    let figures = figures(ctx, &org_id, &range, &filter, &starts, metric.needs(unit))?;
     let values: Vec<Option<f64>> = (0..periods.len())
         .map(|period| match metric {
             Metric::DeploymentFrequency => Some(figures.outcomes[period].deployments as f64),

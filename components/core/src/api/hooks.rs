@@ -335,6 +335,7 @@ fn pushed_image(
         image_ports: Vec::new(),
         cluster_image_tags: Vec::new(),
         api_version_id: None,
+        commits: Vec::new(),
     })
 }
 

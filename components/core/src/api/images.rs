@@ -16,9 +16,9 @@ use serde_json::{Map, Value as Json};
 use crate::auth::{ReadableRegistry, WritableRegistry};
 use crate::db::transaction;
 use crate::domain::image::{
-    ApiDefinitionPath, ApiVersionId, CdRequest, CommitMessage, Committer, GitHash, GitopsHash,
-    Image, ImageChanges, ImageId, ImageName, ImageReference, ImageStatus, ImageTags, NewImage,
-    RunId, TagName, VersionChange,
+    ApiDefinitionPath, ApiVersionId, CdRequest, Commit, CommitMessage, Committer, GitHash,
+    GitopsHash, Image, ImageChanges, ImageId, ImageName, ImageReference, ImageStatus, ImageTags,
+    NewImage, RunId, TagName, VersionChange,
 };
 use crate::domain::receiver::Digest;
 use crate::domain::{Channel, OrgId, Recorded, Timestamp};
@@ -66,6 +66,47 @@ struct CdRequestBody {
     cluster_image_tags: Vec<ClusterImageTagJson>,
     #[serde(default)]
     api_version_id: Option<String>,
+    /// `git log <previous>..HEAD`: the commits the build carries.
+    #[serde(default)]
+    commits: Vec<CommitJson>,
+}
+
+/// A commit as the CD request lists it and an image shows it.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct CommitJson {
+    sha: String,
+    timestamp: String,
+    #[serde(default)]
+    author: Option<String>,
+}
+
+impl From<&Commit> for CommitJson {
+    fn from(commit: &Commit) -> CommitJson {
+        CommitJson {
+            sha: commit.sha.as_str().to_owned(),
+            timestamp: commit.committed_at.to_rfc3339(),
+            author: commit.author.as_ref().map(|a| a.as_str().to_owned()),
+        }
+    }
+}
+
+fn parse_commits(listed: Vec<CommitJson>) -> Result<Vec<Commit>, Error> {
+    listed
+        .into_iter()
+        .enumerate()
+        .map(|(index, commit)| {
+            let field = |name: &str| format!("commits[{index}].{name}");
+            Ok(Commit {
+                sha: GitHash::parse(&field("sha"), &commit.sha)?,
+                committed_at: Timestamp::parse(&field("timestamp"), &commit.timestamp)?,
+                author: commit
+                    .author
+                    .map(|a| Committer::parse(&field("author"), &a))
+                    .transpose()?,
+            })
+        })
+        .collect()
 }
 
 /// Parses an optional field with `parse`.
@@ -131,6 +172,8 @@ impl TryFrom<CdRequestBody> for CdRequest {
             body.api_version_id.as_deref(),
             ApiVersionId::parse,
         )?;
+        let commits = parse_commits(body.commits)?;
+        Commit::check_list(&commits, Some((&git_hash, git_hash_commit_timestamp)))?;
         Ok(CdRequest {
             channel,
             version_change,
@@ -152,6 +195,7 @@ impl TryFrom<CdRequestBody> for CdRequest {
                 body.cluster_image_tags,
             )?,
             api_version_id,
+            commits,
         })
     }
 }
@@ -185,12 +229,28 @@ pub(crate) struct ImageBody {
     /// The manifest its registry stored under the tag, from the receiver's last push.
     digest: Option<String>,
     pushed_at: Option<String>,
+    /// The commits the CD request listed (`[]` when it listed none: the head commit is the
+    /// one); one image's answer only, not a list's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commits: Option<Vec<CommitJson>>,
+}
+
+impl ImageBody {
+    /// An image as a list shows it: without its commits (up to 5,000 each).
+    pub(crate) fn listed(image: Image) -> ImageBody {
+        ImageBody {
+            commits: None,
+            ..ImageBody::from(image)
+        }
+    }
 }
 
 impl From<Image> for ImageBody {
     fn from(image: Image) -> Self {
         let r = image.request;
+        let commits = Some(r.commits.iter().map(CommitJson::from).collect());
         ImageBody {
+            commits,
             image_id: image.image_id.to_text(),
             registry_id: image.registry_id.to_text(),
             org_id: image.org_id.to_string(),
@@ -352,7 +412,10 @@ pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     };
     ctx.whole_tables()?;
     let page = store::list(ctx.env.db, &registry, &filter, after, limit)?;
-    json_response(StatusCode::OK, &PageBody::from_page(page, ImageBody::from))
+    json_response(
+        StatusCode::OK,
+        &PageBody::from_page(page, ImageBody::listed),
+    )
 }
 
 /// The fields a PATCH may change.

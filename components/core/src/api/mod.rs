@@ -305,6 +305,12 @@ impl<'a> Context<'a> {
         !self.schema.rollup_pending
     }
 
+    /// Whether every commit lead time is counted: false while the head commits of records
+    /// from before migration 0011 are (`store::commit_lead_times`).
+    pub(crate) fn commit_lead_times_complete(&self) -> bool {
+        !self.schema.commit_rollup_pending
+    }
+
     /// While migration 0007's copy is under way, copies the rows a lookup by key is about to
     /// read (`store::reencode`); nothing otherwise.
     pub(crate) fn copy_first(

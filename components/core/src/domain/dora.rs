@@ -193,6 +193,44 @@ fn between(start: DateTime<Utc>, end: DateTime<Utc>) -> TimeRange {
     }
 }
 
+/// What one lead time is of: a commit (from its timestamp to the first succeeded deployment
+/// that carried it to the app environment), or a deployment (from its head commit, counted
+/// at the first succeeded deployment of its image there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum LeadTimeUnit {
+    #[default]
+    Commit,
+    Deployment,
+}
+
+impl LeadTimeUnit {
+    pub(crate) fn parse(value: &str) -> Result<LeadTimeUnit, Error> {
+        match value {
+            "commit" => Ok(LeadTimeUnit::Commit),
+            "deployment" => Ok(LeadTimeUnit::Deployment),
+            _ => Err(Error::malformed_field(
+                "unit",
+                "unit must be commit or deployment",
+            )),
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LeadTimeUnit::Commit => "commit",
+            LeadTimeUnit::Deployment => "deployment",
+        }
+    }
+
+    /// The table of its lead times.
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            LeadTimeUnit::Commit => "commit_lead_times",
+            LeadTimeUnit::Deployment => "image_lead_times",
+        }
+    }
+}
+
 /// The bucket size of a series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Interval {

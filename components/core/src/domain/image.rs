@@ -310,6 +310,52 @@ impl ClusterImageTag {
     }
 }
 
+/// The most commits one CD request may list (a pipeline's `git log <previous>..HEAD`).
+pub(crate) const MAX_COMMITS: usize = 5_000;
+
+/// One commit a build carries, as the pipeline listed it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Commit {
+    pub(crate) sha: GitHash,
+    pub(crate) committed_at: Timestamp,
+    pub(crate) author: Option<Committer>,
+}
+
+impl Commit {
+    /// Checks a listed commit list: at most [`MAX_COMMITS`], each sha once, and the head
+    /// commit, if listed, at the time the request gives it.
+    pub(crate) fn check_list(
+        commits: &[Commit],
+        head: Option<(&GitHash, Option<Timestamp>)>,
+    ) -> Result<(), Error> {
+        if commits.len() > MAX_COMMITS {
+            return Err(Error::invalid(
+                "commits",
+                format!("must have at most {MAX_COMMITS} entries"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(commits.len());
+        for (index, commit) in commits.iter().enumerate() {
+            if !seen.insert(commit.sha.as_str()) {
+                return Err(Error::invalid(
+                    format!("commits[{index}].sha"),
+                    format!("duplicate commit {}", commit.sha.as_str()),
+                ));
+            }
+            if let Some((sha, Some(at))) = head
+                && sha == &commit.sha
+                && at != commit.committed_at
+            {
+                return Err(Error::invalid(
+                    format!("commits[{index}].timestamp"),
+                    "differs from git_hash_commit_timestamp for the same commit",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A validated CD request: what a pipeline posts after a build.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CdRequest {
@@ -331,6 +377,9 @@ pub(crate) struct CdRequest {
     pub(crate) image_ports: Vec<ImagePort>,
     pub(crate) cluster_image_tags: Vec<ClusterImageTag>,
     pub(crate) api_version_id: Option<ApiVersionId>,
+    /// The commits the build carries, as listed; empty when the request listed none (the
+    /// head commit is then the one commit).
+    pub(crate) commits: Vec<Commit>,
 }
 
 /// How far in the future a commit timestamp may be: clocks of CI runners and developer
@@ -339,12 +388,21 @@ pub(crate) const COMMIT_CLOCK_SKEW_SECONDS: i64 = 300;
 
 impl CdRequest {
     /// Refuses a commit timestamp more than [`COMMIT_CLOCK_SKEW_SECONDS`] after `now`.
+    /// Refuses a listed commit's timestamp likewise.
     pub(crate) fn check_commit_time(&self, now: Timestamp) -> Result<(), Error> {
-        if let Some(committed) = self.git_hash_commit_timestamp {
+        let listed = self
+            .commits
+            .iter()
+            .enumerate()
+            .map(|(index, c)| (format!("commits[{index}].timestamp"), c.committed_at));
+        let head = self
+            .git_hash_commit_timestamp
+            .map(|at| ("git_hash_commit_timestamp".to_owned(), at));
+        for (field, committed) in head.into_iter().chain(listed) {
             let ahead = committed.instant() - now.instant();
             if ahead.num_seconds() > COMMIT_CLOCK_SKEW_SECONDS {
                 return Err(Error::invalid(
-                    "git_hash_commit_timestamp",
+                    field,
                     format!(
                         "is {} s in the future (more than the {COMMIT_CLOCK_SKEW_SECONDS} s clock-skew allowance)",
                         ahead.num_seconds()

@@ -49,7 +49,7 @@ pub(crate) fn day_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
-const BYTES_PER_LEAD_TIME: usize = 8;
+pub(super) const BYTES_PER_LEAD_TIME: usize = 8;
 
 /// The lead times a chunk takes before the next write starts a new one: 2 KB of blob, under
 /// SQLite's 4 KB page, so a write reads and writes one page of it, not an overflow chain.
@@ -103,7 +103,7 @@ fn checked_len(blob: &[u8]) -> Result<usize, Error> {
 }
 
 /// The lead times of a stored blob; refuses one that is not whole or not sorted.
-fn decode(blob: &[u8]) -> Result<Vec<u64>, Error> {
+pub(super) fn decode(blob: &[u8]) -> Result<Vec<u64>, Error> {
     checked_len(blob)?;
     let values: Vec<u64> = blob
         .chunks_exact(BYTES_PER_LEAD_TIME)
@@ -115,7 +115,7 @@ fn decode(blob: &[u8]) -> Result<Vec<u64>, Error> {
     Ok(values)
 }
 
-fn encode(ascending: &[u64]) -> Vec<u8> {
+pub(super) fn encode(ascending: &[u64]) -> Vec<u8> {
     ascending.iter().flat_map(|v| v.to_be_bytes()).collect()
 }
 

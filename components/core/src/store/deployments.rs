@@ -8,8 +8,8 @@ use crate::db::{Db, DbError, Row, Value};
 use crate::domain::deployment::{
     Deployment, DeploymentKind, DeploymentStatus, EnvironmentName, LeadTimeRecord,
 };
-use crate::domain::dora::TimeRange;
 use crate::domain::dora::duration_mins;
+use crate::domain::dora::{LeadTimeUnit, TimeRange};
 use crate::domain::failure::FailureId;
 use crate::domain::ids::{AppEnvironmentId, EnvironmentId, LeadTimeId};
 use crate::domain::image::{GitHash, ImageId};
@@ -186,6 +186,7 @@ pub(crate) fn record(
     }
     if succeeded {
         super::failures::resolve_by(db, &record, now)?;
+        super::commit_lead_times::record(db, &record)?;
     }
     Ok(Recorded::New(record))
 }
@@ -553,16 +554,23 @@ pub(crate) struct DoraFilter {
 
 /// `WHERE` for one org, a range and the filters; `lead_time_only` keeps the rows that count for
 /// lead time (with a project and a commit time), matching the partial index.
-fn where_clause(
+///
+/// `l` is `image_lead_times`, or `commit_lead_times` for [`LeadTimeUnit::Commit`] (whose rows
+/// all have a lead time, and an author of their own).
+pub(super) fn where_clause(
     org_id: &OrgId,
     range: &TimeRange,
     filter: &DoraFilter,
     lead_time_only: bool,
+    unit: LeadTimeUnit,
 ) -> (String, Vec<Value>) {
     let mut sql = format!("l.org_key = {ORG_KEY} AND l.created_at BETWEEN ? AND ?");
     let mut params: Vec<Value> = vec![org_id.as_str().into(), range.start.into(), range.end.into()];
     if lead_time_only {
-        sql.push_str(" AND l.project_id IS NOT NULL AND l.duration_micros IS NOT NULL");
+        sql.push_str(" AND l.project_id IS NOT NULL");
+        if unit == LeadTimeUnit::Deployment {
+            sql.push_str(" AND l.duration_micros IS NOT NULL");
+        }
     }
     for (column, value) in [
         ("project_id", &filter.project_id),
@@ -579,14 +587,21 @@ fn where_clause(
         params.push(prod.into());
     }
     if lead_time_only && !filter.excluded_authors.is_empty() {
-        // The author's name: the committer without its " <email>".
-        let author = "CASE WHEN instr(x.committer, ' <') > 0 \
-                      THEN substr(x.committer, 1, instr(x.committer, ' <') - 1) \
-                      ELSE x.committer END";
+        // The author's name, without its " <email>": a commit's own, or a deployment's head
+        // commit's committer.
+        let column = match unit {
+            LeadTimeUnit::Commit => "l.author",
+            LeadTimeUnit::Deployment => "x.committer",
+        };
+        let author = super::commit_lead_times::author_name_sql(column);
         let any = vec![format!("{author} GLOB ?"); filter.excluded_authors.len()].join(" OR ");
-        sql.push_str(&format!(
-            " AND NOT EXISTS (SELECT 1 FROM images AS x WHERE x.image_id = l.image_id AND ({any}))"
-        ));
+        sql.push_str(&match unit {
+            // No author matches no pattern (`GLOB` of NULL is NULL).
+            LeadTimeUnit::Commit => format!(" AND NOT coalesce({any}, 0)"),
+            LeadTimeUnit::Deployment => format!(
+                " AND NOT EXISTS (SELECT 1 FROM images AS x WHERE x.image_id = l.image_id AND ({any}))"
+            ),
+        });
         params.extend(filter.excluded_authors.iter().map(|g| g.as_str().into()));
     }
     (sql, params)
@@ -604,9 +619,10 @@ pub(crate) fn lead_time_durations(
     org_id: &OrgId,
     range: &TimeRange,
     filter: &DoraFilter,
+    unit: LeadTimeUnit,
 ) -> Result<Vec<(i64, i64)>, Error> {
-    let (condition, params) = where_clause(org_id, range, filter, true);
-    let packed = packed_column(db, &lead_time_durations_sql(&condition), &params)?;
+    let (condition, params) = where_clause(org_id, range, filter, true, unit);
+    let packed = packed_column(db, &lead_time_durations_sql(&condition, unit), &params)?;
     packed
         .split(',')
         .filter(|pair| !pair.is_empty())
@@ -632,7 +648,7 @@ pub(crate) fn deployment_times(
     range: &TimeRange,
     filter: &DoraFilter,
 ) -> Result<Vec<i64>, Error> {
-    let (condition, params) = where_clause(org_id, range, filter, false);
+    let (condition, params) = where_clause(org_id, range, filter, false, LeadTimeUnit::Deployment);
     let packed = packed_column(db, &deployment_times_sql(&condition), &params)?;
     packed
         .split(',')
@@ -654,7 +670,7 @@ pub(crate) fn outcome_times(
     range: &TimeRange,
     filter: &DoraFilter,
 ) -> Result<Vec<(i64, bool, bool)>, Error> {
-    let (condition, params) = where_clause(org_id, range, filter, false);
+    let (condition, params) = where_clause(org_id, range, filter, false, LeadTimeUnit::Deployment);
     let packed = packed_column(db, &outcome_times_sql(&condition), &params)?;
     packed
         .split(',')
@@ -686,10 +702,11 @@ fn seconds_of(micros: i64) -> i64 {
     micros.div_euclid(1_000_000)
 }
 
-fn lead_time_durations_sql(condition: &str) -> String {
+fn lead_time_durations_sql(condition: &str, unit: LeadTimeUnit) -> String {
     format!(
         "SELECT group_concat(l.created_at || ' ' || l.duration_micros, ',') \
-         FROM image_lead_times AS l WHERE {condition}"
+         FROM {} AS l WHERE {condition}",
+        unit.table()
     )
 }
 
@@ -698,7 +715,7 @@ fn deployment_times_sql(condition: &str) -> String {
 }
 
 /// The one text value of a `group_concat` query ("" when it aggregated no rows).
-fn packed_column(db: &dyn Db, sql: &str, params: &[Value]) -> Result<String, Error> {
+pub(super) fn packed_column(db: &dyn Db, sql: &str, params: &[Value]) -> Result<String, Error> {
     Ok(super::aggregated_text(&db.execute(sql, params)?)?.unwrap_or_default())
 }
 
@@ -712,7 +729,8 @@ pub(crate) fn lead_time_values(
     after: Option<(Timestamp, LeadTimeId)>,
     limit: usize,
 ) -> Result<Page<LeadTimeRecord>, Error> {
-    let (mut condition, mut params) = where_clause(org_id, range, filter, true);
+    let (mut condition, mut params) =
+        where_clause(org_id, range, filter, true, LeadTimeUnit::Deployment);
     if let Some((created_at, lead_time_id)) = after {
         condition.push_str(" AND (l.created_at < ? OR (l.created_at = ? AND l.lead_time_id < ?))");
         params.push(created_at.into());
@@ -780,9 +798,15 @@ mod tests {
         };
         for filter in [DoraFilter::default(), filtered] {
             for lead_time_only in [true, false] {
-                let (condition, params) = where_clause(&org_id, &range, &filter, lead_time_only);
+                let (condition, params) = where_clause(
+                    &org_id,
+                    &range,
+                    &filter,
+                    lead_time_only,
+                    LeadTimeUnit::Deployment,
+                );
                 let sql = if lead_time_only {
-                    lead_time_durations_sql(&condition)
+                    lead_time_durations_sql(&condition, LeadTimeUnit::Deployment)
                 } else {
                     deployment_times_sql(&condition)
                 };

@@ -8,10 +8,13 @@
 
 use crate::db::Db;
 use crate::domain::OrgId;
-use crate::domain::dora::{ReadPlan, TimeRange, period_index};
+use chrono::NaiveDate;
+
+use crate::domain::dora::{LeadTimeUnit, ReadPlan, TimeRange, period_index};
 use crate::domain::sorted_runs::LeadTimes;
 use crate::error::Error;
 
+use super::commit_lead_times::{self, STAGES};
 use super::daily_rollup::{self, LeadTimeDay};
 use super::deployments::{DoraFilter, deployment_times, lead_time_durations, outcome_times};
 
@@ -57,20 +60,46 @@ fn rollup_days(
     }
 }
 
-fn day_second(day: &LeadTimeDay) -> i64 {
-    day.day
-        .and_hms_opt(0, 0, 0)
+/// The rollup's days for lead times of `unit`: (day, clock-skewed, sorted lead times).
+fn lead_time_days(
+    db: &dyn Db,
+    org_id: &OrgId,
+    plan: &ReadPlan,
+    filter: &DoraFilter,
+    unit: LeadTimeUnit,
+) -> Result<Vec<(NaiveDate, u64, Vec<u64>)>, Error> {
+    let Some(days) = plan.days else {
+        return Ok(Vec::new());
+    };
+    let (environment, prod) = (filter.environment.as_deref(), filter.prod);
+    Ok(match unit {
+        LeadTimeUnit::Deployment => daily_rollup::read(db, org_id, days, environment, prod, true)?
+            .into_iter()
+            .map(|d| (d.day, d.clock_skew, d.lead_times))
+            .collect(),
+        LeadTimeUnit::Commit => {
+            commit_lead_times::read_days(db, org_id, days, environment, prod, false)?
+                .into_iter()
+                .map(|d| (d.day, d.clock_skew, d.lead_times))
+                .collect()
+        }
+    })
+}
+
+fn midnight_second(day: NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0)
         .expect("midnight exists")
         .and_utc()
         .timestamp()
 }
 
-/// Lead times per period (`starts`: the periods' first seconds, ascending).
+/// Lead times of `unit` per period (`starts`: the periods' first seconds, ascending).
 pub(crate) fn lead_times_by_period(
     db: &dyn Db,
     org_id: &OrgId,
     plan: &ReadPlan,
     filter: &DoraFilter,
+    unit: LeadTimeUnit,
     starts: &[i64],
 ) -> Result<LeadTimesByPeriod, Error> {
     let mut result = LeadTimesByPeriod {
@@ -78,15 +107,15 @@ pub(crate) fn lead_times_by_period(
         clock_skew: 0,
     };
     let mut clock_skew: i64 = 0;
-    for day in rollup_days(db, org_id, plan, filter, true)? {
-        let period = period_index(starts, day_second(&day));
-        clock_skew += day.clock_skew as i64;
-        result.periods[period].add_sorted(day.lead_times);
+    for (day, skewed, lead_times) in lead_time_days(db, org_id, plan, filter, unit)? {
+        let period = period_index(starts, midnight_second(day));
+        clock_skew += skewed as i64;
+        result.periods[period].add_sorted(lead_times);
     }
     for (ranges, subtract) in [(&plan.add, false), (&plan.subtract, true)] {
         for range in ranges {
             let mut by_period: Vec<Vec<u64>> = vec![Vec::new(); starts.len()];
-            for (second, micros) in lead_time_durations(db, org_id, range, filter)? {
+            for (second, micros) in lead_time_durations(db, org_id, range, filter, unit)? {
                 match u64::try_from(micros) {
                     Ok(micros) => by_period[period_index(starts, second)].push(micros),
                     Err(_) if subtract => clock_skew -= 1,
@@ -103,8 +132,41 @@ pub(crate) fn lead_times_by_period(
         }
     }
     result.clock_skew = u64::try_from(clock_skew)
-        .map_err(|_| Error::storage("lead_time_days counts fewer skewed records than exist"))?;
+        .map_err(|_| Error::storage("the rollup counts fewer skewed lead times than exist"))?;
     Ok(result)
+}
+
+/// The durations of each stage of the commit lead times of the range (commit → build,
+/// build → deploy start, deploy start → finish): whole days from the rollup, edges from the
+/// records, as lead times are read.
+pub(crate) fn stages(
+    db: &dyn Db,
+    org_id: &OrgId,
+    plan: &ReadPlan,
+    filter: &DoraFilter,
+) -> Result<[LeadTimes; STAGES], Error> {
+    let mut stages: [LeadTimes; STAGES] = Default::default();
+    if let Some(days) = plan.days {
+        let (environment, prod) = (filter.environment.as_deref(), filter.prod);
+        for day in commit_lead_times::read_days(db, org_id, days, environment, prod, true)? {
+            for (set, values) in stages.iter_mut().zip(day.stages) {
+                set.add_sorted(values);
+            }
+        }
+    }
+    for (ranges, subtract) in [(&plan.add, false), (&plan.subtract, true)] {
+        for range in ranges {
+            let values = commit_lead_times::stage_values(db, org_id, range, filter)?;
+            for (set, values) in stages.iter_mut().zip(values) {
+                if subtract {
+                    set.subtract_unsorted(values);
+                } else {
+                    set.add_unsorted(values);
+                }
+            }
+        }
+    }
+    Ok(stages)
 }
 
 /// What a period's deployments came to: how many, how many failed, how many were rework.
@@ -145,7 +207,7 @@ pub(crate) fn outcomes_by_period(
 ) -> Result<Vec<Outcomes>, Error> {
     let mut counts = vec![[0i64; 3]; starts.len()];
     for day in rollup_days(db, org_id, plan, filter, false)? {
-        let period = &mut counts[period_index(starts, day_second(&day))];
+        let period = &mut counts[period_index(starts, midnight_second(day.day))];
         period[0] += day.deployments as i64;
         period[1] += day.failed as i64;
         period[2] += day.rework as i64;

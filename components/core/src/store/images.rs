@@ -5,9 +5,9 @@ use sha2::{Digest as _, Sha256};
 use crate::auth::{ReadableRegistry, WritableRegistry};
 use crate::db::{Db, DbError, Row, Value};
 use crate::domain::image::{
-    ApiDefinitionPath, ApiVersionId, CdRequest, CommitMessage, Committer, GitHash, GitopsHash,
-    Image, ImageId, ImageName, ImageReference, ImageStatus, ImageTags, NewImage, PushedAs, RunId,
-    TagName, VersionChange,
+    ApiDefinitionPath, ApiVersionId, CdRequest, Commit, CommitMessage, Committer, GitHash,
+    GitopsHash, Image, ImageId, ImageName, ImageReference, ImageStatus, ImageTags, NewImage,
+    PushedAs, RunId, TagName, VersionChange,
 };
 use crate::domain::receiver::Digest;
 use crate::domain::{Channel, OrgId, Timestamp};
@@ -23,7 +23,7 @@ const COLUMNS: &str = "image_id, (SELECT org_id FROM orgs WHERE orgs.org_key = i
      (SELECT registry_id FROM image_registries AS r WHERE r.registry_key = images.registry_key), channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
      committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at, \
-     digest, pushed_at";
+     digest, pushed_at, commits";
 
 /// The columns of [`COLUMNS`] as an INSERT names them (the org by its key), and the digest.
 /// [`COLUMNS`] for packing into JSON, which holds no blobs: ids as hex (`db::Row::id`), read
@@ -33,12 +33,12 @@ const PACKED_COLUMNS: &str = "hex(image_id), (SELECT org_id FROM orgs WHERE orgs
      channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
      committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at, \
-     digest, pushed_at";
+     digest, pushed_at, NULL";
 
 const INSERTED: &str = "image_id, org_key, registry_key, channel, version, update_type, tag_name, image_name, \
      image_name_with_tag, status, tags, git_hash, git_hash_commit_timestamp, gitops_hash, api_definition_path, \
-     committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, built_at, updated_at, \
-     request_sha256";
+     committer, commit_msg, run_id, image_ports, cluster_image_tags, api_version_id, commits, built_at, \
+     updated_at, request_sha256";
 
 fn from_row(row: Row<'_>) -> Result<Image, Error> {
     let stored = |e: Error| Error::storage(format!("unreadable image row: {e}"));
@@ -64,6 +64,10 @@ fn from_row(row: Row<'_>) -> Result<Image, Error> {
         image_ports: decode_ports(&row.text(18)?)?,
         cluster_image_tags: decode_cluster_image_tags(&row.text(19)?)?,
         api_version_id: row.optional_text(20)?.map(ApiVersionId::from_stored),
+        commits: match row.optional_text(25)? {
+            Some(json) => decode_commits(&json)?,
+            None => Vec::new(),
+        },
     };
     Ok(Image {
         image_id: row.id(0)?,
@@ -85,12 +89,53 @@ fn from_row(row: Row<'_>) -> Result<Image, Error> {
     })
 }
 
+/// A commit as the `commits` column holds it: `[sha, committed_at µs, author]`.
+type StoredCommit = (String, i64, Option<String>);
+
+/// The `commits` column of a request: `NULL` when it listed none.
+fn encode_commits(commits: &[Commit]) -> Option<String> {
+    if commits.is_empty() {
+        return None;
+    }
+    let stored: Vec<StoredCommit> = commits
+        .iter()
+        .map(|c| {
+            (
+                c.sha.as_str().to_owned(),
+                c.committed_at.micros(),
+                c.author.as_ref().map(|a| a.as_str().to_owned()),
+            )
+        })
+        .collect();
+    Some(serde_json::to_string(&stored).expect("commits encode as JSON"))
+}
+
+fn decode_commits(json: &str) -> Result<Vec<Commit>, Error> {
+    let unreadable = |e: &dyn std::fmt::Display| Error::storage(format!("unreadable commits: {e}"));
+    let stored: Vec<StoredCommit> = serde_json::from_str(json).map_err(|e| unreadable(&e))?;
+    stored
+        .into_iter()
+        .map(|(sha, micros, author)| {
+            Ok(Commit {
+                sha: GitHash::from_stored(sha),
+                committed_at: Timestamp::from_micros(micros).map_err(|e| unreadable(&e))?,
+                author: author.map(Committer::from_stored),
+            })
+        })
+        .collect()
+}
+
 /// A digest of everything a pipeline sent (after defaults and normalisation): a retry of the
 /// same run carries the same digest; a different build reusing the run id does not.
 pub(crate) fn request_digest(request: &CdRequest) -> String {
     // Instants as the wire renders them: the digest of a run recorded by an earlier schema
     // (text instants) must still match its retry.
-    let fields: Vec<Value> = request_values(request, |t| t.to_rfc3339().into());
+    let mut fields: Vec<Value> = request_values(request, |t| t.to_rfc3339().into());
+    // A request without commits hashes as before migration 0011, so a run recorded then
+    // still matches its retry.
+    if fields.last() == Some(&Value::Null) {
+        fields.pop();
+    }
     let mut hasher = Sha256::new();
     for value in fields {
         // Length-prefixed, typed fields: no two different requests encode the same bytes.
@@ -109,8 +154,8 @@ pub(crate) fn request_digest(request: &CdRequest) -> String {
         .collect()
 }
 
-/// The request's fields in column order, from `channel` to `api_version_id` (less `version`),
-/// with the commit time as `instant` makes it.
+/// The request's fields in column order, from `channel` to `commits` (less `version`), with
+/// the commit time as `instant` makes it.
 fn request_values(request: &CdRequest, instant: fn(Timestamp) -> Value) -> Vec<Value> {
     vec![
         request.channel.as_str().into(),
@@ -144,6 +189,7 @@ fn request_values(request: &CdRequest, instant: fn(Timestamp) -> Value) -> Vec<V
             .as_ref()
             .map(ApiVersionId::as_str)
             .into(),
+        encode_commits(&request.commits).into(),
     ]
 }
 
@@ -518,7 +564,8 @@ pub(crate) fn adopt(
             "UPDATE images SET image_name = ?, image_name_with_tag = ?, status = ?, tags = ?, \
              git_hash = ?, git_hash_commit_timestamp = ?, gitops_hash = ?, api_definition_path = ?, \
              committer = ?, commit_msg = ?, run_id = ?, image_ports = ?, cluster_image_tags = ?, \
-             api_version_id = ?, request_sha256 = unhex(?), built_at = ?, updated_at = ? \
+             api_version_id = ?, commits = ?, request_sha256 = unhex(?), built_at = ?, \
+             updated_at = ? \
              WHERE image_id = ? AND registry_key = {REGISTRY_KEY} AND git_hash = '' \
                AND run_id LIKE 'push-%' RETURNING image_id"
         ),
@@ -540,6 +587,7 @@ pub(crate) fn adopt(
             encode_ports(&r.image_ports).into(),
             encode_cluster_image_tags(&r.cluster_image_tags).into(),
             r.api_version_id.as_ref().map(ApiVersionId::as_str).into(),
+            encode_commits(&r.commits).into(),
             request_digest.into(),
             now.into(),
             now.into(),

@@ -4,6 +4,7 @@
 //! authorization: callers pass the org whose rows they may touch, and every query filters by it.
 
 pub(crate) mod channels;
+pub(crate) mod commit_lead_times;
 pub(crate) mod daily_rollup;
 pub(crate) mod deployments;
 pub(crate) mod dora;

@@ -310,14 +310,21 @@ pub(crate) fn next_step(db: &dyn Db) -> Result<Option<String>, Error> {
     for row in rows.iter() {
         pending.push((row.text(0)?, row.integer(1)?));
     }
-    let order = ["images", "image_lead_times", DROPPING, "lead_time_days"];
+    let order = [
+        "images",
+        "image_lead_times",
+        DROPPING,
+        "lead_time_days",
+        "commit_lead_times",
+    ];
     Ok(order.iter().find_map(|derived| {
         let (_, next) = pending.iter().find(|(name, _)| name == derived)?;
         Some(match *derived {
             DROPPING if *next == 0 => "delete old images".to_owned(),
             DROPPING => "drop old tables".to_owned(),
-            copy if copy != "lead_time_days" => format!("copy {copy}"),
-            _ => "roll up records".to_owned(),
+            "lead_time_days" => "roll up records".to_owned(),
+            "commit_lead_times" => "count head commits".to_owned(),
+            copy => format!("copy {copy}"),
         })
     }))
 }
@@ -344,9 +351,29 @@ pub(crate) fn backfill_step(db: &dyn Db) -> Result<Backfill, Error> {
 /// [`backfill_step`] with given batch sizes (tests take small ones).
 pub(crate) fn backfill_batch(db: &dyn Db, copy: i64, rollup: i64) -> Result<Backfill, Error> {
     transaction(db, || match step_in(db, copy)? {
-        Backfill::Complete => super::daily_rollup::backfill_batch_in(db, rollup),
+        Backfill::Complete => match super::daily_rollup::backfill_batch_in(db, rollup)? {
+            Backfill::Complete => Ok(
+                match super::commit_lead_times::backfill_batch_in(db, rollup)? {
+                    None => Backfill::Complete,
+                    Some(finished) => Backfill::Batch { finished },
+                },
+            ),
+            // The commits' back-fill comes after: it is not finished yet.
+            Backfill::Batch { finished } => Ok(Backfill::Batch {
+                finished: finished && !pending(db, "commit_lead_times")?,
+            }),
+        },
         Backfill::Batch { .. } => Ok(Backfill::Batch { finished: false }),
     })
+}
+
+/// Whether the `backfills` row `derived` is there.
+fn pending(db: &dyn Db, derived: &str) -> Result<bool, Error> {
+    let rows = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM backfills WHERE derived = ?)",
+        &[derived.into()],
+    )?;
+    Ok(rows.first().map(|row| row.flag(0)).transpose()? == Some(true))
 }
 
 /// Whether rows are still to be copied.

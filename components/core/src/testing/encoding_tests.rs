@@ -351,9 +351,9 @@ impl World {
             (images_handler(), format!("/api/v1/registries/{private}/images?api_version_id=v2"), acme),
             (images_handler(), format!("/api/v1/registries/{public}/images"), globex),
             (images_handler(), "/api/v1/images/inactive-orgs".to_owned(), &ADMIN.to_owned()),
-            (lead_time_handler(), "/api/v1/dora/lead-time?start=2026-05-01T00:00:00Z&end=2026-05-31T00:00:00Z&interval=day".to_owned(), acme),
-            (lead_time_handler(), "/api/v1/dora/lead-time?start=2026-05-01T00:00:00Z&end=2026-05-31T00:00:00Z&limit=4&project_id=project-1".to_owned(), acme),
-            (lead_time_handler(), "/api/v1/dora/lead-time?start=2026-05-03T06:00:00Z&end=2026-05-20T00:00:00Z&environment=production&prod=true".to_owned(), acme),
+            (lead_time_handler(), "/api/v1/dora/lead-time?start=2026-05-01T00:00:00Z&end=2026-05-31T00:00:00Z&interval=day&unit=deployment".to_owned(), acme),
+            (lead_time_handler(), "/api/v1/dora/lead-time?start=2026-05-01T00:00:00Z&end=2026-05-31T00:00:00Z&limit=4&project_id=project-1&unit=deployment".to_owned(), acme),
+            (lead_time_handler(), "/api/v1/dora/lead-time?start=2026-05-03T06:00:00Z&end=2026-05-20T00:00:00Z&environment=production&prod=true&unit=deployment".to_owned(), acme),
             (lead_time_handler(), "/api/v1/dora/deployment-frequency?start=2026-05-01T00:00:00Z&end=2026-05-31T00:00:00Z&interval=week".to_owned(), acme),
             (lead_time_handler(), "/api/v1/dora/deployment-frequency?start=2026-05-01T00:00:00Z&end=2026-05-31T00:00:00Z&app_id=app-1".to_owned(), acme),
         ];
@@ -580,7 +580,10 @@ impl Db for Planner<'_> {
 }
 
 /// Indexes no query reads: each exists for the rule it enforces.
-const RULES_ONLY: [&str; 2] = [
+const RULES_ONLY: [&str; 3] = [
+    // A commit counts once per app environment: the key of commit_lead_times, which the
+    // INSERT's conflict clause checks (conflict checks are not in query plans).
+    "commit_lead_times_key",
     // One live registry per repository and container registry in an org (the INSERT's and
     // UPDATE's conflict is the check).
     "image_registries_live_repository",

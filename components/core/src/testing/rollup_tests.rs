@@ -13,7 +13,7 @@ use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
 
 use crate::db::{Db, Value};
-use crate::domain::dora::{Interval, LeadTimeSummary, ReadPlan, TimeRange};
+use crate::domain::dora::{Interval, LeadTimeSummary, LeadTimeUnit, ReadPlan, TimeRange};
 use crate::domain::{OrgId, Timestamp};
 use crate::store::deployments::DoraFilter;
 use crate::store::dora;
@@ -128,15 +128,31 @@ impl World {
                 1..=3 => 60 * rng.below(240) as i64,
                 _ => rng.below(3 * 86_400) as i64 + 1,
             };
+            // Head commits from a small pool, so that rebuilds of a commit happen.
+            let head = format!("{:07x}", 0x100_0000 + rng.below(deployments as u64 + 1));
             let mut image = serde_json::json!({"tag_name": format!("t{n}"), "image_name": "i",
-                "image_name_with_tag": format!("i:t{n}"), "git_hash": "abcdef1", "run_id": format!("r{n}")});
+                "image_name_with_tag": format!("i:t{n}"), "git_hash": head, "run_id": format!("r{n}")});
+            let head_time = deployed
+                - Duration::seconds(lead)
+                - Duration::microseconds(rng.below(1_000_000) as i64);
             if rng.below(20) != 0 {
-                image["git_hash_commit_timestamp"] = rfc3339(
-                    deployed
-                        - Duration::seconds(lead)
-                        - Duration::microseconds(rng.below(1_000_000) as i64),
-                )
-                .into();
+                image["git_hash_commit_timestamp"] = rfc3339(head_time).into();
+            }
+            // Some builds list their commits (`git log`), from a pool shared between builds,
+            // by authors some settings exclude.
+            if rng.below(3) == 0 {
+                let commits: Vec<serde_json::Value> = (0..rng.below(5))
+                    .map(|k| {
+                        let sha = format!(
+                            "{:07x}",
+                            0x200_0000 + rng.below(4 * deployments as u64 + 1) * 8 + k
+                        );
+                        let at = head_time - Duration::seconds(rng.below(86_400) as i64 - 600);
+                        let author = ["ann <a@x>", "renovate[bot]", "bob"][rng.below(3) as usize];
+                        serde_json::json!({"sha": sha, "timestamp": rfc3339(at), "author": author})
+                    })
+                    .collect();
+                image["commits"] = commits.into();
             }
             let image_id = world.call(
                 crate::handle_images_request,
@@ -236,8 +252,27 @@ impl World {
 
     /// The figures of every period, and the deployments, read by `plan`.
     fn figures(&self, plan: &ReadPlan, filter: &DoraFilter, starts: &[i64]) -> Figures {
-        let lead_times =
-            dora::lead_times_by_period(&self.db, &Self::org(), plan, filter, starts).unwrap();
+        let lead_times = dora::lead_times_by_period(
+            &self.db,
+            &Self::org(),
+            plan,
+            filter,
+            LeadTimeUnit::Deployment,
+            starts,
+        )
+        .unwrap();
+        let commits = dora::lead_times_by_period(
+            &self.db,
+            &Self::org(),
+            plan,
+            filter,
+            LeadTimeUnit::Commit,
+            starts,
+        )
+        .unwrap();
+        let stages = dora::stages(&self.db, &Self::org(), plan, filter)
+            .unwrap()
+            .map(|set| LeadTimeSummary::of(&set));
         let deployments =
             dora::outcomes_by_period(&self.db, &Self::org(), plan, filter, starts).unwrap();
         let mut all = crate::domain::sorted_runs::LeadTimes::default();
@@ -249,11 +284,24 @@ impl World {
                 LeadTimeSummary::of(set)
             })
             .collect();
+        let mut all_commits = crate::domain::sorted_runs::LeadTimes::default();
+        let commit_periods = commits
+            .periods
+            .iter()
+            .map(|set| {
+                all_commits.extend(set);
+                LeadTimeSummary::of(set)
+            })
+            .collect();
         Figures {
             summary: LeadTimeSummary::of(&all),
             periods,
             clock_skew: lead_times.clock_skew,
             deployments,
+            commit_summary: LeadTimeSummary::of(&all_commits),
+            commit_periods,
+            commit_clock_skew: commits.clock_skew,
+            stages,
         }
     }
 
@@ -294,6 +342,38 @@ impl World {
         days
     }
 
+    /// The commit rollup per (day, environment, prod): clock skew and the union of each blob.
+    fn commit_rollup_rows(&self) -> CommitRollupDays {
+        let rows = self
+            .db
+            .execute(
+                "SELECT day, environment, prod, clock_skew, lead_times, commit_to_build, \
+                   build_to_start, start_to_finish FROM commit_lead_time_days",
+                &[],
+            )
+            .unwrap();
+        let mut days = CommitRollupDays::new();
+        for row in rows.iter() {
+            let key = (
+                row.text(0).unwrap(),
+                row.text(1).unwrap(),
+                row.flag(2).unwrap(),
+            );
+            let day = days.entry(key).or_default();
+            day.0 += row.integer(3).unwrap();
+            for (index, values) in day.1.iter_mut().enumerate() {
+                values.extend(
+                    row.blob(4 + index)
+                        .unwrap()
+                        .chunks_exact(8)
+                        .map(|b| u64::from_be_bytes(b.try_into().unwrap())),
+                );
+                values.sort_unstable();
+            }
+        }
+        days
+    }
+
     /// The figures of `start`..`end` as one period: (through the rollup, from the records).
     fn both_ways(&self, start: &str, end: &str) -> (Figures, Figures) {
         let range = TimeRange {
@@ -320,7 +400,7 @@ impl World {
             db,
             crate::handle_lead_time_request,
             "GET",
-            "/api/v1/dora/lead-time?start=2026-04-29T00:00:00Z&end=2026-05-23T00:00:00Z&interval=day",
+            "/api/v1/dora/lead-time?start=2026-04-29T00:00:00Z&end=2026-05-23T00:00:00Z&interval=day&unit=deployment",
             &self.token,
             serde_json::Value::Null,
         )
@@ -332,12 +412,19 @@ impl World {
 type RollupDays =
     std::collections::BTreeMap<(String, String, String, bool), (i64, i64, Vec<u64>, i64, i64)>;
 
+/// (day, environment, prod) → (clock skew, [lead times, three stages] ascending).
+type CommitRollupDays = std::collections::BTreeMap<(String, String, bool), (i64, [Vec<u64>; 4])>;
+
 #[derive(Debug, PartialEq)]
 struct Figures {
     summary: LeadTimeSummary,
     periods: Vec<LeadTimeSummary>,
     clock_skew: u64,
     deployments: Vec<dora::Outcomes>,
+    commit_summary: LeadTimeSummary,
+    commit_periods: Vec<LeadTimeSummary>,
+    commit_clock_skew: u64,
+    stages: [LeadTimeSummary; crate::store::commit_lead_times::STAGES],
 }
 
 #[test]
@@ -350,6 +437,12 @@ fn the_backfill_builds_batch_by_batch_the_rollup_the_write_path_keeps() {
         assert!(world.rollup_rows().is_empty());
         crate::store::daily_rollup::rebuild(&world.db, batch).unwrap();
         assert_eq!(world.rollup_rows(), written, "batches of {batch}");
+    }
+    let commits = world.commit_rollup_rows();
+    assert!(commits.len() > 30, "the commits span days and environments");
+    for batch in [1, 7, 300, 20_000] {
+        crate::store::commit_lead_times::rebuild_rollup(&world.db, batch).unwrap();
+        assert_eq!(world.commit_rollup_rows(), commits, "batches of {batch}");
     }
 }
 
@@ -512,7 +605,7 @@ struct WriteBetweenReads<'a> {
 impl Db for WriteBetweenReads<'_> {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<crate::db::Rows, crate::db::DbError> {
         let rows = self.db.execute(sql, params);
-        if sql.contains("FROM lead_time_days") {
+        if sql.contains("FROM lead_time_days") || sql.contains("FROM commit_lead_time_days") {
             let interleaved = self.interleaved.borrow_mut().take();
             if let Some(interleaved) = interleaved {
                 interleaved();
@@ -556,42 +649,57 @@ fn a_deployment_recorded_between_the_reads_of_a_query_is_in_all_of_them_or_none(
     assert_eq!(through_rollup, expected);
 
     let other_connection = RusqliteDb::open(&path).unwrap();
-    let interposer = WriteBetweenReads {
-        db: &world.db,
-        interleaved: std::cell::RefCell::new(Some(Box::new(|| {
-            world.deploy(
-                &other_connection,
-                "late",
-                Some("2026-05-10T14:00:30Z"),
-                "2026-05-10T14:30:00Z",
-            );
-        }))),
-    };
-    let answer = world.call_on(
-        &interposer,
-        crate::handle_lead_time_request,
-        "GET",
-        &format!(
-            "/api/v1/dora/lead-time?start={}&end={}",
-            range.start.to_rfc3339(),
-            range.end.to_rfc3339()
-        ),
-        &world.token,
-        serde_json::Value::Null,
-    );
-    assert!(
-        interposer.interleaved.borrow().is_none(),
-        "the write happened between the reads"
-    );
-    assert_eq!(answer["summary"]["count"], expected.summary.count);
-    assert_eq!(
-        answer["summary"]["median_mins"],
-        expected.summary.median_mins.unwrap()
-    );
-    assert_eq!(
-        answer["summary"]["clock_skew_excluded"],
-        expected.clock_skew
-    );
+    // Per deployment, then per commit (each a new late deployment, at 14:30 and 14:40).
+    for (unit, late) in [("deployment", "late"), ("commit", "later")] {
+        let interposer = WriteBetweenReads {
+            db: &world.db,
+            interleaved: std::cell::RefCell::new(Some(Box::new(|| {
+                let deployed = if unit == "commit" {
+                    "2026-05-10T14:40:00Z"
+                } else {
+                    "2026-05-10T14:30:00Z"
+                };
+                world.deploy(
+                    &other_connection,
+                    late,
+                    Some("2026-05-10T14:00:30Z"),
+                    deployed,
+                );
+            }))),
+        };
+        let answer = world.call_on(
+            &interposer,
+            crate::handle_lead_time_request,
+            "GET",
+            &format!(
+                "/api/v1/dora/lead-time?start={}&end={}&unit={unit}",
+                range.start.to_rfc3339(),
+                range.end.to_rfc3339()
+            ),
+            &world.token,
+            serde_json::Value::Null,
+        );
+        assert!(
+            interposer.interleaved.borrow().is_none(),
+            "the write happened between the reads"
+        );
+        let (summary, clock_skew) = if unit == "commit" {
+            (&expected.commit_summary, expected.commit_clock_skew)
+        } else {
+            (&expected.summary, expected.clock_skew)
+        };
+        assert_eq!(answer["unit"], unit);
+        assert_eq!(answer["summary"]["count"], summary.count, "{unit}");
+        assert_eq!(
+            answer["summary"]["median_mins"],
+            summary.median_mins.unwrap(),
+            "{unit}"
+        );
+        assert_eq!(
+            answer["summary"]["clock_skew_excluded"], clock_skew,
+            "{unit}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -46,9 +46,11 @@ const TABLES: [&str; 8] = [
 
 /// Takes `db` (at the current schema, 0007's copy done, no receivers) back to schema 6.
 pub(crate) fn take_back(db: &dyn Db) -> Result<(), Error> {
-    // Migration 0008's, 0009's and 0010's tables; their columns, indexes and triggers go with
+    // Migration 0008's to 0011's tables; their columns, indexes and triggers go with
     // `images_v7`, `image_lead_times_v7` and `lead_time_days_v7`.
     for statement in [
+        "DROP TABLE commit_lead_time_days",
+        "DROP TABLE commit_lead_times",
         "DROP TABLE org_settings",
         "DROP TABLE failures",
         "DROP TRIGGER images_created_event",
