@@ -358,22 +358,18 @@ pub(crate) fn backfill_batch(db: &dyn Db, copy: i64, rollup: i64) -> Result<Back
                     Some(finished) => Backfill::Batch { finished },
                 },
             ),
-            // The commits' back-fill comes after: it is not finished yet.
-            Backfill::Batch { finished } => Ok(Backfill::Batch {
-                finished: finished && !pending(db, "commit_lead_times")?,
-            }),
+            // The commits' back-fill reads the records the rollup's has just finished: its
+            // first batch runs in the same step, so a small database is done in one.
+            Backfill::Batch { finished: true } => Ok(
+                match super::commit_lead_times::backfill_batch_in(db, rollup)? {
+                    None => Backfill::Batch { finished: true },
+                    Some(finished) => Backfill::Batch { finished },
+                },
+            ),
+            Backfill::Batch { finished: false } => Ok(Backfill::Batch { finished: false }),
         },
         Backfill::Batch { .. } => Ok(Backfill::Batch { finished: false }),
     })
-}
-
-/// Whether the `backfills` row `derived` is there.
-fn pending(db: &dyn Db, derived: &str) -> Result<bool, Error> {
-    let rows = db.execute(
-        "SELECT EXISTS (SELECT 1 FROM backfills WHERE derived = ?)",
-        &[derived.into()],
-    )?;
-    Ok(rows.first().map(|row| row.flag(0)).transpose()? == Some(true))
 }
 
 /// Whether rows are still to be copied.

@@ -90,7 +90,8 @@ const OFFSETS: [i32; 6] = [0, 19_800, -28_800, -25_200, 49_500, 3_600]; // Z, +0
 impl Golden {
     /// The month's weekly lead-time answer (200).
     fn weekly_lead_time(&self) -> serde_json::Value {
-        let query = format!("/api/v1/dora/lead-time?start={START}&end={END}&interval=week");
+        let query =
+            format!("/api/v1/dora/lead-time?unit=deployment&start={START}&end={END}&interval=week");
         let response = self.app.get(&query).bearer(&self.reader).send();
         response.assert_status(200);
         response.json()
@@ -286,7 +287,9 @@ fn lead_time_values_summary_and_series_match_the_independently_computed_truth() 
 
     // Every value, page by page, newest first.
     let mut values = Vec::new();
-    let mut path = format!("/api/v1/dora/lead-time?start={START}&end={END}&interval=day&limit=7");
+    let mut path = format!(
+        "/api/v1/dora/lead-time?unit=deployment&start={START}&end={END}&interval=day&limit=7"
+    );
     let first = loop {
         let response = g.app.get(&path).bearer(&g.reader).send();
         response.assert_status(200);
@@ -295,7 +298,7 @@ fn lead_time_values_summary_and_series_match_the_independently_computed_truth() 
         match body["next_cursor"].as_str() {
             Some(cursor) => {
                 path = format!(
-                    "/api/v1/dora/lead-time?start={START}&end={END}&interval=day&limit=7&cursor={cursor}"
+                    "/api/v1/dora/lead-time?unit=deployment&start={START}&end={END}&interval=day&limit=7&cursor={cursor}"
                 )
             }
             None => break body,
@@ -422,7 +425,7 @@ fn filters_narrow_the_figures_to_matching_deployments() {
         let body = g
             .app
             .get(&format!(
-                "/api/v1/dora/lead-time?start={START}&end={END}&{query}&limit=500"
+                "/api/v1/dora/lead-time?unit=deployment&start={START}&end={END}&{query}&limit=500"
             ))
             .bearer(&g.reader)
             .send()
@@ -531,13 +534,15 @@ fn the_admin_reads_the_figures_of_the_org_it_names() {
     assert_eq!(globex["summary"]["count"], 5);
     g.app
         .get(&format!(
-            "/api/v1/dora/lead-time?start={START}&end={END}&org_id=globex"
+            "/api/v1/dora/lead-time?unit=deployment&start={START}&end={END}&org_id=globex"
         ))
         .bearer(&g.reader)
         .send()
         .assert_problem(403, None);
     g.app
-        .get(&format!("/api/v1/dora/lead-time?start={START}&end={END}"))
+        .get(&format!(
+            "/api/v1/dora/lead-time?unit=deployment&start={START}&end={END}"
+        ))
         .send()
         .assert_problem(401, None);
 }
@@ -546,7 +551,7 @@ fn the_admin_reads_the_figures_of_the_org_it_names() {
 fn an_empty_range_has_zero_counts_and_no_level() {
     let app = TestApp::spawn();
     let reader = app.token("acme", "read");
-    let body = app.get("/api/v1/dora/lead-time?start=2026-01-01T00:00:00Z&end=2026-01-03T00:00:00Z&interval=day").bearer(&reader).send().json();
+    let body = app.get("/api/v1/dora/lead-time?unit=deployment&start=2026-01-01T00:00:00Z&end=2026-01-03T00:00:00Z&interval=day").bearer(&reader).send().json();
     assert_eq!(body["summary"]["count"], 0);
     assert!(body["summary"]["median_mins"].is_null() && body["summary"]["dora_level"].is_null());
     assert_eq!(body["series"].as_array().unwrap().len(), 3);
@@ -712,7 +717,7 @@ fn out_of_range_years_are_refused_and_a_deployment_location_resolves() {
         "start=0000-01-01T00:00:00%2B02:00&end=0000-01-01T10:00:00Z",
         "start=9999-12-31T20:00:00-05:00&end=9999-12-31T23:00:00Z",
     ] {
-        app.get(&format!("/api/v1/dora/lead-time?{range}"))
+        app.get(&format!("/api/v1/dora/lead-time?unit=deployment&{range}"))
             .bearer(&writer)
             .send()
             .assert_problem(400, Some("start"));
@@ -854,7 +859,7 @@ fn the_benchmark_year_decides_the_level_or_the_quick_check_bucket_and_is_named()
     }
     g.app
         .get(&format!(
-            "/api/v1/dora/lead-time?start={START}&end={END}&benchmark=2022"
+            "/api/v1/dora/lead-time?unit=deployment&start={START}&end={END}&benchmark=2022"
         ))
         .bearer(&g.reader)
         .send()

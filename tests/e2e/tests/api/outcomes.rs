@@ -20,6 +20,11 @@
 //!
 //! March: 8 deployments; failed D2, D4, D5, D7 (4/8); rework D3, D5, D6, D8 (4/8); recovery
 //! times 120, 60, 30, 60 (median 60); lead times 60, 60, 30, 60, 30 (median 60).
+//!
+//! Per commit (each image has its own head commit, on one channel): D1 carries I1's (60),
+//! D2 I2's (60), D3 and D7 nothing new (I1 and I2 ran already), D4 nothing (failed), D5 both
+//! I3's (failed rollout: 03-05 09:00 → 11:00, 120) and I4's (30), D6 I5's (60), D8 I6's (30):
+//! 60, 60, 120, 30, 60, 30 (median 60). February: I0's 120.
 
 use serde_json::{Value, json};
 
@@ -71,6 +76,7 @@ fn timeline() -> Timeline {
         .map(|(n, commit)| {
             let mut body = crate::helpers::cd_request(&format!("run-{n}"));
             body["git_hash_commit_timestamp"] = json!(commit);
+            body["git_hash"] = json!(format!("{n:07x}"));
             let response = app.post(&images_path, &body).bearer(&writer).send();
             response.assert_status(201);
             response.json()["image_id"].as_str().unwrap().to_owned()
@@ -355,9 +361,14 @@ fn the_summary_compares_with_the_previous_period() {
         summary["previous_start_time"],
         "2026-01-29T00:00:00.000000Z"
     );
+    assert_eq!(summary["unit"], "commit");
     let lead = &summary["lead_time"];
     assert_eq!(lead["value"], 60.0);
-    assert_eq!(lead["count"], 5);
+    assert_eq!(lead["count"], 6, "I3's commit counts, carried by D5");
+    let per_deployment = t.get(&format!("/api/v1/dora/summary?{MARCH}&unit=deployment"));
+    assert_eq!(per_deployment["unit"], "deployment");
+    assert_eq!(per_deployment["lead_time"]["count"], 5);
+    assert_eq!(per_deployment["lead_time"]["value"], 60.0);
     assert_eq!(lead["previous_value"], 120.0);
     assert_eq!(lead["change_percent"], -50.0);
     assert_eq!(lead["dora_level"], "elite");

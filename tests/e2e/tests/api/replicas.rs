@@ -275,7 +275,11 @@ fn sixteen_pipelines_across_two_replicas_get_consecutive_versions_and_retries_on
         b.assert_status(200);
         assert_eq!(a.json(), b.json(), "{path}: both replicas answer alike");
     }
-    let summary = fleet.get(1, &format!("/api/v1/dora/lead-time?{range}"), &token);
+    let summary = fleet.get(
+        1,
+        &format!("/api/v1/dora/lead-time?{range}&unit=deployment"),
+        &token,
+    );
     assert_eq!(summary.json()["summary"]["count"], PIPELINES);
 }
 
