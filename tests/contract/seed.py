@@ -7,7 +7,9 @@ Creates, as the bootstrap admin and then as an org admin token of org "contract"
 - CD_CONTRACT_TOKEN            an admin token of org "contract" (what schemathesis sends)
 - CD_CONTRACT_DOOMED_TOKEN_ID  a second token, the target of DELETE /tokens/{token_id}
 - CD_CONTRACT_REGISTRY_ID      a registry with channel "default" and one image
-- CD_CONTRACT_IMAGE_ID         that image
+- CD_CONTRACT_IMAGE_ID         that image, listing three commits (`commits`: its head commit,
+  one with an author, one without), so GET/PATCH of it answer a non-empty `commits` and the
+  DORA queries count per-commit lead times with and without `author`
 - CD_CONTRACT_DOOMED_REGISTRY_ID  a second registry, the target of DELETE /registries/{id}
 - three deployments of that image in 2020 (commit 2020-01-01T10:00:00Z): one that counts for
   lead time (project "shop", app "checkout", production), one deployed before its commit
@@ -69,11 +71,23 @@ def main():
         "tags": ["latest"],
         "git_hash": "3f786850e387550fdab836ed7e6dc881de23001b",
         "git_hash_commit_timestamp": "2020-01-01T10:00:00Z",
+        "committer": "Ada Lovelace <ada@example.com>",
+        "commits": [
+            # The head commit, at git_hash_commit_timestamp (another time would be 422).
+            {"sha": "3f786850e387550fdab836ed7e6dc881de23001b",
+             "timestamp": "2020-01-01T10:00:00Z", "author": "Ada Lovelace <ada@example.com>"},
+            {"sha": "1C9A2D3E4F5061728394A5B6C7D8E9F0A1B2C3D4",
+             "timestamp": "2019-12-31T18:45:00+01:00", "author": "renovate[bot] <bot@renovateapp.com>"},
+            {"sha": "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391", "timestamp": "2019-12-30T09:15:00Z"},
+        ],
         "run_id": "contract-seed-1",
         "image_ports": [{"port": 8080, "protocol": "tcp", "name": "http"}],
         "cluster_image_tags": [{"cluster_id": "eu-1", "tag": "default-0.0.1"}],
         "api_version_id": "v1",
-    })["image_id"]
+    })
+    if len(image["commits"]) != 3 or image["commits"][1]["sha"] != "1c9a2d3e4f5061728394a5b6c7d8e9f0a1b2c3d4":
+        sys.exit(f"seed: the image's commits came back as {image['commits']}")
+    image = image["image_id"]
     recorded = [
         call(base, token, "POST", "/deployments", {"image_id": image, **deployment}, expect=(201,))
         for deployment in (

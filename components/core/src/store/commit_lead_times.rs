@@ -6,7 +6,8 @@
 //! ([`record`]): pipelines list `git log <previous build>..HEAD`, so consecutive builds of a
 //! channel partition its history, and a deployment that skips builds still carries theirs.
 //! The first deployment of a channel to an app environment carries its own image's commits
-//! only: what came before is not known. Each commit counts once per app environment, at the
+//! only: what came before is not known. A deployment of an image older than one of its channel
+//! that already ran there carries nothing: that one's history holds its. Each commit counts once per app environment, at the
 //! first succeeded deployment that carried it there (the table's key; a later one inserts
 //! nothing), with its stages: commit → build (of the image that listed it), build → deploy
 //! start, deploy start → finish.
@@ -112,6 +113,20 @@ fn totals_of(rows: &Rows) -> Result<BTreeMap<DayKey, DayTotals>, Error> {
 /// Counts the commits `record` (a succeeded deployment, just inserted) carried to its app
 /// environment for the first time. Call inside the transaction that inserts the record.
 pub(crate) fn record(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> {
+    // An image of the channel newer than this one already ran there: its history holds this
+    // one's, so nothing is new (a rollback, or a late deployment of an older build).
+    let newer_ran = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM image_lead_times AS l \
+                        JOIN images AS i ON i.image_id = l.image_id \
+                        JOIN images AS x ON x.image_id = ?2 \
+                        WHERE l.app_environment_id = ?1 AND l.rolled_out = 1 \
+                          AND l.image_id > ?2 \
+                          AND i.registry_key = x.registry_key AND i.channel = x.channel)",
+        &[record.app_environment_id.into(), record.image_id.into()],
+    )?;
+    if newer_ran.first().map(|row| row.flag(0)).transpose()? == Some(true) {
+        return Ok(());
+    }
     let base = db.execute(
         "SELECT l.image_id FROM image_lead_times AS l \
          JOIN images AS i ON i.image_id = l.image_id \

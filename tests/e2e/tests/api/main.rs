@@ -9,6 +9,7 @@ mod sqld;
 
 mod bad_input;
 mod channels;
+mod commits;
 mod concurrency;
 mod health;
 mod hooks;
