@@ -475,6 +475,113 @@ fn outcome_scenarios() -> Vec<Scenario> {
     ]
 }
 
+/// (commit lead times, and what the commit rollup counts: its lead times and skewed ones).
+fn commit_counts(db: &FailingDb) -> [i64; 2] {
+    [
+        db.count("SELECT COUNT(*) FROM commit_lead_times"),
+        db.count(
+            "SELECT coalesce(sum(length(lead_times) / 8 + clock_skew), 0) FROM commit_lead_time_days",
+        ),
+    ]
+}
+
+/// A build listing its commits, as a pipeline posts it.
+fn listing(run_id: &str, head: &str, commits: &[(&str, &str)]) -> serde_json::Value {
+    let mut body = cd_request(run_id);
+    body["git_hash"] = head.into();
+    body["commits"] = commits
+        .iter()
+        .map(|(sha, at)| serde_json::json!({"sha": sha, "timestamp": at, "author": "ann <a@x>"}))
+        .collect();
+    body
+}
+
+/// The write paths of commit lead times: a build listing its commits, and a deployment that
+/// carries the commits of two builds (one it skipped) at once.
+fn commit_scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "create an image listing its commits",
+            setup: no_setup,
+            request: |(_, registry_id, _), _| {
+                (
+                    crate::handle_images_request,
+                    "POST",
+                    format!("/api/v1/registries/{registry_id}/images"),
+                    listing("listed", "abcdef2", &[("c0ffee1", "2026-06-01T09:00:00Z")]),
+                )
+            },
+            applied: |db| {
+                match db.count("SELECT COUNT(*) FROM images WHERE run_id = 'listed' AND json_array_length(commits) = 1") {
+                    1 => Some(true),
+                    0 => Some(false),
+                    _ => None,
+                }
+            },
+        },
+        Scenario {
+            name: "record a deployment carrying the commits of two builds",
+            // The seeded image runs at 10:00; two builds follow, listing three commits and
+            // their heads. Deploying the second carries both builds' (five commits).
+            setup: |world, seeded| {
+                deployed(world, seeded, false);
+                for (run, head, commits) in [
+                    (
+                        "skipped",
+                        "abcdef2",
+                        [("c0ffee1", "2026-06-01T09:00:00Z")].as_slice(),
+                    ),
+                    (
+                        "carrier",
+                        "abcdef3",
+                        &[
+                            ("c0ffee2", "2026-06-01T09:30:00Z"),
+                            ("c0ffee3", "2026-06-01T12:03:00Z"),
+                        ],
+                    ),
+                ] {
+                    let (status, answer, _) = world.call(
+                        crate::handle_images_request,
+                        "POST",
+                        &format!("/api/v1/registries/{}/images", seeded.1),
+                        &seeded.0,
+                        listing(run, head, commits),
+                    );
+                    assert_eq!(status, 201, "{answer}");
+                }
+            },
+            request: |_, db| {
+                let hex = db
+                    .text("SELECT lower(hex(image_id)) FROM images WHERE run_id = 'carrier'")
+                    .unwrap();
+                let image_id = format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..]
+                );
+                (
+                    crate::handle_lead_time_request,
+                    "POST",
+                    "/api/v1/deployments".to_owned(),
+                    serde_json::json!({"image_id": image_id, "project_id": "p", "app_id": "a",
+                        "environment": "production", "prod": true,
+                        "deployed_at": "2026-06-01T12:00:00Z"}),
+                )
+            },
+            // Before: the seeded head. After: c0ffee1, abcdef2, c0ffee2, abcdef3 and c0ffee3
+            // (committed after the deployment: clock skew, in the rollup's count too).
+            applied: |db| match commit_counts(db) {
+                [6, 6] => Some(true),
+                [1, 1] => Some(false),
+                _ => None,
+            },
+        },
+    ]
+}
+
 fn faults() -> Vec<(DbError, u16)> {
     vec![
         (DbError::Busy("database is locked".to_owned()), 503),
@@ -497,7 +604,11 @@ fn every_write_is_all_or_nothing_under_a_failure_at_every_statement() {
     let mut cases = 0;
     let mut recovered = 0;
     let mut busy_cases = 0;
-    for scenario in scenarios().into_iter().chain(outcome_scenarios()) {
+    for scenario in scenarios()
+        .into_iter()
+        .chain(outcome_scenarios())
+        .chain(commit_scenarios())
+    {
         // How many statements the write runs when nothing fails.
         let dry = World::new(DbError::Other(String::new()));
         let seeded = dry.seed();
