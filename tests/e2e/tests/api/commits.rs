@@ -359,6 +359,14 @@ fn a_commit_list_is_checked_and_part_of_the_retry() {
     };
     let post = |body: &Value| app.post(&images_path, body).bearer(&writer).send();
     let c = |name: &str, time: &str| commit(name, time, None);
+    for wrong in [
+        json!("HEAD"),
+        json!([1]),
+        json!([{"sha": sha("a")}]),
+        json!({"sha": sha("a")}),
+    ] {
+        post(&with(wrong)).assert_problem(422, None);
+    }
     post(&with(json!([c("a", "07:00"), c("a", "08:00")])))
         .assert_problem(422, Some("commits[1].sha"));
     post(&with(
