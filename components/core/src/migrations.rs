@@ -95,9 +95,9 @@ pub(crate) struct Schema {
     /// Once false it stays false, so a request may act on it after reading it: a stale `true`
     /// only sends a read to the records.
     pub(crate) rollup_pending: bool,
-    /// Whether the commit lead times may still miss the head commits of records written
-    /// before migration 0011 (`store::commit_lead_times`); stays false once false, as above.
-    pub(crate) commit_rollup_pending: bool,
+    /// Whether the head commits of records written before migration 0011 are still being
+    /// counted (`store::commit_lead_times`); stays false once false, as above.
+    pub(crate) head_commits_pending: bool,
     /// Whether migration 0007's copy of images and records is still under way
     /// (`store::reencode`): lookups copy their rows first, whole-table reads finish it. A stale
     /// `true` costs a copy that finds nothing to do.
@@ -242,7 +242,7 @@ fn current_schema(db: &dyn Db) -> Result<Schema, DbError> {
                 Integer(found),
                 Integer(backfilling),
                 Integer(rollup),
-                Integer(commit_rollup),
+                Integer(head_commits),
                 Integer(copying),
                 Integer(deliveries),
                 Integer(subscriptions),
@@ -251,7 +251,7 @@ fn current_schema(db: &dyn Db) -> Result<Schema, DbError> {
             found: *found,
             backfilling: *backfilling != 0,
             rollup_pending: *rollup != 0,
-            commit_rollup_pending: *commit_rollup != 0,
+            head_commits_pending: *head_commits != 0,
             copying: *copying != 0,
             deliveries_pending: *deliveries != 0,
             subscribed: *subscriptions != 0,

@@ -27,7 +27,7 @@ use crate::scenarios::{Ctx, Scenario, fixed};
 use crate::seed::{self, SplitMix, rfc3339_micros, uuid_v7};
 
 /// Bump when the generated data changes shape: it is part of the cache key.
-const GENERATOR_VERSION: u32 = 5;
+const GENERATOR_VERSION: u32 = 6;
 /// The org every DORA scenario queries: the biggest.
 pub const BIG_ORG: &str = "dora-org-000";
 const ORGS: usize = 100;
@@ -37,9 +37,18 @@ const ZIPF_S: f64 = 1.2;
 pub const FULL_SIZES: [u64; 3] = [10_000, 100_000, 1_000_000];
 pub const QUICK_SIZES: [u64; 1] = [10_000];
 /// Scenario name prefixes (the size and the rows in range follow).
+/// Lead time per commit (the default unit).
 pub const LEAD_TIME: &str = "GET dora/lead-time 30d weekly";
+/// The same per deployment (`unit=deployment`): not a prefix of [`LEAD_TIME`]'s names.
+pub const LEAD_TIME_PER_DEPLOYMENT: &str = "GET dora/lead-time?unit=deployment 30d weekly";
 pub const FREQUENCY: &str = "GET dora/deployment-frequency 30d weekly";
-pub const SUMMARY: &str = "GET dora/summary 30d (five metrics, two periods)";
+pub const SUMMARY: &str = "GET dora/summary 30d (five metrics, two periods, stages)";
+/// The summary with lead time per deployment (its stages still per commit): what the commits'
+/// lead times add to it. Not a prefix of [`SUMMARY`]'s names.
+pub const SUMMARY_PER_DEPLOYMENT: &str =
+    "GET dora/summary?unit=deployment 30d (five metrics, two periods, stages)";
+/// Images with a commit time that list commits besides their head, per thousand.
+const COMMIT_LIST_SHARE: u64 = 450;
 const DAY_MS: u64 = 86_400_000;
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 3_600_000;
@@ -103,19 +112,48 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
             database: path.clone(),
             admin_token: ctx.admin_token.clone(),
         };
-        let (in_range, counted) = rows_in_range(&path)?;
+        let range = in_range(&path)?;
+        eprintln!(
+            "bench: {} records: {} commit lead times in all; in range {} deployments ({} with a \
+             lead time), {} commits ({} with a lead time)",
+            size_label(records),
+            range.commits_in_all,
+            range.deployments,
+            range.deployments_counted,
+            range.commits,
+            range.commits_counted,
+        );
         let token = read_token();
-        let mut routes = vec![(LEAD_TIME, "lead-time")];
+        // (name prefix, route, unit asked, rows in range the query reads)
+        let mut routes = vec![(LEAD_TIME, "lead-time", None, range.commits)];
         if Some(records) == largest {
-            routes.push((FREQUENCY, "deployment-frequency"));
-            routes.push((SUMMARY, "summary"));
+            routes.push((
+                LEAD_TIME_PER_DEPLOYMENT,
+                "lead-time",
+                Some("deployment"),
+                range.deployments,
+            ));
+            routes.push((FREQUENCY, "deployment-frequency", None, range.deployments));
+            routes.push((SUMMARY, "summary", None, range.commits));
+            routes.push((
+                SUMMARY_PER_DEPLOYMENT,
+                "summary",
+                Some("deployment"),
+                range.deployments,
+            ));
         }
-        for (prefix, route) in routes {
-            let call = Call::get(query(route), Some(&token));
-            check_same_answer(ctx, &transport, &baseline, &call, counted, route)?;
+        for (prefix, route, unit, read) in routes {
+            let mut path = query(route);
+            if let Some(unit) = unit {
+                path.push_str(&format!("&unit={unit}"));
+            }
+            let call = Call::get(path, Some(&token));
+            check_same_answer(ctx, &transport, &baseline, &call, &range, route, unit)?;
             let name = format!(
-                "{prefix}, {} records ({in_range} in range)",
-                size_label(records)
+                "{prefix}, {} records ({} deployments, {} commits in range)",
+                size_label(records),
+                range.deployments,
+                range.commits
             );
             scenarios.push(Scenario {
                 name: name.clone(),
@@ -126,10 +164,10 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
                 baseline: Some((baseline.clone(), fixed(call.clone()))),
                 variants: vec![("connection per request", InProcess::PER_REQUEST, 1)],
                 hold_open: None,
-                records: Some((records, in_range)),
+                records: Some((records, read)),
                 _keep_alive: host.clone(),
             });
-            if let (Some(host), true) = (&host, Some(records) == largest && route == "lead-time") {
+            if let (Some(host), true) = (&host, Some(records) == largest && prefix == LEAD_TIME) {
                 // The same through `Host::handle`: the host without sockets (what HTTP adds).
                 scenarios.push(Scenario {
                     name,
@@ -140,7 +178,7 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
                     baseline: None,
                     variants: Vec::new(),
                     hold_open: None,
-                    records: Some((records, in_range)),
+                    records: Some((records, read)),
                     _keep_alive: Some(host.clone()),
                 });
             }
@@ -179,28 +217,68 @@ pub fn apply_targets(rows: &mut [Row]) {
         .filter(|r| r.via == Via::InProcess && r.scenario.ends_with(PER_REQUEST_SUFFIX))
         .map(|r| (r.scenario.clone(), r.rps()))
         .collect();
-    // Issue 14: the five-metric summary (two periods) within 2× the lead-time query.
-    let summary_vs_lead_time: Vec<(u64, f64)> = rows
+    // Issue 14: the five-metric summary (two periods) within 2× the lead-time query (per
+    // commit, the default unit of both); beside it, the ratio to the query per deployment.
+    let per_deployment_at = |rows: &[Row], records: u64| {
+        rows.iter()
+            .find(|r| {
+                r.scenario.starts_with(LEAD_TIME_PER_DEPLOYMENT)
+                    && r.via == Via::Http
+                    && r.clients == Some(1)
+                    && r.records.is_some_and(|(n, _)| n == records)
+            })
+            .map(Row::p50_ms)
+    };
+    let is_summary =
+        |r: &Row| r.scenario.starts_with(SUMMARY) && r.via == Via::Http && r.clients == Some(1);
+    let summary_vs_lead_time: Vec<(u64, f64, Option<f64>, Option<f64>)> = rows
         .iter()
-        .filter(|r| r.scenario.starts_with(SUMMARY) && r.via == Via::Http && r.clients == Some(1))
+        .filter(|r| is_summary(r))
         .filter_map(|r| {
             let (records, _) = r.records?;
-            let (lead_time_ms, _) = at(rows, records)?;
-            Some((records, r.p50_ms() / lead_time_ms))
+            let p50 = r.p50_ms();
+            let per_commit = at(rows, records).map(|(ms, _)| p50 / ms);
+            let per_deployment = per_deployment_at(rows, records).map(|ms| p50 / ms);
+            Some((records, p50, per_commit, per_deployment))
         })
         .collect();
-    for row in rows
-        .iter_mut()
-        .filter(|r| r.scenario.starts_with(SUMMARY) && r.via == Via::Http && r.clients == Some(1))
-    {
-        if let Some((_, ratio)) = summary_vs_lead_time
+    let per_deployment: Vec<(u64, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let (records, _) = r.records?;
+            Some((records, per_deployment_at(rows, records)?))
+        })
+        .collect();
+    for row in rows.iter_mut().filter(|r| {
+        r.scenario.starts_with(SUMMARY_PER_DEPLOYMENT) && r.via == Via::Http && r.clients == Some(1)
+    }) {
+        let p50 = row.p50_ms();
+        let records = row.records.map(|(n, _)| n);
+        if let Some((_, ms)) = per_deployment.iter().find(|(n, _)| Some(*n) == records) {
+            row.targets.push(Target::note(
+                "p50 ÷ the lead-time query's per deployment",
+                format!("{:.2}× ({p50:.2} ms)", p50 / ms),
+            ));
+        }
+    }
+    for row in rows.iter_mut().filter(|r| is_summary(r)) {
+        let Some((_, p50, per_commit, per_deployment)) = summary_vs_lead_time
             .iter()
-            .find(|(records, _)| Some(*records) == row.records.map(|(n, _)| n))
-        {
+            .find(|(records, ..)| Some(*records) == row.records.map(|(n, _)| n))
+        else {
+            continue;
+        };
+        if let Some(ratio) = per_commit {
             row.targets.push(
                 Target::check("p50 ≤ 2× the lead-time query's", *ratio, 2.0, false)
-                    .showing(format!("{ratio:.2}×")),
+                    .showing(format!("{ratio:.2}× ({p50:.2} ms)")),
             );
+        }
+        if let Some(ratio) = per_deployment {
+            row.targets.push(Target::note(
+                "p50 ÷ the lead-time query's per deployment",
+                format!("{ratio:.2}×"),
+            ));
         }
     }
     for row in rows.iter_mut().filter(|r| is_lead_time(r)) {
@@ -257,30 +335,82 @@ fn micros_of(instant: &str) -> anyhow::Result<i64> {
         .micros())
 }
 
-/// Deployments of [`BIG_ORG`] in the window, and those that count for lead time.
-fn rows_in_range(path: &Path) -> anyhow::Result<(u64, u64)> {
+/// What the window holds for [`BIG_ORG`], and the commit lead times of the whole database.
+struct InRange {
+    deployments: u64,
+    /// Deployments that count for lead time (a project and a lead time).
+    deployments_counted: u64,
+    commits: u64,
+    /// Commit lead times that count (a project, not clock-skewed).
+    commits_counted: u64,
+    /// Of every org and day: the data set's size per commit.
+    commits_in_all: u64,
+    /// Commits with each stage, of those that count.
+    stages: [u64; 3],
+}
+
+/// What the window of [`BIG_ORG`] holds, deployments and commits.
+fn in_range(path: &Path) -> anyhow::Result<InRange> {
     let connection = rusqlite::Connection::open(path)?;
     let (start, end) = window();
-    Ok(connection.query_row(
+    let params = rusqlite::params![BIG_ORG, micros_of(&start)?, micros_of(&end)?];
+    let (deployments, deployments_counted) = connection.query_row(
         "SELECT COUNT(*), COUNT(*) FILTER (WHERE project_id IS NOT NULL AND duration_micros >= 0) \
          FROM image_lead_times \
          WHERE org_key = (SELECT org_key FROM orgs WHERE org_id = ?) \
            AND created_at BETWEEN ? AND ?",
-        rusqlite::params![BIG_ORG, micros_of(&start)?, micros_of(&end)?],
+        params,
         |row| Ok((row.get(0)?, row.get(1)?)),
-    )?)
+    )?;
+    let counted = "project_id IS NOT NULL AND duration_micros >= 0";
+    let (commits, commits_counted, commit_to_build, build_to_start, start_to_finish) = connection
+        .query_row(
+        &format!(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE {counted}), \
+                        COUNT(*) FILTER (WHERE {counted} AND commit_to_build_micros >= 0), \
+                        COUNT(*) FILTER (WHERE {counted} AND build_to_start_micros >= 0), \
+                        COUNT(*) FILTER (WHERE {counted} AND start_to_finish_micros >= 0) \
+                 FROM commit_lead_times \
+                 WHERE org_key = (SELECT org_key FROM orgs WHERE org_id = ?) \
+                   AND created_at BETWEEN ? AND ?"
+        ),
+        params,
+        |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        },
+    )?;
+    let commits_in_all =
+        connection.query_row("SELECT COUNT(*) FROM commit_lead_times", [], |row| {
+            row.get(0)
+        })?;
+    Ok(InRange {
+        deployments,
+        deployments_counted,
+        commits,
+        commits_counted,
+        commits_in_all,
+        stages: [commit_to_build, build_to_start, start_to_finish],
+    })
 }
 
 /// The app under test and the baseline must give the same answer (the same JSON, byte for
-/// byte: the data and the code are the same), and the lead-time summary must count what the
-/// generator put in the window.
+/// byte: the data and the code are the same), in the unit asked (commit by default: the
+/// commits' back-fill is not pending), and lead time and the summary's stages must count what
+/// the generator put in the window (the commit rollup agrees with `commit_lead_times`).
 fn check_same_answer(
     ctx: &Ctx,
     transport: &Transport,
     baseline: &Baseline,
     call: &Call,
-    counted: u64,
+    range: &InRange,
     route: &str,
+    unit: Option<&str>,
 ) -> anyhow::Result<()> {
     let (status, http_body) = ctx.runtime.block_on(transport.once(call))?;
     let (baseline_status, baseline_body) = baseline.once(call);
@@ -294,13 +424,39 @@ fn check_same_answer(
     if http_body.as_ref() != baseline_body.as_slice() {
         bail!("{route}: the app and the in-process baseline answer differently");
     }
-    if route == "lead-time" {
-        let answer: serde_json::Value = serde_json::from_slice(&baseline_body)?;
-        let count = answer["summary"]["count"]
-            .as_u64()
-            .context("summary.count")?;
+    let answer: serde_json::Value = serde_json::from_slice(&baseline_body)?;
+    let unit = unit.unwrap_or("commit");
+    let counted = match unit {
+        "deployment" => range.deployments_counted,
+        _ => range.commits_counted,
+    };
+    let count = match route {
+        "lead-time" => Some(&answer["summary"]["count"]),
+        "summary" => Some(&answer["lead_time"]["count"]),
+        _ => None,
+    };
+    if let Some(count) = count {
+        if answer["unit"] != unit {
+            bail!("{route}: answered per {}, asked per {unit}", answer["unit"]);
+        }
+        let count = count.as_u64().context("the lead time's count")?;
         if count != counted {
-            bail!("lead-time summary counts {count}, the database has {counted} in range");
+            bail!("{route} per {unit} counts {count}, the database has {counted} in range");
+        }
+    }
+    if route == "summary" {
+        let stages = &answer["stages"];
+        let counts = [
+            "commit_to_build",
+            "build_to_deploy_start",
+            "deploy_start_to_finish",
+        ]
+        .map(|stage| stages[stage]["count"].as_u64());
+        if counts != range.stages.map(Some) {
+            bail!(
+                "summary: stages {stages}, the database has {:?} in range",
+                range.stages
+            );
         }
     }
     Ok(())
@@ -361,18 +517,48 @@ fn generate(path: &Path, records: u64) -> anyhow::Result<()> {
     tx.commit()?;
     check_foreign_keys(&connection)?;
     seed::close_as_served(connection)?;
-    seed::upgrade(path)?;
+    upgrade(path)?;
     add_outcomes(path)?;
-    backfill_daily_rollup(path)
+    add_commits(path)?;
+    backfill_daily_rollup(path)?;
+    compact(path)
+}
+
+/// The app's migrations and every back-fill they leave pending, as `seed::upgrade`, but not
+/// migration 0011's count of head commits: [`add_commits`] counts the commits of every record
+/// as the write path would have, listed ones included (the back-fill counts each record's own
+/// head commit only, as for records written before the commit unit existed).
+fn upgrade(path: &Path) -> anyhow::Result<()> {
+    let db = cd_core::testing::RusqliteDb::open(path)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", path.display()))?;
+    cd_core::testing::ensure_schema(&db).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    db.connection().execute(
+        "DELETE FROM backfills WHERE derived = 'commit_lead_times'",
+        [],
+    )?;
+    while cd_core::testing::pending_backfill_step(&db).map_err(|e| anyhow::anyhow!("{e:?}"))? {}
+    Ok(())
+}
+
+/// The dropped text tables' pages, and those the updates moved, compacted (as
+/// `seed::upgrade` leaves a generated database).
+fn compact(path: &Path) -> anyhow::Result<()> {
+    rusqlite::Connection::open(path)?.execute_batch("VACUUM")?;
+    Ok(())
 }
 
 /// Outcomes, in the current schema (before the rollup is built from the records): 1 in 13
 /// production deployments failed, each with its failure resolved 1 minute to ~1 day later, and
-/// 1 in 17 deployments rework. Spread by rowid, so every org and day has some.
+/// 1 in 17 deployments rework. Spread by rowid, so every org and day has some. And the deploy's
+/// start, 30 s to 15 min before its end, on all but 1 in 20 (which report none): the commit
+/// lead times' stages (build → start, start → finish) need it.
 fn add_outcomes(path: &Path) -> anyhow::Result<()> {
     let connection = rusqlite::Connection::open(path)?;
     connection.execute_batch(
         "BEGIN;
+         UPDATE image_lead_times
+            SET started_at = created_at - (30 + (rowid * 48271) % 870) * 1000000
+          WHERE rowid % 20 <> 0;
          UPDATE image_lead_times SET status = 'failed' WHERE prod = 1 AND rowid % 13 = 0;
          UPDATE image_lead_times SET kind = 'rework' WHERE rowid % 17 = 0;
          INSERT INTO failures (failure_id, org_key, implicit, lead_time_id, app_environment_id,
@@ -388,6 +574,205 @@ fn add_outcomes(path: &Path) -> anyhow::Result<()> {
          COMMIT;",
     )?;
     Ok(())
+}
+
+/// The commits the builds list (the CD request's `commits`, kept in `images.commits`):
+/// [`COMMIT_LIST_SHARE`] of the images with a commit time list 1 to 4 commits besides their
+/// head, with their own shas, authors and times (each 1 minute to 6 hours before the next,
+/// the newest before the head; newest first, as `git log` lists them). Drawn from a generator
+/// of their own, so the records and images stay those of the earlier generators.
+fn list_commits(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<u64> {
+    let mut rng = SplitMix(0xc0_11_1e_c7);
+    let images: Vec<(i64, i64)> = tx
+        .prepare(
+            "SELECT rowid, git_hash_commit_timestamp FROM images \
+             WHERE git_hash_commit_timestamp IS NOT NULL ORDER BY rowid",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = tx.prepare("UPDATE images SET commits = ?1 WHERE rowid = ?2")?;
+    let mut listed = 0u64;
+    for (rowid, head_at) in images {
+        let r = rng.next();
+        if r % 1000 >= COMMIT_LIST_SHARE {
+            continue;
+        }
+        let mut committed_at = head_at;
+        let commits: Vec<(String, i64, String)> = (0..1 + (r >> 32) % 4)
+            .map(|_| {
+                committed_at -= (MINUTE_MS + rng.next() % (6 * HOUR_MS)) as i64 * 1000;
+                let author = rng.next() % 211;
+                (
+                    format!(
+                        "{:016x}{:016x}{:08x}",
+                        rng.next(),
+                        rng.next(),
+                        rng.next() >> 32
+                    ),
+                    committed_at,
+                    format!("Author {author} <author{author}@example.com>"),
+                )
+            })
+            .collect();
+        listed += commits.len() as u64;
+        update.execute(rusqlite::params![serde_json::to_string(&commits)?, rowid])?;
+    }
+    Ok(listed)
+}
+
+/// The images' listed commits, then each succeeded deployment's commits counted in
+/// `commit_lead_times` exactly as recording it does (`store/commit_lead_times.rs`, `record`),
+/// in recording order: nothing if an image of its channel newer than its own already ran in
+/// the app environment; else the commits (listed, then the head) of its image and of every
+/// image of the channel built after the newest one that ran there (its own alone if none
+/// did), each with its three stages. The table's indexes are down during the insert; its
+/// unique key, recreated after it, proves no commit counted twice in an app environment
+/// (what the insert's `ON CONFLICT DO NOTHING` would have skipped). Then its daily rollup.
+fn add_commits(path: &Path) -> anyhow::Result<()> {
+    let (mut connection, indexes) = seed::open_for_bulk_load(path, &["commit_lead_times"])?;
+    let tx = connection.transaction()?;
+    let listed = list_commits(&tx)?;
+    seed::drop_indexes(&tx, &indexes)?;
+    let counted = tx.execute(
+        "INSERT INTO commit_lead_times \
+           (app_environment_id, sha, org_key, lead_time_id, image_id, project_id, app_id, \
+            environment, prod, author, committed_at, created_at, duration_micros, \
+            commit_to_build_micros, build_to_start_micros, start_to_finish_micros) \
+         WITH deployments AS MATERIALIZED ( \
+           SELECT l.rowid AS record, l.recorded_at, l.lead_time_id, l.image_id, \
+                  l.app_environment_id, l.org_key, l.project_id, l.app_id, l.environment, \
+                  l.prod, l.created_at, l.started_at, \
+                  max(l.image_id) OVER (PARTITION BY l.app_environment_id \
+                                        ORDER BY l.recorded_at, l.rowid \
+                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ran \
+           FROM image_lead_times AS l WHERE l.rolled_out = 1), \
+         carrying AS MATERIALIZED ( \
+           SELECT d.record, d.recorded_at, d.lead_time_id, d.app_environment_id, d.org_key, \
+                  d.project_id, d.app_id, d.environment, d.prod, d.created_at, d.started_at, \
+                  w.image_id AS built, w.built_at, w.commits, w.git_hash, \
+                  w.git_hash_commit_timestamp AS head_at, w.committer \
+           FROM deployments AS d JOIN images AS x ON x.image_id = d.image_id \
+           JOIN images AS w ON w.registry_key = x.registry_key AND w.channel = x.channel \
+                           AND w.image_id > d.ran AND w.image_id <= d.image_id \
+           WHERE d.ran < d.image_id \
+           UNION ALL \
+           SELECT d.record, d.recorded_at, d.lead_time_id, d.app_environment_id, d.org_key, \
+                  d.project_id, d.app_id, d.environment, d.prod, d.created_at, d.started_at, \
+                  w.image_id, w.built_at, w.commits, w.git_hash, w.git_hash_commit_timestamp, \
+                  w.committer \
+           FROM deployments AS d JOIN images AS w ON w.image_id = d.image_id \
+           WHERE d.ran IS NULL), \
+         carried AS ( \
+           SELECT c.*, json_extract(j.value, '$[0]') AS sha, \
+                  json_extract(j.value, '$[1]') AS committed_at, \
+                  json_extract(j.value, '$[2]') AS author, 0 AS head \
+           FROM carrying AS c, json_each(c.commits) AS j \
+           UNION ALL \
+           SELECT c.*, c.git_hash, c.head_at, c.committer, 1 FROM carrying AS c \
+           WHERE c.head_at IS NOT NULL AND c.git_hash <> '') \
+         SELECT app_environment_id, sha, org_key, lead_time_id, built, project_id, app_id, \
+                environment, prod, author, committed_at, created_at, created_at - committed_at, \
+                built_at - committed_at, started_at - built_at, created_at - started_at \
+         FROM carried ORDER BY recorded_at, record, built, head",
+        [],
+    )?;
+    seed::recreate_indexes(&tx, &indexes)
+        .context("a commit counted twice in one app environment")?;
+    let chunks = roll_up_commits(&tx)?;
+    tx.commit()?;
+    seed::close_as_served(connection)?;
+    eprintln!(
+        "bench: {listed} listed commits; {counted} commit lead times counted, in {chunks} \
+         rollup chunks"
+    );
+    Ok(())
+}
+
+/// Lead times (µs) a rollup chunk holds (`store::daily_rollup::CHUNK_LEAD_TIMES`: only the
+/// layout depends on it, not what a query reads).
+const ROLLUP_CHUNK: usize = 256;
+
+/// What the commits of one (org key, day since the epoch, environment, prod) add up to.
+#[derive(Default)]
+struct CommitDay {
+    clock_skew: i64,
+    lead_times: Vec<u64>,
+    stages: [Vec<u64>; 3],
+}
+
+/// `commit_lead_time_days` built from `commit_lead_times`, as the write path keeps it
+/// (`store/commit_lead_times.rs`, `totals_of` and `write_day`): per org, UTC day, environment
+/// and prod, the commits of deployments with a project; a negative lead time counts only as
+/// clock skew, a negative stage is left out of its stage; each list sorted, 8-byte big-endian,
+/// in chunks of [`ROLLUP_CHUNK`] (the clock skew on the first). The number of chunks.
+fn roll_up_commits(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<u64> {
+    let mut days: std::collections::BTreeMap<(i64, i64, String, bool), CommitDay> =
+        std::collections::BTreeMap::new();
+    {
+        let mut select = tx.prepare(
+            "SELECT org_key, created_at, environment, prod, duration_micros, \
+                    commit_to_build_micros, build_to_start_micros, start_to_finish_micros \
+             FROM commit_lead_times WHERE project_id IS NOT NULL",
+        )?;
+        let mut rows = select.query([])?;
+        while let Some(row) = rows.next()? {
+            let created_at: i64 = row.get(1)?;
+            let day = created_at.div_euclid(DAY_MS as i64 * 1000);
+            let totals = days
+                .entry((row.get(0)?, day, row.get(2)?, row.get(3)?))
+                .or_default();
+            let Ok(duration) = u64::try_from(row.get::<_, i64>(4)?) else {
+                totals.clock_skew += 1;
+                continue;
+            };
+            totals.lead_times.push(duration);
+            for (stage, values) in totals.stages.iter_mut().enumerate() {
+                if let Some(micros) = row
+                    .get::<_, Option<i64>>(5 + stage)?
+                    .and_then(|m| u64::try_from(m).ok())
+                {
+                    values.push(micros);
+                }
+            }
+        }
+    }
+    let mut insert = tx.prepare(
+        "INSERT INTO commit_lead_time_days (org_key, day, environment, prod, chunk, clock_skew, \
+           lead_times, commit_to_build, build_to_start, start_to_finish) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    let mut chunks = 0u64;
+    for ((org_key, day, environment, prod), mut totals) in days {
+        totals.lead_times.sort_unstable();
+        for values in &mut totals.stages {
+            values.sort_unstable();
+        }
+        let day = &rfc3339_micros(day as u64 * DAY_MS)[..10];
+        let slice = |values: &[u64], index: usize| -> Vec<u8> {
+            let start = (index * ROLLUP_CHUNK).min(values.len());
+            let end = ((index + 1) * ROLLUP_CHUNK).min(values.len());
+            values[start..end]
+                .iter()
+                .flat_map(|v| v.to_be_bytes())
+                .collect()
+        };
+        for index in 0..totals.lead_times.len().div_ceil(ROLLUP_CHUNK).max(1) {
+            insert.execute(rusqlite::params![
+                org_key,
+                day,
+                environment,
+                prod,
+                index as i64,
+                if index == 0 { totals.clock_skew } else { 0 },
+                slice(&totals.lead_times, index),
+                slice(&totals.stages[0], index),
+                slice(&totals.stages[1], index),
+                slice(&totals.stages[2], index),
+            ])?;
+            chunks += 1;
+        }
+    }
+    Ok(chunks)
 }
 
 /// Schema 6 exactly as the app made it, the text encoding the rows are written in: the
@@ -722,6 +1107,165 @@ fn check_foreign_keys(connection: &rusqlite::Connection) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Rows = Vec<Vec<rusqlite::types::Value>>;
+
+    fn rows_of(path: &Path, sql: &str) -> anyhow::Result<Rows> {
+        let connection = rusqlite::Connection::open(path)?;
+        let mut statement = connection.prepare(sql)?;
+        let columns = statement.column_count();
+        let rows = statement
+            .query_map([], |row| (0..columns).map(|i| row.get(i)).collect())?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Every org key, day, environment and prod of the commit rollup: its clock skew and its
+    /// four lists, whatever the chunks.
+    fn commit_rollup(
+        path: &Path,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, (i64, [Vec<u64>; 4])>> {
+        let mut days = std::collections::BTreeMap::new();
+        for row in rows_of(
+            path,
+            "SELECT org_key || ' ' || day || ' ' || environment || ' ' || prod, clock_skew, \
+                    lead_times, commit_to_build, build_to_start, start_to_finish \
+             FROM commit_lead_time_days",
+        )? {
+            let (rusqlite::types::Value::Text(key), rusqlite::types::Value::Integer(skew)) =
+                (&row[0], &row[1])
+            else {
+                bail!("unexpected row {row:?}");
+            };
+            let entry: &mut (i64, [Vec<u64>; 4]) = days.entry(key.clone()).or_default();
+            entry.0 += skew;
+            for (values, blob) in entry.1.iter_mut().zip(&row[2..]) {
+                let rusqlite::types::Value::Blob(blob) = blob else {
+                    bail!("unexpected row {row:?}");
+                };
+                values.extend(
+                    blob.chunks_exact(8)
+                        .map(|b| u64::from_be_bytes(b.try_into().unwrap())),
+                );
+                values.sort_unstable();
+            }
+        }
+        Ok(days)
+    }
+
+    /// The commits the generator counts are those the app counts: the generated records,
+    /// replayed through cd-core's handler (`POST /api/v1/deployments`, in recording order)
+    /// on the same database emptied of them, leave the same `commit_lead_times` (but for the
+    /// new records' ids) and the same commit rollup.
+    #[test]
+    fn commits_are_counted_as_the_write_path_counts_them() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("cd-bench-commits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let generated = dir.join("generated.db");
+        generate(&generated, 3_000)?;
+        let records = rows_of(
+            &generated,
+            "SELECT o.org_id, lower(hex(l.image_id)), l.project_id, l.app_id, l.environment, \
+                    l.prod, l.created_at / 1000, l.started_at / 1000, l.deployment_id \
+             FROM image_lead_times AS l JOIN orgs AS o ON o.org_key = l.org_key \
+             ORDER BY l.recorded_at, l.rowid",
+        )?;
+        let replayed = dir.join("replayed.db");
+        crate::load::copy_database(&generated, &replayed)?;
+        rusqlite::Connection::open(&replayed)?.execute_batch(
+            "DELETE FROM commit_lead_time_days; DELETE FROM commit_lead_times; \
+             DELETE FROM failures; DELETE FROM image_lead_times; DELETE FROM lead_time_days;",
+        )?;
+        let baseline = Baseline {
+            database: replayed.clone(),
+            admin_token: "replay-admin".to_owned(),
+        };
+        let side = crate::scenarios::Side::InProcess(&baseline);
+        let mut tokens = std::collections::HashMap::new();
+        use rusqlite::types::Value as V;
+        for record in &records {
+            let [
+                V::Text(org),
+                V::Text(image),
+                project,
+                V::Text(app),
+                V::Text(environment),
+                V::Integer(prod),
+                V::Integer(deployed_ms),
+                started_ms,
+                deployment_id,
+            ] = record.as_slice()
+            else {
+                bail!("unexpected record {record:?}");
+            };
+            if !tokens.contains_key(org) {
+                tokens.insert(org.clone(), side.token("replay-admin", org, "write")?);
+            }
+            let text = |value: &V| match value {
+                V::Text(text) => Some(text.clone()),
+                _ => None,
+            };
+            let mut body = serde_json::json!({
+                "image_id": format!("{}-{}-{}-{}-{}", &image[..8], &image[8..12],
+                                    &image[12..16], &image[16..20], &image[20..]),
+                "app_id": app,
+                "environment": environment,
+                "prod": *prod == 1,
+                "deployed_at": rfc3339_micros(*deployed_ms as u64),
+            });
+            if let Some(project) = text(project) {
+                body["project_id"] = project.into();
+            }
+            if let Some(id) = text(deployment_id) {
+                body["deployment_id"] = id.into();
+            }
+            if let V::Integer(started_ms) = started_ms {
+                body["started_at"] = rfc3339_micros(*started_ms as u64).into();
+            }
+            side.call(
+                &Call::post("/api/v1/deployments", Some(&tokens[org]), &body).expecting(&[201]),
+            )?;
+        }
+        let commits = "SELECT hex(app_environment_id), sha, org_key, hex(image_id), project_id, \
+                              app_id, environment, prod, author, committed_at, created_at, \
+                              duration_micros, commit_to_build_micros, build_to_start_micros, \
+                              start_to_finish_micros \
+                       FROM commit_lead_times ORDER BY 1, 2";
+        let (ours, theirs) = (rows_of(&generated, commits)?, rows_of(&replayed, commits)?);
+        assert!(ours.len() > 3 * records.len(), "{} commits", ours.len());
+        // Both rules beyond "its own commits" are exercised: a deployment carrying the commits
+        // of builds that skipped the app environment, and one carrying nothing (a newer build
+        // of its channel ran there first).
+        let count = |sql: &str| -> anyhow::Result<i64> {
+            Ok(rusqlite::Connection::open(&generated)?.query_row(sql, [], |row| row.get(0))?)
+        };
+        assert!(
+            count(
+                "SELECT COUNT(*) FROM commit_lead_times AS c \
+                 JOIN image_lead_times AS l ON l.lead_time_id = c.lead_time_id \
+                 WHERE c.image_id <> l.image_id"
+            )? > 0
+        );
+        assert!(
+            count(
+                "SELECT COUNT(*) FROM image_lead_times AS l \
+                 JOIN images AS i ON i.image_id = l.image_id \
+                 WHERE i.git_hash_commit_timestamp IS NOT NULL AND NOT EXISTS \
+                   (SELECT 1 FROM commit_lead_times AS c WHERE c.lead_time_id = l.lead_time_id)"
+            )? > 0
+        );
+        assert_eq!(ours.len(), theirs.len());
+        assert!(
+            ours == theirs,
+            "the generator counts other commits than the app"
+        );
+        assert!(
+            commit_rollup(&generated)? == commit_rollup(&replayed)?,
+            "the generator's commit rollup differs from the app's"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
 
     #[test]
     fn sizes_are_labelled() {

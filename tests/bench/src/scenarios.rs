@@ -247,8 +247,10 @@ pub fn all(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
     }
     if wanted(&[
         crate::dora::LEAD_TIME,
+        crate::dora::LEAD_TIME_PER_DEPLOYMENT,
         crate::dora::FREQUENCY,
         crate::dora::SUMMARY,
+        crate::dora::SUMMARY_PER_DEPLOYMENT,
     ]) {
         scenarios.extend(crate::dora::scenarios(ctx)?);
     }

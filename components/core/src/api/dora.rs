@@ -48,7 +48,7 @@ pub(super) fn unit_of(ctx: &Context<'_>, asked: Option<&str>) -> Result<LeadTime
         .transpose()?
         .unwrap_or_default();
     Ok(match unit {
-        LeadTimeUnit::Commit if !ctx.commit_lead_times_complete() => LeadTimeUnit::Deployment,
+        LeadTimeUnit::Commit if !ctx.head_commits_counted() => LeadTimeUnit::Deployment,
         unit => unit,
     })
 }
@@ -787,7 +787,7 @@ fn five_figures(
         lead_times: Some(query.unit),
         outcomes: true,
         recoveries: true,
-        stages: with_stages && ctx.commit_lead_times_complete(),
+        stages: with_stages && ctx.head_commits_counted(),
     };
     let figures = figures(ctx, &query.org_id, range, &query.filter, &starts, needs)?;
     let lead_times = union(&figures.lead_times);

@@ -236,19 +236,14 @@ pub(crate) struct ImageBody {
 }
 
 impl ImageBody {
-    /// An image as a list shows it: without its commits (up to 5,000 each).
-    pub(crate) fn listed(image: Image) -> ImageBody {
-        ImageBody {
-            commits: None,
-            ..ImageBody::from(image)
-        }
+    /// An image as a list (or a webhook event) shows it: without its commits (up to 5,000).
+    pub(crate) fn in_list(image: Image) -> ImageBody {
+        ImageBody::of(image, false)
     }
-}
 
-impl From<Image> for ImageBody {
-    fn from(image: Image) -> Self {
+    fn of(image: Image, with_commits: bool) -> ImageBody {
         let r = image.request;
-        let commits = Some(r.commits.iter().map(CommitJson::from).collect());
+        let commits = with_commits.then(|| r.commits.iter().map(CommitJson::from).collect());
         ImageBody {
             commits,
             image_id: image.image_id.to_text(),
@@ -285,6 +280,12 @@ impl From<Image> for ImageBody {
                 .map(|d| d.as_str().to_owned()),
             pushed_at: image.push.as_ref().map(|p| p.pushed_at.to_rfc3339()),
         }
+    }
+}
+
+impl From<Image> for ImageBody {
+    fn from(image: Image) -> Self {
+        ImageBody::of(image, true)
     }
 }
 
@@ -414,7 +415,7 @@ pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let page = store::list(ctx.env.db, &registry, &filter, after, limit)?;
     json_response(
         StatusCode::OK,
-        &PageBody::from_page(page, ImageBody::listed),
+        &PageBody::from_page(page, ImageBody::in_list),
     )
 }
 

@@ -307,8 +307,8 @@ impl<'a> Context<'a> {
 
     /// Whether every commit lead time is counted: false while the head commits of records
     /// from before migration 0011 are (`store::commit_lead_times`).
-    pub(crate) fn commit_lead_times_complete(&self) -> bool {
-        !self.schema.commit_rollup_pending
+    pub(crate) fn head_commits_counted(&self) -> bool {
+        !self.schema.head_commits_pending
     }
 
     /// While migration 0007's copy is under way, copies the rows a lookup by key is about to

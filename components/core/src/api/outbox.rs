@@ -183,7 +183,7 @@ fn render(db: &dyn Db, claimed: &Claimed) -> Result<String, Error> {
             serde_json::to_string(&EventBody {
                 r#type: event,
                 timestamp,
-                data: ImageBody::listed(image),
+                data: ImageBody::in_list(image),
             })
         }
         EventType::DeploymentRecorded => {

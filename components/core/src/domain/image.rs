@@ -322,8 +322,9 @@ pub(crate) struct Commit {
 }
 
 impl Commit {
-    /// Checks a listed commit list: at most [`MAX_COMMITS`], each sha once, and the head
-    /// commit, if listed, at the time the request gives it.
+    /// Checks a listed commit list: at most [`MAX_COMMITS`], each sha once and in full (as
+    /// the head commit then is: a commit is counted by its sha, and an abbreviated one would
+    /// be another commit), and the head commit, if listed, at the time the request gives it.
     pub(crate) fn check_list(
         commits: &[Commit],
         head: Option<(&GitHash, Option<Timestamp>)>,
@@ -332,6 +333,22 @@ impl Commit {
             return Err(Error::invalid(
                 "commits",
                 format!("must have at most {MAX_COMMITS} entries"),
+            ));
+        }
+        let full = |sha: &GitHash| matches!(sha.as_str().len(), 40 | 64);
+        if let Some((sha, _)) = head
+            && !commits.is_empty()
+            && !full(sha)
+        {
+            return Err(Error::invalid(
+                "git_hash",
+                "must be a full commit hash (40 or 64 hexadecimal digits) when commits are listed",
+            ));
+        }
+        if let Some(index) = commits.iter().position(|c| !full(&c.sha)) {
+            return Err(Error::invalid(
+                format!("commits[{index}].sha"),
+                "must be a full commit hash (40 or 64 hexadecimal digits)",
             ));
         }
         let mut seen = std::collections::HashSet::with_capacity(commits.len());

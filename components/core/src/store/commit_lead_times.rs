@@ -29,7 +29,7 @@ use crate::domain::image::ImageId;
 use crate::error::Error;
 
 use super::Page;
-use super::daily_rollup::{BYTES_PER_LEAD_TIME, CHUNK_LEAD_TIMES, day_text, decode, encode};
+use super::daily_rollup::{BYTES_PER_LEAD_TIME, day_text, decode, encode};
 use super::deployments::{DoraFilter, packed_column, where_clause};
 
 /// commit → build, build → deploy start, deploy start → finish.
@@ -37,6 +37,11 @@ pub(crate) const STAGES: usize = 3;
 
 /// The stages' blob columns in the rollup (and, with `_micros`, in `commit_lead_times`).
 const STAGE_COLUMNS: [&str; STAGES] = ["commit_to_build", "build_to_start", "start_to_finish"];
+
+/// The lead times a chunk takes before a write starts a new one: a chunk holds four blobs (the
+/// lead times and three stages), so a quarter of `lead_time_days`' 256 keeps a chunk row in one
+/// 4 KB page, as there.
+pub(crate) const CHUNK_LEAD_TIMES: usize = 64;
 
 /// The `backfills` row of the head commits of records written before migration 0011.
 const BACKFILL: &str = "commit_lead_times";
@@ -56,13 +61,13 @@ const RETURNING: &str = "org_key, created_at, environment, prod, project_id IS N
 
 /// What commits add to one day.
 #[derive(Debug, Default)]
-struct DayTotals {
+struct CommitDayTotals {
     clock_skew: i64,
     lead_times: Vec<u64>,
     stages: [Vec<u64>; STAGES],
 }
 
-impl DayTotals {
+impl CommitDayTotals {
     /// A commit's lead time and stages: a negative lead time (the commit is later than the
     /// deployment) only counts as clock skew; a negative stage is left out of its stage.
     fn add(&mut self, duration: i64, stages: [Option<i64>; STAGES]) {
@@ -84,12 +89,12 @@ impl DayTotals {
 }
 
 /// (org key, day, environment, prod): what a day's chunks share.
-type DayKey = (i64, NaiveDate, String, bool);
+type CommitDayKey = (i64, NaiveDate, String, bool);
 
 /// Adds the inserted rows an insert returned ([`RETURNING`]) to their days' totals; rows of a
 /// deployment without a project do not count (as in every DORA query).
-fn totals_of(rows: &Rows) -> Result<BTreeMap<DayKey, DayTotals>, Error> {
-    let mut days: BTreeMap<DayKey, DayTotals> = BTreeMap::new();
+fn totals_of(rows: &Rows) -> Result<BTreeMap<CommitDayKey, CommitDayTotals>, Error> {
+    let mut days: BTreeMap<CommitDayKey, CommitDayTotals> = BTreeMap::new();
     for row in rows.iter() {
         if !row.flag(4)? {
             continue;
@@ -120,9 +125,13 @@ pub(crate) fn record(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> 
                         JOIN images AS i ON i.image_id = l.image_id \
                         JOIN images AS x ON x.image_id = ?2 \
                         WHERE l.app_environment_id = ?1 AND l.rolled_out = 1 \
-                          AND l.image_id > ?2 \
+                          AND l.image_id > ?2 AND l.created_at <= ?3 \
                           AND i.registry_key = x.registry_key AND i.channel = x.channel)",
-        &[record.app_environment_id.into(), record.image_id.into()],
+        &[
+            record.app_environment_id.into(),
+            record.image_id.into(),
+            record.created_at.into(),
+        ],
     )?;
     if newer_ran.first().map(|row| row.flag(0)).transpose()? == Some(true) {
         return Ok(());
@@ -132,9 +141,14 @@ pub(crate) fn record(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> 
          JOIN images AS i ON i.image_id = l.image_id \
          JOIN images AS x ON x.image_id = ?2 \
          WHERE l.app_environment_id = ?1 AND l.rolled_out = 1 AND l.image_id < ?2 \
+           AND l.created_at <= ?3 \
            AND i.registry_key = x.registry_key AND i.channel = x.channel \
          ORDER BY l.image_id DESC LIMIT 1",
-        &[record.app_environment_id.into(), record.image_id.into()],
+        &[
+            record.app_environment_id.into(),
+            record.image_id.into(),
+            record.created_at.into(),
+        ],
     )?;
     let base = match base.first() {
         Some(row) => Value::Blob(row.blob(0)?.to_vec()),
@@ -158,7 +172,9 @@ pub(crate) fn record(db: &dyn Db, record: &LeadTimeRecord) -> Result<(), Error> 
              carried AS ( \
                SELECT c.image_id, c.built_at, json_extract(j.value, '$[0]') AS sha, \
                       json_extract(j.value, '$[1]') AS committed_at, \
-                      json_extract(j.value, '$[2]') AS author, 0 AS head \
+                      coalesce(json_extract(j.value, '$[2]'), \
+                               CASE WHEN json_extract(j.value, '$[0]') = c.git_hash \
+                                    THEN c.committer END) AS author, 0 AS head \
                FROM carrying AS c, json_each(c.commits) AS j \
                UNION ALL \
                SELECT image_id, built_at, git_hash, committed_at, committer, 1 \
@@ -202,7 +218,7 @@ fn write_day(
     day: NaiveDate,
     environment: &str,
     prod: bool,
-    mut totals: DayTotals,
+    mut totals: CommitDayTotals,
     splice: bool,
 ) -> Result<(), Error> {
     if totals.is_empty() {
@@ -218,10 +234,11 @@ fn write_day(
         environment.into(),
         prod.into(),
     ];
-    // The largest blob that still takes every new lead time (-1: none does).
+    // The largest blob that still takes every new lead time (-1: none does, or no splice: the
+    // blobs are then not read, `length` reads a blob's size from its header).
     let room = CHUNK_LEAD_TIMES
         .checked_sub(totals.lead_times.len())
-        .filter(|free| *free > 0 || totals.lead_times.is_empty())
+        .filter(|free| splice && (*free > 0 || totals.lead_times.is_empty()))
         .map_or(-1, |free| (free * BYTES_PER_LEAD_TIME) as i64);
     let blobs = |column: &str| format!("CASE WHEN length(lead_times) <= ?5 THEN {column} END");
     let last = db.execute(
@@ -286,7 +303,7 @@ fn splice_into(
     key: &[Value; 4],
     chunk: i64,
     row: Row<'_>,
-    totals: DayTotals,
+    totals: CommitDayTotals,
 ) -> Result<(), Error> {
     let merged = |index: usize, added: &[u64]| -> Result<Vec<u8>, Error> {
         let mut values = decode(row.blob(index)?)?;

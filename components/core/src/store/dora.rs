@@ -61,7 +61,7 @@ fn rollup_days(
 }
 
 /// The rollup's days for lead times of `unit`: (day, clock-skewed, sorted lead times).
-fn lead_time_days(
+fn rollup_lead_times(
     db: &dyn Db,
     org_id: &OrgId,
     plan: &ReadPlan,
@@ -107,7 +107,7 @@ pub(crate) fn lead_times_by_period(
         clock_skew: 0,
     };
     let mut clock_skew: i64 = 0;
-    for (day, skewed, lead_times) in lead_time_days(db, org_id, plan, filter, unit)? {
+    for (day, skewed, lead_times) in rollup_lead_times(db, org_id, plan, filter, unit)? {
         let period = period_index(starts, midnight_second(day));
         clock_skew += skewed as i64;
         result.periods[period].add_sorted(lead_times);

@@ -488,10 +488,13 @@ fn commit_counts(db: &FailingDb) -> [i64; 2] {
 /// A build listing its commits, as a pipeline posts it.
 fn listing(run_id: &str, head: &str, commits: &[(&str, &str)]) -> serde_json::Value {
     let mut body = cd_request(run_id);
-    body["git_hash"] = head.into();
+    // Full shas, as a list needs: the short names padded.
+    body["git_hash"] = format!("{head:0<40}").into();
     body["commits"] = commits
         .iter()
-        .map(|(sha, at)| serde_json::json!({"sha": sha, "timestamp": at, "author": "ann <a@x>"}))
+        .map(|(sha, at)| {
+            serde_json::json!({"sha": format!("{sha:0<40}"), "timestamp": at, "author": "ann <a@x>"})
+        })
         .collect();
     body
 }

@@ -129,7 +129,7 @@ impl World {
                 _ => rng.below(3 * 86_400) as i64 + 1,
             };
             // Head commits from a small pool, so that rebuilds of a commit happen.
-            let head = format!("{:07x}", 0x100_0000 + rng.below(deployments as u64 + 1));
+            let head = format!("{:040x}", 0x100_0000 + rng.below(deployments as u64 + 1));
             let mut image = serde_json::json!({"tag_name": format!("t{n}"), "image_name": "i",
                 "image_name_with_tag": format!("i:t{n}"), "git_hash": head, "run_id": format!("r{n}")});
             let head_time = deployed
@@ -144,7 +144,7 @@ impl World {
                 let commits: Vec<serde_json::Value> = (0..rng.below(5))
                     .map(|k| {
                         let sha = format!(
-                            "{:07x}",
+                            "{:040x}",
                             0x200_0000 + rng.below(4 * deployments as u64 + 1) * 8 + k
                         );
                         let at = head_time - Duration::seconds(rng.below(86_400) as i64 - 600);

@@ -373,6 +373,14 @@ fn a_commit_list_is_checked_and_part_of_the_retry() {
         json!([{"sha": "xyz", "timestamp": "2026-03-01T07:00:00Z"}]),
     ))
     .assert_problem(422, Some("commits[0].sha"));
+    // A commit is counted by its sha: listed, it must be whole, and so must the head.
+    post(&with(
+        json!([{"sha": "3f78685", "timestamp": "2026-03-01T07:00:00Z"}]),
+    ))
+    .assert_problem(422, Some("commits[0].sha"));
+    let mut short_head = with(json!([c("a", "07:00")]));
+    short_head["git_hash"] = json!("3f78685");
+    post(&short_head).assert_problem(422, Some("git_hash"));
     post(&with(json!([{"sha": sha("a"), "timestamp": "yesterday"}])))
         .assert_problem(422, Some("commits[0].timestamp"));
     post(&with(
@@ -394,11 +402,11 @@ fn a_commit_list_is_checked_and_part_of_the_retry() {
     ))
     .assert_problem(422, Some("commits[0].timestamp"));
     let too_many: Vec<Value> = (0..5_001)
-        .map(|n| json!({"sha": format!("{n:08x}"), "timestamp": "2026-03-01T07:00:00Z"}))
+        .map(|n| json!({"sha": format!("{n:040x}"), "timestamp": "2026-03-01T07:00:00Z"}))
         .collect();
     post(&with(json!(too_many))).assert_problem(422, Some("commits"));
     let most: Vec<Value> = (0..5_000)
-        .map(|n| json!({"sha": format!("{n:08x}"), "timestamp": "2026-03-01T07:00:00Z"}))
+        .map(|n| json!({"sha": format!("{n:040x}"), "timestamp": "2026-03-01T07:00:00Z"}))
         .collect();
     let first = post(&with(json!(most)));
     first.assert_status(201);
