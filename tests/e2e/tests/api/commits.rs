@@ -7,7 +7,7 @@
 //! | image | head (time)  | commits listed                                 |
 //! |-------|-------------|------------------------------------------------|
 //! | I1    | h1 08:00    | c1 07:00 (ann), h1                             |
-//! | I2    | h2 10:00    | none (the head is the one commit)              |
+//! | I2    | h2 10:00    | none (the head is the one commit; sent at +05:30)|
 //! | I3    | h3 12:00    | c3 11:00 (renovate[bot]), h3                   |
 //! | I4    | h4 13:00    | c1 07:00 (ann, listed again), h4               |
 //!
@@ -108,7 +108,12 @@ fn history() -> History {
         .map(|(n, (head, time, commits))| {
             let mut body = cd_request(&format!("run-{n}"));
             body["git_hash"] = json!(sha(head));
-            body["git_hash_commit_timestamp"] = json!(format!("2026-03-01T{time}:00Z"));
+            // I2's head as a pipeline in India reports it (10:00 UTC).
+            body["git_hash_commit_timestamp"] = if head == "h2" {
+                json!("2026-03-01T15:30:00+05:30")
+            } else {
+                json!(format!("2026-03-01T{time}:00Z"))
+            };
             if !commits.is_empty() {
                 body["commits"] = json!(commits);
             }
@@ -233,6 +238,22 @@ fn each_commit_counts_once_per_app_environment_at_the_first_deployment_that_carr
         json!(180.0 * 60.0),
         "GitLab's endpoint counts commits"
     );
+
+    // Range edges are inclusive, in any offset: D5 at 16:00 UTC is 18:00 at +02:00.
+    let until = |end: &str| {
+        h.get(&format!(
+            "/api/v1/dora/lead-time?start=2026-03-01T00:00:00Z&end={end}&environment=production"
+        ))["summary"]["count"]
+            .clone()
+    };
+    assert_eq!(until("2026-03-01T18:00:00%2B02:00"), 4, "D5 at the end");
+    assert_eq!(
+        until("2026-03-01T17:59:59.999999%2B02:00"),
+        2,
+        "D5 just after"
+    );
+    assert_eq!(until("2026-03-01T09:30:00-04:30"), 2, "D3 only");
+    assert_eq!(until("2026-03-01T09:29:59.999999-04:30"), 0, "before D3");
 
     // Bots left out: c3 in both app environments.
     h.app
