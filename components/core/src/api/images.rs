@@ -77,7 +77,8 @@ struct CdRequestBody {
 struct CommitJson {
     sha: String,
     timestamp: String,
-    #[serde(default)]
+    /// Left out when the pipeline gave none (as in the lead-time values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     author: Option<String>,
 }
 
