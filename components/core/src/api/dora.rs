@@ -336,6 +336,7 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
             &query.filter,
             query.unit,
             &starts,
+            false,
         )?;
         let (values, next_cursor) = match query.unit {
             LeadTimeUnit::Deployment => {
@@ -489,18 +490,22 @@ pub(super) fn figures(
     ctx.whole_tables()?;
     let plan = dora::plan(ctx.rollup_complete(), range, filter);
     read_snapshot(db, || {
-        let (lead_times, clock_skew) = match needs.lead_times {
+        // The stages come with the commit lead times, from the same rows.
+        let (lead_times, clock_skew, stages) = match needs.lead_times {
             Some(unit) => {
-                let by_period =
-                    dora::lead_times_by_period(db, org_id, &plan, filter, unit, starts)?;
-                (by_period.periods, by_period.clock_skew)
+                let by_period = dora::lead_times_by_period(
+                    db,
+                    org_id,
+                    &plan,
+                    filter,
+                    unit,
+                    starts,
+                    needs.stages,
+                )?;
+                (by_period.periods, by_period.clock_skew, by_period.stages)
             }
-            None => (Vec::new(), 0),
+            None => (Vec::new(), 0, None),
         };
-        let stages = needs
-            .stages
-            .then(|| dora::stages(db, org_id, &plan, filter))
-            .transpose()?;
         let outcomes = if needs.outcomes {
             dora::outcomes_by_period(db, org_id, &plan, filter, starts)?
         } else {

@@ -395,43 +395,45 @@ pub(crate) fn read_days(
         .collect()
 }
 
-/// The stage durations of the commit lead times of `range` that count (not clock-skewed; a
-/// negative stage left out of its stage), per stage, unsorted.
-pub(crate) fn stage_values(
+/// `(created_at in Unix seconds, lead time µs, stages µs)` of every commit lead time of
+/// `range` that counts, in no particular order: one packed text value, as
+/// `deployments::lead_time_durations` reads, for the same reason.
+pub(crate) fn durations_with_stages(
     db: &dyn Db,
     org_id: &OrgId,
     range: &TimeRange,
     filter: &DoraFilter,
-) -> Result<[Vec<u64>; STAGES], Error> {
+) -> Result<Vec<(i64, i64, [Option<i64>; STAGES])>, Error> {
     let (condition, params) = where_clause(org_id, range, filter, true, LeadTimeUnit::Commit);
-    let packed = packed_column(db, &stage_values_sql(&condition), &params)?;
-    let mut stages: [Vec<u64>; STAGES] = Default::default();
-    for row in packed.split(',').filter(|row| !row.is_empty()) {
-        let mut parts = row.split(' ');
-        for values in &mut stages {
-            match parts.next() {
-                Some("") => {}
-                Some(micros) => {
-                    let micros: i64 = micros
-                        .parse()
-                        .map_err(|_| Error::storage(format!("unreadable stages {row:?}")))?;
-                    if let Ok(micros) = u64::try_from(micros) {
-                        values.push(micros);
-                    }
+    let packed = packed_column(db, &durations_with_stages_sql(&condition), &params)?;
+    packed
+        .split(',')
+        .filter(|row| !row.is_empty())
+        .map(|row| {
+            let unreadable = || Error::storage(format!("unreadable commit lead time {row:?}"));
+            let mut parts = row.split(' ');
+            let mut number = || -> Result<Option<i64>, Error> {
+                match parts.next() {
+                    Some("") => Ok(None),
+                    Some(n) => n.parse().map(Some).map_err(|_| unreadable()),
+                    None => Err(unreadable()),
                 }
-                None => return Err(Error::storage(format!("unreadable stages {row:?}"))),
-            }
-        }
-    }
-    Ok(stages)
+            };
+            let created = number()?.ok_or_else(unreadable)?;
+            let micros = number()?.ok_or_else(unreadable)?;
+            let stages = [number()?, number()?, number()?];
+            Ok((created.div_euclid(1_000_000), micros, stages))
+        })
+        .collect()
 }
 
-fn stage_values_sql(condition: &str) -> String {
+fn durations_with_stages_sql(condition: &str) -> String {
     format!(
-        "SELECT group_concat(l.commit_to_build_micros || ' ' || \
+        "SELECT group_concat(l.created_at || ' ' || l.duration_micros || ' ' || \
+                             l.commit_to_build_micros || ' ' || \
                              coalesce(l.build_to_start_micros, '') || ' ' || \
                              coalesce(l.start_to_finish_micros, ''), ',') \
-         FROM commit_lead_times AS l WHERE {condition} AND l.duration_micros >= 0"
+         FROM commit_lead_times AS l WHERE {condition}"
     )
 }
 

@@ -23,6 +23,8 @@ use super::deployments::{DoraFilter, deployment_times, lead_time_durations, outc
 pub(crate) struct LeadTimesByPeriod {
     pub(crate) periods: Vec<LeadTimes>,
     pub(crate) clock_skew: u64,
+    /// The stages of the whole range, when read with them.
+    pub(crate) stages: Option<[LeadTimes; STAGES]>,
 }
 
 /// How to read `range` for `filter`: the records alone unless `rollup_complete` (no back-fill
@@ -60,14 +62,20 @@ fn rollup_days(
     }
 }
 
-/// The rollup's days for lead times of `unit`: (day, clock-skewed, sorted lead times).
+/// One rollup chunk's lead times: (day, clock-skewed, sorted lead times, sorted stages: empty
+/// unless read with them).
+type RollupChunk = (NaiveDate, u64, Vec<u64>, [Vec<u64>; STAGES]);
+
+/// The rollup's chunks for lead times of `unit` (commit chunks with their stages if
+/// `with_stages`).
 fn rollup_lead_times(
     db: &dyn Db,
     org_id: &OrgId,
     plan: &ReadPlan,
     filter: &DoraFilter,
     unit: LeadTimeUnit,
-) -> Result<Vec<(NaiveDate, u64, Vec<u64>)>, Error> {
+    with_stages: bool,
+) -> Result<Vec<RollupChunk>, Error> {
     let Some(days) = plan.days else {
         return Ok(Vec::new());
     };
@@ -75,12 +83,12 @@ fn rollup_lead_times(
     Ok(match unit {
         LeadTimeUnit::Deployment => daily_rollup::read(db, org_id, days, environment, prod, true)?
             .into_iter()
-            .map(|d| (d.day, d.clock_skew, d.lead_times))
+            .map(|d| (d.day, d.clock_skew, d.lead_times, Default::default()))
             .collect(),
         LeadTimeUnit::Commit => {
-            commit_lead_times::read_days(db, org_id, days, environment, prod, false)?
+            commit_lead_times::read_days(db, org_id, days, environment, prod, with_stages)?
                 .into_iter()
-                .map(|d| (d.day, d.clock_skew, d.lead_times))
+                .map(|d| (d.day, d.clock_skew, d.lead_times, d.stages))
                 .collect()
         }
     })
@@ -93,7 +101,9 @@ fn midnight_second(day: NaiveDate) -> i64 {
         .timestamp()
 }
 
-/// Lead times of `unit` per period (`starts`: the periods' first seconds, ascending).
+/// Lead times of `unit` per period (`starts`: the periods' first seconds, ascending), and,
+/// for commits `with_stages`, the stages of the whole range, read in the same pass (each
+/// stage's durations: commit → build, build → deploy start, deploy start → finish).
 pub(crate) fn lead_times_by_period(
     db: &dyn Db,
     org_id: &OrgId,
@@ -101,28 +111,55 @@ pub(crate) fn lead_times_by_period(
     filter: &DoraFilter,
     unit: LeadTimeUnit,
     starts: &[i64],
+    with_stages: bool,
 ) -> Result<LeadTimesByPeriod, Error> {
+    let with_stages = with_stages && unit == LeadTimeUnit::Commit;
     let mut result = LeadTimesByPeriod {
         periods: vec![LeadTimes::default(); starts.len()],
         clock_skew: 0,
+        stages: None,
     };
+    let mut stages: [LeadTimes; STAGES] = Default::default();
     let mut clock_skew: i64 = 0;
-    for (day, skewed, lead_times) in rollup_lead_times(db, org_id, plan, filter, unit)? {
+    for (day, skewed, lead_times, day_stages) in
+        rollup_lead_times(db, org_id, plan, filter, unit, with_stages)?
+    {
         let period = period_index(starts, midnight_second(day));
         clock_skew += skewed as i64;
         result.periods[period].add_sorted(lead_times);
+        for (set, values) in stages.iter_mut().zip(day_stages) {
+            set.add_sorted(values);
+        }
     }
     for (ranges, subtract) in [(&plan.add, false), (&plan.subtract, true)] {
         for range in ranges {
             let mut by_period: Vec<Vec<u64>> = vec![Vec::new(); starts.len()];
-            for (second, micros) in lead_time_durations(db, org_id, range, filter, unit)? {
+            let mut by_stage: [Vec<u64>; STAGES] = Default::default();
+            let records = if with_stages {
+                commit_lead_times::durations_with_stages(db, org_id, range, filter)?
+            } else {
+                lead_time_durations(db, org_id, range, filter, unit)?
+                    .into_iter()
+                    .map(|(second, micros)| (second, micros, [None; STAGES]))
+                    .collect()
+            };
+            for (second, micros, record_stages) in records {
                 match u64::try_from(micros) {
-                    Ok(micros) => by_period[period_index(starts, second)].push(micros),
+                    Ok(micros) => {
+                        by_period[period_index(starts, second)].push(micros);
+                        // A stage's negative durations are left out of that stage only.
+                        for (values, stage) in by_stage.iter_mut().zip(record_stages) {
+                            if let Some(stage) = stage.and_then(|m| u64::try_from(m).ok()) {
+                                values.push(stage);
+                            }
+                        }
+                    }
                     Err(_) if subtract => clock_skew -= 1,
                     Err(_) => clock_skew += 1,
                 }
             }
-            for (set, values) in result.periods.iter_mut().zip(by_period) {
+            let sets = result.periods.iter_mut().zip(by_period);
+            for (set, values) in sets.chain(stages.iter_mut().zip(by_stage)) {
                 if subtract {
                     set.subtract_unsorted(values);
                 } else {
@@ -133,40 +170,8 @@ pub(crate) fn lead_times_by_period(
     }
     result.clock_skew = u64::try_from(clock_skew)
         .map_err(|_| Error::storage("the rollup counts fewer skewed lead times than exist"))?;
+    result.stages = with_stages.then_some(stages);
     Ok(result)
-}
-
-/// The durations of each stage of the commit lead times of the range (commit → build,
-/// build → deploy start, deploy start → finish): whole days from the rollup, edges from the
-/// records, as lead times are read.
-pub(crate) fn stages(
-    db: &dyn Db,
-    org_id: &OrgId,
-    plan: &ReadPlan,
-    filter: &DoraFilter,
-) -> Result<[LeadTimes; STAGES], Error> {
-    let mut stages: [LeadTimes; STAGES] = Default::default();
-    if let Some(days) = plan.days {
-        let (environment, prod) = (filter.environment.as_deref(), filter.prod);
-        for day in commit_lead_times::read_days(db, org_id, days, environment, prod, true)? {
-            for (set, values) in stages.iter_mut().zip(day.stages) {
-                set.add_sorted(values);
-            }
-        }
-    }
-    for (ranges, subtract) in [(&plan.add, false), (&plan.subtract, true)] {
-        for range in ranges {
-            let values = commit_lead_times::stage_values(db, org_id, range, filter)?;
-            for (set, values) in stages.iter_mut().zip(values) {
-                if subtract {
-                    set.subtract_unsorted(values);
-                } else {
-                    set.add_unsorted(values);
-                }
-            }
-        }
-    }
-    Ok(stages)
 }
 
 /// What a period's deployments came to: how many, how many failed, how many were rework.

@@ -259,18 +259,27 @@ impl World {
             filter,
             LeadTimeUnit::Deployment,
             starts,
+            false,
         )
         .unwrap();
-        let commits = dora::lead_times_by_period(
-            &self.db,
-            &Self::org(),
-            plan,
-            filter,
-            LeadTimeUnit::Commit,
-            starts,
-        )
-        .unwrap();
-        let stages = dora::stages(&self.db, &Self::org(), plan, filter)
+        let read_commits = |with_stages| {
+            dora::lead_times_by_period(
+                &self.db,
+                &Self::org(),
+                plan,
+                filter,
+                LeadTimeUnit::Commit,
+                starts,
+                with_stages,
+            )
+            .unwrap()
+        };
+        let (commits, with_stages) = (read_commits(false), read_commits(true));
+        // Read with their stages, the lead times are the same.
+        assert_eq!(with_stages.periods, commits.periods);
+        assert_eq!(with_stages.clock_skew, commits.clock_skew);
+        let stages = with_stages
+            .stages
             .unwrap()
             .map(|set| LeadTimeSummary::of(&set));
         let deployments =
