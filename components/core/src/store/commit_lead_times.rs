@@ -38,10 +38,11 @@ pub(crate) const STAGES: usize = 3;
 /// The stages' blob columns in the rollup (and, with `_micros`, in `commit_lead_times`).
 const STAGE_COLUMNS: [&str; STAGES] = ["commit_to_build", "build_to_start", "start_to_finish"];
 
-/// The lead times a chunk takes before a write starts a new one: a chunk holds four blobs (the
-/// lead times and three stages), so a quarter of `lead_time_days`' 256 keeps a chunk row in one
-/// 4 KB page, as there.
-pub(crate) const CHUNK_LEAD_TIMES: usize = 64;
+/// The lead times a chunk takes before a write starts a new one, as in `lead_time_days`. A
+/// chunk holds four blobs (the lead times and three stages), up to 8 KB: more than a page, but
+/// reads cost by the row, and a quarter of it (64, one page) made every commit read 1.7×
+/// slower at 1M records (docs/performance.md), for a write that costs about the same.
+pub(crate) const CHUNK_LEAD_TIMES: usize = 256;
 
 /// The `backfills` row of the head commits of records written before migration 0011.
 const BACKFILL: &str = "commit_lead_times";
@@ -395,6 +396,10 @@ pub(crate) fn read_days(
         .collect()
 }
 
+/// A commit lead time as read from its record: (created_at in Unix seconds, lead time µs, each
+/// stage in µs if known).
+pub(crate) type RecordDurations = (i64, i64, [Option<i64>; STAGES]);
+
 /// `(created_at in Unix seconds, lead time µs, stages µs)` of every commit lead time of
 /// `range` that counts, in no particular order: one packed text value, as
 /// `deployments::lead_time_durations` reads, for the same reason.
@@ -403,7 +408,7 @@ pub(crate) fn durations_with_stages(
     org_id: &OrgId,
     range: &TimeRange,
     filter: &DoraFilter,
-) -> Result<Vec<(i64, i64, [Option<i64>; STAGES])>, Error> {
+) -> Result<Vec<RecordDurations>, Error> {
     let (condition, params) = where_clause(org_id, range, filter, true, LeadTimeUnit::Commit);
     let packed = packed_column(db, &durations_with_stages_sql(&condition), &params)?;
     packed

@@ -34,6 +34,10 @@ pub fn ensure_schema(db: &dyn crate::Db) -> Result<i64, crate::Error> {
     Ok(crate::migrations::ensure_schema(db)?.found)
 }
 
+/// The lead times a commit rollup chunk holds, as the write path splits them: bulk loads
+/// lay their rollup out the same, so that reads cost what they do on a database the app wrote.
+pub const COMMIT_ROLLUP_CHUNK: usize = crate::store::commit_lead_times::CHUNK_LEAD_TIMES;
+
 /// The schema version this build writes.
 pub fn latest_schema_version() -> i64 {
     crate::migrations::latest_version()

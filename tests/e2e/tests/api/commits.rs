@@ -362,6 +362,17 @@ fn the_summary_splits_the_lead_time_in_its_stages() {
     close(&stages["deploy_start_to_finish"]["median_mins"], 1.0);
     assert_eq!(summary["lead_time"]["count"], 2);
     close(&summary["lead_time"]["value"], 92.0);
+    // The stages split commit lead times: per deployment there are none to split.
+    let per_deployment = app
+        .get(&format!(
+            "/api/v1/dora/summary?start={}&end={}&unit=deployment",
+            at(-24 * 60),
+            at(24 * 60)
+        ))
+        .bearer(&writer)
+        .send()
+        .json();
+    assert!(per_deployment["stages"].is_null(), "{per_deployment}");
 }
 
 #[test]
