@@ -449,9 +449,9 @@ pub(super) fn deployment_frequency(ctx: &Context<'_>) -> Result<Response<Vec<u8>
 /// The figures behind every DORA answer for one range, read in one snapshot.
 pub(super) struct Figures {
     pub(super) lead_times: Vec<LeadTimes>,
-    /// Of the whole range; empty unless asked for.
-    pub(super) stages: Option<[LeadTimes; STAGES]>,
-    pub(super) clock_skew: u64,
+    /// Of each period; `None` unless asked for.
+    pub(super) stages: Option<Vec<[LeadTimes; STAGES]>>,
+    pub(super) clock_skew_by_period: Vec<u64>,
     pub(super) outcomes: Vec<dora::Outcomes>,
     pub(super) recoveries: Vec<LeadTimes>,
     pub(super) open_failures: u64,
@@ -491,7 +491,7 @@ pub(super) fn figures(
     let plan = dora::plan(ctx.rollup_complete(), range, filter);
     read_snapshot(db, || {
         // The stages come with the commit lead times, from the same rows.
-        let (lead_times, clock_skew, stages) = match needs.lead_times {
+        let (lead_times, clock_skew_by_period, stages) = match needs.lead_times {
             Some(unit) => {
                 let by_period = dora::lead_times_by_period(
                     db,
@@ -502,9 +502,13 @@ pub(super) fn figures(
                     starts,
                     needs.stages,
                 )?;
-                (by_period.periods, by_period.clock_skew, by_period.stages)
+                (
+                    by_period.periods,
+                    by_period.clock_skew_by_period,
+                    by_period.stages,
+                )
             }
-            None => (Vec::new(), 0, None),
+            None => (Vec::new(), vec![0; starts.len()], None),
         };
         let outcomes = if needs.outcomes {
             dora::outcomes_by_period(db, org_id, &plan, filter, starts)?
@@ -534,7 +538,7 @@ pub(super) fn figures(
         Ok(Figures {
             lead_times,
             stages,
-            clock_skew,
+            clock_skew_by_period,
             outcomes,
             recoveries,
             open_failures,
@@ -781,36 +785,97 @@ struct FiveFigures {
     stages: Option<[LeadTimes; STAGES]>,
 }
 
+/// The five figures of each of `ranges` (consecutive, ascending): read in one pass when every
+/// cut between them is a UTC midnight (each rollup day then falls in one period), else one
+/// pass per range. Stages for the last range only, if `with_stages`.
 fn five_figures(
     ctx: &Context<'_>,
     query: &DoraQuery,
-    range: &TimeRange,
+    ranges: &[TimeRange],
     with_stages: bool,
-) -> Result<FiveFigures, Error> {
-    let starts = [range.start.instant().timestamp()];
-    let needs = Needs {
+) -> Result<Vec<FiveFigures>, Error> {
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    let cuts_at_midnight = ranges
+        .windows(2)
+        .all(|pair| pair[1].start.micros().rem_euclid(MICROS_PER_DAY) == 0);
+    let needs = |stages: bool| Needs {
         lead_times: Some(query.unit),
         outcomes: true,
         recoveries: true,
-        stages: with_stages && ctx.head_commits_counted(),
+        stages: stages && ctx.head_commits_counted(),
     };
-    let figures = figures(ctx, &query.org_id, range, &query.filter, &starts, needs)?;
-    let lead_times = union(&figures.lead_times);
-    let outcomes = total(&figures.outcomes);
-    let recoveries = union(&figures.recoveries);
-    Ok(FiveFigures {
-        lead_time: (lead_times.quantile_mins(0.5), lead_times.count()),
-        deployment_frequency: (
-            Some(outcomes.deployments as f64 / range.days()),
-            outcomes.deployments,
-        ),
-        change_failure_rate: (outcomes.failure_rate(), outcomes.deployments),
-        recovery_time: (recoveries.quantile_mins(0.5), recoveries.count()),
-        rework_rate: (outcomes.rework_rate(), outcomes.deployments),
-        clock_skew: figures.clock_skew,
-        open_failures: figures.open_failures,
-        stages: figures.stages,
-    })
+    let passes: Vec<(TimeRange, Vec<i64>, Figures)> = match (ranges.first(), ranges.last()) {
+        (Some(first), Some(last)) if cuts_at_midnight => {
+            let whole = TimeRange {
+                start: first.start,
+                end: last.end,
+            };
+            let starts: Vec<i64> = ranges
+                .iter()
+                .map(|r| r.start.instant().timestamp())
+                .collect();
+            let figures = figures(
+                ctx,
+                &query.org_id,
+                &whole,
+                &query.filter,
+                &starts,
+                needs(with_stages),
+            )?;
+            vec![(whole, starts, figures)]
+        }
+        _ => ranges
+            .iter()
+            .enumerate()
+            .map(|(index, range)| {
+                let starts = vec![range.start.instant().timestamp()];
+                let stages = with_stages && index + 1 == ranges.len();
+                let figures = figures(
+                    ctx,
+                    &query.org_id,
+                    range,
+                    &query.filter,
+                    &starts,
+                    needs(stages),
+                )?;
+                Ok((*range, starts, figures))
+            })
+            .collect::<Result<_, Error>>()?,
+    };
+    let mut all = Vec::with_capacity(ranges.len());
+    for (_, starts, figures) in &passes {
+        for period in 0..starts.len() {
+            all.push((figures, period));
+        }
+    }
+    Ok(ranges
+        .iter()
+        .zip(all)
+        .enumerate()
+        .map(|(index, (range, (figures, period)))| {
+            let lead_times = &figures.lead_times[period];
+            let outcomes = figures.outcomes[period];
+            let recoveries = &figures.recoveries[period];
+            FiveFigures {
+                lead_time: (lead_times.quantile_mins(0.5), lead_times.count()),
+                deployment_frequency: (
+                    Some(outcomes.deployments as f64 / range.days()),
+                    outcomes.deployments,
+                ),
+                change_failure_rate: (outcomes.failure_rate(), outcomes.deployments),
+                recovery_time: (recoveries.quantile_mins(0.5), recoveries.count()),
+                rework_rate: (outcomes.rework_rate(), outcomes.deployments),
+                clock_skew: figures.clock_skew_by_period[period],
+                // Open at the end of the pass: the last range's.
+                open_failures: figures.open_failures,
+                stages: figures
+                    .stages
+                    .as_ref()
+                    .filter(|_| with_stages && index + 1 == ranges.len())
+                    .map(|stages| stages[period].clone()),
+            }
+        })
+        .collect())
 }
 
 fn metric(
@@ -853,8 +918,12 @@ pub(super) fn summary(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         start: Timestamp::from_utc(previous_start),
         end: Timestamp::from_utc(previous_end),
     };
-    let now = five_figures(ctx, &query, &query.range, true)?;
-    let before = five_figures(ctx, &query, &previous, false)?;
+    let mut figures = five_figures(ctx, &query, &[previous, query.range], true)?;
+    let (Some(now), Some(before)) = (figures.pop(), figures.pop()) else {
+        return Err(Error::storage(
+            "the summary read fewer periods than it asked for",
+        ));
+    };
     let benchmark = query.benchmark;
     let deployments = now.deployment_frequency.1;
     json_response(

@@ -22,9 +22,12 @@ use super::deployments::{DoraFilter, deployment_times, lead_time_durations, outc
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct LeadTimesByPeriod {
     pub(crate) periods: Vec<LeadTimes>,
+    /// Of the whole range.
     pub(crate) clock_skew: u64,
-    /// The stages of the whole range, when read with them.
-    pub(crate) stages: Option<[LeadTimes; STAGES]>,
+    /// Of each period.
+    pub(crate) clock_skew_by_period: Vec<u64>,
+    /// The stages of each period, when read with them.
+    pub(crate) stages: Option<Vec<[LeadTimes; STAGES]>>,
 }
 
 /// How to read `range` for `filter`: the records alone unless `rollup_complete` (no back-fill
@@ -102,8 +105,8 @@ fn midnight_second(day: NaiveDate) -> i64 {
 }
 
 /// Lead times of `unit` per period (`starts`: the periods' first seconds, ascending), and,
-/// for commits `with_stages`, the stages of the whole range, read in the same pass (each
-/// stage's durations: commit → build, build → deploy start, deploy start → finish).
+/// for commits `with_stages`, the stages of each period, read in the same pass (each stage's
+/// durations: commit → build, build → deploy start, deploy start → finish).
 pub(crate) fn lead_times_by_period(
     db: &dyn Db,
     org_id: &OrgId,
@@ -114,27 +117,23 @@ pub(crate) fn lead_times_by_period(
     with_stages: bool,
 ) -> Result<LeadTimesByPeriod, Error> {
     let with_stages = with_stages && unit == LeadTimeUnit::Commit;
-    let mut result = LeadTimesByPeriod {
-        periods: vec![LeadTimes::default(); starts.len()],
-        clock_skew: 0,
-        stages: None,
-    };
-    let mut stages: [LeadTimes; STAGES] = Default::default();
-    let mut clock_skew: i64 = 0;
+    let mut periods = vec![LeadTimes::default(); starts.len()];
+    let mut stages: Vec<[LeadTimes; STAGES]> = vec![Default::default(); starts.len()];
+    let mut clock_skew: Vec<i64> = vec![0; starts.len()];
     for (day, skewed, lead_times, day_stages) in
         rollup_lead_times(db, org_id, plan, filter, unit, with_stages)?
     {
         let period = period_index(starts, midnight_second(day));
-        clock_skew += skewed as i64;
-        result.periods[period].add_sorted(lead_times);
-        for (set, values) in stages.iter_mut().zip(day_stages) {
+        clock_skew[period] += skewed as i64;
+        periods[period].add_sorted(lead_times);
+        for (set, values) in stages[period].iter_mut().zip(day_stages) {
             set.add_sorted(values);
         }
     }
     for (ranges, subtract) in [(&plan.add, false), (&plan.subtract, true)] {
         for range in ranges {
             let mut by_period: Vec<Vec<u64>> = vec![Vec::new(); starts.len()];
-            let mut by_stage: [Vec<u64>; STAGES] = Default::default();
+            let mut by_stage: Vec<[Vec<u64>; STAGES]> = vec![Default::default(); starts.len()];
             let records = if with_stages {
                 commit_lead_times::durations_with_stages(db, org_id, range, filter)?
             } else {
@@ -144,22 +143,28 @@ pub(crate) fn lead_times_by_period(
                     .collect()
             };
             for (second, micros, record_stages) in records {
+                let period = period_index(starts, second);
                 match u64::try_from(micros) {
                     Ok(micros) => {
-                        by_period[period_index(starts, second)].push(micros);
+                        by_period[period].push(micros);
                         // A stage's negative durations are left out of that stage only.
-                        for (values, stage) in by_stage.iter_mut().zip(record_stages) {
+                        for (values, stage) in by_stage[period].iter_mut().zip(record_stages) {
                             if let Some(stage) = stage.and_then(|m| u64::try_from(m).ok()) {
                                 values.push(stage);
                             }
                         }
                     }
-                    Err(_) if subtract => clock_skew -= 1,
-                    Err(_) => clock_skew += 1,
+                    Err(_) if subtract => clock_skew[period] -= 1,
+                    Err(_) => clock_skew[period] += 1,
                 }
             }
-            let sets = result.periods.iter_mut().zip(by_period);
-            for (set, values) in sets.chain(stages.iter_mut().zip(by_stage)) {
+            let sets = periods.iter_mut().zip(by_period).chain(
+                stages
+                    .iter_mut()
+                    .zip(by_stage)
+                    .flat_map(|(sets, values)| sets.iter_mut().zip(values)),
+            );
+            for (set, values) in sets {
                 if subtract {
                     set.subtract_unsorted(values);
                 } else {
@@ -168,10 +173,19 @@ pub(crate) fn lead_times_by_period(
             }
         }
     }
-    result.clock_skew = u64::try_from(clock_skew)
-        .map_err(|_| Error::storage("the rollup counts fewer skewed lead times than exist"))?;
-    result.stages = with_stages.then_some(stages);
-    Ok(result)
+    let clock_skew_by_period = clock_skew
+        .into_iter()
+        .map(|n| {
+            u64::try_from(n)
+                .map_err(|_| Error::storage("the rollup counts fewer skewed lead times than exist"))
+        })
+        .collect::<Result<Vec<u64>, Error>>()?;
+    Ok(LeadTimesByPeriod {
+        periods,
+        clock_skew: clock_skew_by_period.iter().sum(),
+        clock_skew_by_period,
+        stages: with_stages.then_some(stages),
+    })
 }
 
 /// What a period's deployments came to: how many, how many failed, how many were rework.

@@ -278,10 +278,18 @@ impl World {
         // Read with their stages, the lead times are the same.
         assert_eq!(with_stages.periods, commits.periods);
         assert_eq!(with_stages.clock_skew, commits.clock_skew);
-        let stages = with_stages
-            .stages
-            .unwrap()
-            .map(|set| LeadTimeSummary::of(&set));
+        assert_eq!(
+            with_stages.clock_skew_by_period,
+            commits.clock_skew_by_period
+        );
+        // Each stage over the whole range: the union of its periods'.
+        let mut stages: [crate::domain::sorted_runs::LeadTimes; 3] = Default::default();
+        for period in with_stages.stages.unwrap() {
+            for (all, set) in stages.iter_mut().zip(&period) {
+                all.extend(set);
+            }
+        }
+        let stages = stages.map(|set| LeadTimeSummary::of(&set));
         let deployments =
             dora::outcomes_by_period(&self.db, &Self::org(), plan, filter, starts).unwrap();
         let mut all = crate::domain::sorted_runs::LeadTimes::default();
@@ -826,4 +834,108 @@ fn a_database_from_before_commit_lead_times_counts_each_records_head_commit_once
         minutes(*lead_times.last().unwrap())
     );
     world.assert_the_rollup_reads_as_the_records();
+}
+
+#[test]
+fn the_summary_answers_what_each_metric_answers_for_both_periods() {
+    let world = World::generate(17, 300);
+    let get = |path: String| {
+        world.call(
+            crate::handle_lead_time_request,
+            "GET",
+            &path,
+            &world.token,
+            serde_json::Value::Null,
+        )
+    };
+    // A start at midnight (one pass for both periods) and one that is not (a pass each).
+    for (start, end) in [
+        ("2026-05-09T00:00:00Z", "2026-05-16T23:59:59.999999Z"),
+        ("2026-05-09T07:30:00Z", "2026-05-16T13:00:00Z"),
+    ] {
+        let summary = get(format!("/api/v1/dora/summary?start={start}&end={end}"));
+        let previous = (
+            summary["previous_start_time"].as_str().unwrap().to_owned(),
+            summary["previous_end_time"].as_str().unwrap().to_owned(),
+        );
+        for ((from, to), value, count) in [
+            ((start.to_owned(), end.to_owned()), "value", "count"),
+            (previous, "previous_value", "previous_count"),
+        ] {
+            let range = format!("start={from}&end={to}");
+            let what = format!("{start}: {range}");
+            let lead = get(format!("/api/v1/dora/lead-time?{range}&limit=1"));
+            assert_eq!(
+                summary["lead_time"][count], lead["summary"]["count"],
+                "{what}"
+            );
+            assert_eq!(
+                summary["lead_time"][value], lead["summary"]["median_mins"],
+                "{what}"
+            );
+            let frequency = get(format!("/api/v1/dora/deployment-frequency?{range}"));
+            assert_eq!(
+                summary["deployment_frequency"][count], frequency["summary"]["count"],
+                "{what}"
+            );
+            for (metric, route) in [
+                ("change_failure_rate", "change-failure-rate"),
+                ("rework_rate", "rework-rate"),
+            ] {
+                let rate = get(format!("/api/v1/dora/{route}?{range}"));
+                assert_eq!(
+                    summary[metric][value], rate["summary"]["rate"],
+                    "{what} {metric}"
+                );
+            }
+            let recovery = get(format!("/api/v1/dora/recovery-time?{range}"));
+            assert_eq!(
+                summary["recovery_time"][value], recovery["summary"]["median_mins"],
+                "{what}"
+            );
+            if value == "value" {
+                assert_eq!(
+                    summary["clock_skew_excluded"], lead["summary"]["clock_skew_excluded"],
+                    "{what}"
+                );
+                // The stages, as the records give them for the range alone.
+                let range = TimeRange {
+                    start: Timestamp::parse("start", &from).unwrap(),
+                    end: Timestamp::parse("end", &to).unwrap(),
+                };
+                let records = world.figures(
+                    &ReadPlan::records_only(&range),
+                    &DoraFilter::default(),
+                    &[range.start.instant().timestamp()],
+                );
+                let stages = &summary["stages"];
+                for (index, name) in [
+                    "commit_to_build",
+                    "build_to_deploy_start",
+                    "deploy_start_to_finish",
+                ]
+                .iter()
+                .enumerate()
+                {
+                    assert_eq!(
+                        stages[name]["count"], records.stages[index].count,
+                        "{what} {name}"
+                    );
+                    assert_eq!(
+                        stages[name]["median_mins"].as_f64(),
+                        records.stages[index].median_mins,
+                        "{what} {name}"
+                    );
+                }
+            }
+        }
+        assert!(
+            summary["lead_time"]["count"].as_u64().unwrap() > 20,
+            "{summary}"
+        );
+        assert!(
+            summary["lead_time"]["previous_count"].as_u64().unwrap() > 20,
+            "{summary}"
+        );
+    }
 }
