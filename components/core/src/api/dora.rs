@@ -336,7 +336,7 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
             &query.filter,
             query.unit,
             &starts,
-            false,
+            None,
         )?;
         let (values, next_cursor) = match query.unit {
             LeadTimeUnit::Deployment => {
@@ -500,7 +500,8 @@ pub(super) fn figures(
                     filter,
                     unit,
                     starts,
-                    needs.stages,
+                    // The last period's: what the summary shows.
+                    starts.last().copied().filter(|_| needs.stages),
                 )?;
                 (
                     by_period.periods,

@@ -338,24 +338,33 @@ pub(crate) struct CommitDay {
     pub(crate) day: NaiveDate,
     pub(crate) clock_skew: u64,
     pub(crate) lead_times: Vec<u64>,
-    /// Empty unless read `with_stages`.
+    /// Empty unless read with them (`stages_from` its day or before).
     pub(crate) stages: [Vec<u64>; STAGES],
 }
 
 /// The org's chunks of the days from `first` to `last` (inclusive), optionally of one
-/// environment and/or prod flag; the stages only if `with_stages`.
+/// environment and/or prod flag; the stages only of the days from `stages_from` on.
 pub(crate) fn read_days(
     db: &dyn Db,
     org_id: &OrgId,
     (first, last): (NaiveDate, NaiveDate),
     environment: Option<&str>,
     prod: Option<bool>,
-    with_stages: bool,
+    stages_from: Option<NaiveDate>,
 ) -> Result<Vec<CommitDay>, Error> {
-    let stages = if with_stages {
-        STAGE_COLUMNS.join(", ")
-    } else {
-        "x'', x'', x''".to_owned()
+    // Blobs are read only where asked for: `CASE` leaves the others in the database.
+    let stages = match stages_from {
+        Some(from) => STAGE_COLUMNS
+            .iter()
+            .map(|column| {
+                format!(
+                    "CASE WHEN day >= '{}' THEN {column} ELSE x'' END",
+                    day_text(from)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "x'', x'', x''".to_owned(),
     };
     let mut sql = format!(
         "SELECT day, clock_skew, lead_times, {stages} FROM commit_lead_time_days \

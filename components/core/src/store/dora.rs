@@ -70,14 +70,14 @@ fn rollup_days(
 type RollupChunk = (NaiveDate, u64, Vec<u64>, [Vec<u64>; STAGES]);
 
 /// The rollup's chunks for lead times of `unit` (commit chunks with their stages if
-/// `with_stages`).
+/// `stages_from` a day on).
 fn rollup_lead_times(
     db: &dyn Db,
     org_id: &OrgId,
     plan: &ReadPlan,
     filter: &DoraFilter,
     unit: LeadTimeUnit,
-    with_stages: bool,
+    stages_from: Option<NaiveDate>,
 ) -> Result<Vec<RollupChunk>, Error> {
     let Some(days) = plan.days else {
         return Ok(Vec::new());
@@ -89,7 +89,7 @@ fn rollup_lead_times(
             .map(|d| (d.day, d.clock_skew, d.lead_times, Default::default()))
             .collect(),
         LeadTimeUnit::Commit => {
-            commit_lead_times::read_days(db, org_id, days, environment, prod, with_stages)?
+            commit_lead_times::read_days(db, org_id, days, environment, prod, stages_from)?
                 .into_iter()
                 .map(|d| (d.day, d.clock_skew, d.lead_times, d.stages))
                 .collect()
@@ -105,8 +105,9 @@ fn midnight_second(day: NaiveDate) -> i64 {
 }
 
 /// Lead times of `unit` per period (`starts`: the periods' first seconds, ascending), and,
-/// for commits `with_stages`, the stages of each period, read in the same pass (each stage's
-/// durations: commit → build, build → deploy start, deploy start → finish).
+/// for commits, the stages of each period from the second `stages_from` on (earlier periods'
+/// are left empty, their blobs unread), in the same pass (each stage's durations: commit →
+/// build, build → deploy start, deploy start → finish).
 pub(crate) fn lead_times_by_period(
     db: &dyn Db,
     org_id: &OrgId,
@@ -114,14 +115,19 @@ pub(crate) fn lead_times_by_period(
     filter: &DoraFilter,
     unit: LeadTimeUnit,
     starts: &[i64],
-    with_stages: bool,
+    stages_from: Option<i64>,
 ) -> Result<LeadTimesByPeriod, Error> {
-    let with_stages = with_stages && unit == LeadTimeUnit::Commit;
+    let stages_from = stages_from.filter(|_| unit == LeadTimeUnit::Commit);
+    let with_stages = stages_from.is_some();
+    let stages_from_day = stages_from.map(|second| {
+        chrono::DateTime::from_timestamp(second, 0)
+            .map_or(NaiveDate::MIN, |instant| instant.date_naive())
+    });
     let mut periods = vec![LeadTimes::default(); starts.len()];
     let mut stages: Vec<[LeadTimes; STAGES]> = vec![Default::default(); starts.len()];
     let mut clock_skew: Vec<i64> = vec![0; starts.len()];
     for (day, skewed, lead_times, day_stages) in
-        rollup_lead_times(db, org_id, plan, filter, unit, with_stages)?
+        rollup_lead_times(db, org_id, plan, filter, unit, stages_from_day)?
     {
         let period = period_index(starts, midnight_second(day));
         clock_skew[period] += skewed as i64;
@@ -147,6 +153,11 @@ pub(crate) fn lead_times_by_period(
                 match u64::try_from(micros) {
                     Ok(micros) => {
                         by_period[period].push(micros);
+                        // By day, as the rollup's stages are read: a partial day's records
+                        // are subtracted from its whole day.
+                        if stages_from_day.is_some_and(|day| second < midnight_second(day)) {
+                            continue;
+                        }
                         // A stage's negative durations are left out of that stage only.
                         for (values, stage) in by_stage[period].iter_mut().zip(record_stages) {
                             if let Some(stage) = stage.and_then(|m| u64::try_from(m).ok()) {

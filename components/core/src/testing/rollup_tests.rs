@@ -259,10 +259,10 @@ impl World {
             filter,
             LeadTimeUnit::Deployment,
             starts,
-            false,
+            None,
         )
         .unwrap();
-        let read_commits = |with_stages| {
+        let read_commits = |with_stages: bool| {
             dora::lead_times_by_period(
                 &self.db,
                 &Self::org(),
@@ -270,7 +270,7 @@ impl World {
                 filter,
                 LeadTimeUnit::Commit,
                 starts,
-                with_stages,
+                with_stages.then_some(i64::MIN),
             )
             .unwrap()
         };
