@@ -366,25 +366,15 @@ pub(crate) fn read_days(
             .join(", "),
         None => "x'', x'', x''".to_owned(),
     };
-    let mut sql = format!(
-        "SELECT day, clock_skew, lead_times, {stages} FROM commit_lead_time_days \
-         WHERE org_key = {} AND day BETWEEN ? AND ?",
-        super::ORG_KEY
-    );
-    let mut params: Vec<Value> = vec![
-        org_id.as_str().into(),
-        day_text(first).into(),
-        day_text(last).into(),
-    ];
-    if let Some(environment) = environment {
-        sql.push_str(" AND environment = ?");
-        params.push(environment.into());
-    }
-    if let Some(prod) = prod {
-        sql.push_str(" AND prod = ?");
-        params.push(prod.into());
-    }
-    let rows = db.execute(&sql, &params)?;
+    let (condition, params) =
+        super::daily_rollup::days_condition(org_id, (first, last), environment, prod);
+    let rows = db.execute(
+        &format!(
+            "SELECT day, clock_skew, lead_times, {stages} FROM commit_lead_time_days \
+             WHERE {condition}"
+        ),
+        &params,
+    )?;
     rows.iter()
         .map(|row| {
             let day = NaiveDate::parse_from_str(&row.text(0)?, "%Y-%m-%d").map_err(|e| {

@@ -276,26 +276,14 @@ pub(crate) fn read(
 ) -> Result<Vec<LeadTimeDay>, Error> {
     // Deployment frequency needs only the counts: the blobs stay in the database.
     let lead_times = if with_lead_times { "lead_times" } else { "x''" };
-    let mut sql = format!(
-        "SELECT day, deployments, clock_skew, {lead_times}, failed, rework FROM lead_time_days \
-         WHERE org_key = {} AND day BETWEEN ? AND ?",
-        super::ORG_KEY
-    );
-    let mut params: Vec<Value> = vec![
-        org_id.as_str().into(),
-        day_text(first).into(),
-        day_text(last).into(),
-    ];
-    if let Some(environment) = environment {
-        sql.push_str(" AND environment = ?");
-        params.push(environment.into());
-    }
-    if let Some(prod) = prod {
-        sql.push_str(" AND prod = ?");
-        params.push(prod.into());
-    }
-    sql.push_str(" ORDER BY day");
-    let rows = db.execute(&sql, &params)?;
+    let (condition, params) = days_condition(org_id, (first, last), environment, prod);
+    let rows = db.execute(
+        &format!(
+            "SELECT day, deployments, clock_skew, {lead_times}, failed, rework FROM lead_time_days \
+             WHERE {condition} ORDER BY day"
+        ),
+        &params,
+    )?;
     rows.iter()
         .map(|row| {
             let day = NaiveDate::parse_from_str(&row.text(0)?, "%Y-%m-%d")
@@ -315,6 +303,31 @@ pub(crate) fn read(
             })
         })
         .collect()
+}
+
+/// `WHERE` for a rollup's chunks of one org, the days from `first` to `last` (inclusive), and
+/// optionally one environment and/or prod flag (this rollup's and the commits' share it).
+pub(super) fn days_condition(
+    org_id: &crate::domain::OrgId,
+    (first, last): (NaiveDate, NaiveDate),
+    environment: Option<&str>,
+    prod: Option<bool>,
+) -> (String, Vec<Value>) {
+    let mut sql = format!("org_key = {} AND day BETWEEN ? AND ?", super::ORG_KEY);
+    let mut params: Vec<Value> = vec![
+        org_id.as_str().into(),
+        day_text(first).into(),
+        day_text(last).into(),
+    ];
+    if let Some(environment) = environment {
+        sql.push_str(" AND environment = ?");
+        params.push(environment.into());
+    }
+    if let Some(prod) = prod {
+        sql.push_str(" AND prod = ?");
+        params.push(prod.into());
+    }
+    (sql, params)
 }
 
 /// Whether every record is in the rollup: false while its back-fill is pending (a database
