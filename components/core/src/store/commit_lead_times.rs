@@ -480,17 +480,7 @@ pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Option<bool>,
         write_day(db, org_key, day, &environment, prod, totals, false)?;
     }
     let finished = end >= last;
-    if finished {
-        db.execute(
-            "DELETE FROM backfills WHERE derived = ?",
-            &[BACKFILL.into()],
-        )?;
-    } else {
-        db.execute(
-            "UPDATE backfills SET next_rowid = ? WHERE derived = ?",
-            &[(end + 1).into(), BACKFILL.into()],
-        )?;
-    }
+    super::reencode::move_cursor(db, BACKFILL, end, last)?;
     Ok(Some(finished))
 }
 

@@ -456,17 +456,7 @@ pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Backfill, Err
         }
     }
     let finished = end >= last;
-    if finished {
-        db.execute(
-            "DELETE FROM backfills WHERE derived = ?",
-            &[BACKFILL.into()],
-        )?;
-    } else {
-        db.execute(
-            "UPDATE backfills SET next_rowid = ? WHERE derived = ?",
-            &[(end + 1).into(), BACKFILL.into()],
-        )?;
-    }
+    super::reencode::move_cursor(db, BACKFILL, end, last)?;
     Ok(Backfill::Batch { finished })
 }
 

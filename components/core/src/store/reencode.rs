@@ -330,7 +330,7 @@ pub(crate) fn next_step(db: &dyn Db) -> Result<Option<String>, Error> {
 }
 
 /// Moves a back-fill's cursor past `done`, or ends it at `last`.
-fn move_cursor(db: &dyn Db, derived: &str, done: i64, last: i64) -> Result<(), Error> {
+pub(super) fn move_cursor(db: &dyn Db, derived: &str, done: i64, last: i64) -> Result<(), Error> {
     if done >= last {
         db.execute("DELETE FROM backfills WHERE derived = ?", &[derived.into()])?;
     } else {
