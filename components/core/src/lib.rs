@@ -65,6 +65,22 @@ pub fn handle_lead_time_request(
     api::serve(request, env, &api::routes::LEAD_TIME_TABLE)
 }
 
+/// Any route of the API, served by the table that holds it, as if Spin had routed the
+/// request to that component: the dashboard reads its figures through the API's own
+/// handlers. A path no route names is the lead-time component's 404.
+pub fn handle_api_request(
+    request: &http::Request<Vec<u8>>,
+    env: &Env<'_>,
+) -> http::Response<Vec<u8>> {
+    let path = request.uri().path();
+    let table = path
+        .strip_prefix(api::BASE_PATH)
+        .map(|rest| rest.trim_end_matches('/'))
+        .and_then(api::routes::table_of)
+        .unwrap_or(&api::routes::LEAD_TIME_TABLE);
+    api::serve(request, env, table)
+}
+
 /// What a component does after its response is sent and before its connection closes,
 /// decided while serving the request and carried in the response's extensions
 /// ([`AfterResponse::of`]): one batch of a pending back-fill, and for a request that may have

@@ -15,8 +15,9 @@ use crate::db::transaction;
 use crate::domain::deployment::{
     Deployment, DeploymentFields, DeploymentKind, DeploymentStatus, LeadTimeRecord,
 };
+use crate::domain::dora::TimeRange;
 use crate::domain::receiver::Digest;
-use crate::domain::{OrgId, RegistryId};
+use crate::domain::{ImageId, OrgId, RegistryId, Timestamp};
 use crate::error::Error;
 use crate::store::deployments as store;
 use crate::store::reencode;
@@ -214,6 +215,51 @@ fn deployed_image(
 
 fn location(record: &LeadTimeRecord) -> String {
     format!("{BASE_PATH}/deployments/{}", record.lead_time_id)
+}
+
+/// `GET /api/v1/deployments`: the org's deployments, newest deployed first, failed ones and
+/// those without a lead time too: optionally from `start` to `end` (each alone too), where
+/// (`project_id`, `app_id`, `environment`, `prod`, as the DORA queries), of one `image_id`;
+/// paged by `limit` and `cursor`. What a deployment timeline or an image's "where deployed"
+/// reads.
+pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
+    ctx.whole_tables()?;
+    let org_id = ctx.acting_org()?;
+    let request = ctx.request;
+    let instant = |name: &str, default: i64| -> Result<Timestamp, Error> {
+        match request.query(name)? {
+            Some(value) => Timestamp::parse(name, value)
+                .map_err(|e| Error::malformed_field(name, e.problem().detail)),
+            None => Timestamp::from_micros(default),
+        }
+    };
+    // Unbounded by default: from the epoch to the end of year 9999 (what RFC 3339 can say).
+    let range = TimeRange {
+        start: instant("start", 0)?,
+        end: instant("end", 253_402_300_799_999_999)?,
+    };
+    if range.start > range.end {
+        return Err(Error::malformed_field(
+            "start",
+            "start must not be after end",
+        ));
+    }
+    let filter = super::dora::site_filter(request)?;
+    let image_id = request
+        .query("image_id")?
+        .map(|value| ImageId::parse("image_id", value))
+        .transpose()
+        .map_err(|e| Error::malformed_field("image_id", e.problem().detail))?;
+    let (limit, cursor) = request.page_request()?;
+    let after = cursor
+        .map(super::dora::parse_values_cursor)
+        .transpose()?
+        .map(|(created_at, id, _)| (created_at, id));
+    let page = store::list(ctx.env.db, &org_id, &range, &filter, image_id, after, limit)?;
+    json_response(
+        StatusCode::OK,
+        &super::PageBody::from_page(page, DeploymentRecordBody::from),
+    )
 }
 
 /// `GET /api/v1/deployments/{lead_time_id}`: one recorded deployment (the `Location` of a 201).

@@ -57,21 +57,10 @@ fn dora_query(ctx: &Context<'_>) -> Result<DoraQuery, Error> {
     let request: &ApiRequest<'_> = ctx.request;
     let org_id = ctx.acting_org()?;
     let range = TimeRange::parse(request.query("start")?, request.query("end")?)?;
-    let prod = match request.query("prod")? {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => {
-            return Err(Error::malformed_field("prod", "prod must be true or false"));
-        }
-    };
     let (settings, _) = crate::store::settings::find(ctx.env.db, &org_id)?;
     let filter = DoraFilter {
-        project_id: text_filter(request, "project_id")?,
-        app_id: text_filter(request, "app_id")?,
-        environment: text_filter(request, "environment")?,
-        prod,
         excluded_authors: settings.excluded_author_globs(),
+        ..site_filter(request)?
     };
     let interval = request
         .query("interval")?
@@ -91,6 +80,26 @@ fn dora_query(ctx: &Context<'_>) -> Result<DoraQuery, Error> {
         interval,
         benchmark,
         unit,
+    })
+}
+
+/// The query's `project_id`, `app_id`, `environment` and `prod` (no author exclusions): where
+/// deployments ran, as every DORA query and the deployments list filter them.
+pub(super) fn site_filter(request: &ApiRequest<'_>) -> Result<DoraFilter, Error> {
+    let prod = match request.query("prod")? {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(Error::malformed_field("prod", "prod must be true or false"));
+        }
+    };
+    Ok(DoraFilter {
+        project_id: text_filter(request, "project_id")?,
+        app_id: text_filter(request, "app_id")?,
+        environment: text_filter(request, "environment")?,
+        prod,
+        excluded_authors: Vec::new(),
     })
 }
 
@@ -242,6 +251,8 @@ struct LeadTimePeriodBody {
     period_start: String,
     count: usize,
     median_mins: Option<f64>,
+    /// The 90th percentile: with the median, the spread a chart draws as a band.
+    p90_mins: Option<f64>,
 }
 
 /// A series of durations: each period's count and median.
@@ -253,6 +264,7 @@ fn durations_series(periods: &[DateTime<Utc>], sets: &[LeadTimes]) -> Vec<LeadTi
             period_start: rfc3339(*start),
             count: set.count() as usize,
             median_mins: set.quantile_mins(0.5),
+            p90_mins: set.quantile_mins(0.9),
         })
         .collect()
 }
@@ -302,7 +314,9 @@ pub(super) fn interval_name(interval: Interval) -> &'static str {
 }
 
 /// `{created_at}~{lead_time_id}`, and `~{sha}` for commit lead times.
-fn parse_values_cursor(cursor: &str) -> Result<(Timestamp, LeadTimeId, Option<String>), Error> {
+pub(super) fn parse_values_cursor(
+    cursor: &str,
+) -> Result<(Timestamp, LeadTimeId, Option<String>), Error> {
     let mut parts = cursor.split('~');
     let (Some(created_at), Some(id)) = (parts.next(), parts.next()) else {
         return Err(Error::bad_cursor());

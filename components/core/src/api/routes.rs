@@ -190,6 +190,7 @@ static IMAGES: &[Route] = &[
 #[rustfmt::skip]
 static LEAD_TIME: &[Route] = &[
     route(M::GET, "/health/lead-time", Anyone, health::lead_time),
+    route(M::GET, "/deployments", Org(Role::Read), deployments::list),
     route(M::POST, "/deployments", Org(Role::Write), deployments::record),
     route(M::GET, "/deployments/{lead_time_id}", Org(Role::Read), deployments::get),
     route(M::PATCH, "/deployments/{lead_time_id}", Org(Role::Write), deployments::update),
@@ -210,6 +211,15 @@ static LEAD_TIME: &[Route] = &[
 
 /// A component's paths, each with the indexes of its routes in the table.
 type Router = matchit::Router<Vec<usize>>;
+
+/// The table whose routes hold `path` (after `/api/v1`), as `spin.toml` would send it:
+/// every component's table, tried in turn (no path is in two, `tests` check it). `None` for a
+/// path no route names.
+pub(crate) fn table_of(path: &str) -> Option<&'static Table> {
+    [&REGISTRY_TABLE, &IMAGES_TABLE, &LEAD_TIME_TABLE]
+        .into_iter()
+        .find(|table| table.router().at(path).is_ok())
+}
 
 impl Table {
     fn router(&self) -> &Router {

@@ -92,6 +92,9 @@ struct DeliveryBody {
     delivery_id: String,
     r#type: &'static str,
     occurred_at: String,
+    /// What the event is about: the image's id (`image.*`), or the deployment's
+    /// `lead_time_id` (`deployment.recorded`).
+    subject_id: String,
     /// `pending` (a next attempt is due at `next_attempt_at`), `delivered` or `failed`.
     status: String,
     attempts: Vec<AttemptBody>,
@@ -104,6 +107,7 @@ impl From<Delivery> for DeliveryBody {
             delivery_id: delivery.delivery_id.to_text(),
             r#type: delivery.event_type.as_str(),
             occurred_at: delivery.occurred_at.to_rfc3339(),
+            subject_id: delivery.subject_id.hyphenated().to_string(),
             status: delivery.status,
             attempts: delivery
                 .tries

@@ -97,6 +97,13 @@ pub(crate) trait StoredId: Sized {
     fn from_uuid(id: Uuid) -> Self;
 }
 
+/// An id column that may hold more than one kind of id (a delivery's subject).
+impl StoredId for Uuid {
+    fn from_uuid(id: Uuid) -> Self {
+        id
+    }
+}
+
 /// Parses a hyphenated UUID (the only form we hand out); anything else is a 400.
 pub(crate) fn parse_uuid(field: &str, value: &str) -> Result<Uuid, Error> {
     // Only the 36-character hyphenated form: `Uuid::try_parse` would also take braced, URN

@@ -729,8 +729,39 @@ pub(crate) fn lead_time_values(
     after: Option<(Timestamp, LeadTimeId)>,
     limit: usize,
 ) -> Result<Page<LeadTimeRecord>, Error> {
+    let (condition, params) = where_clause(org_id, range, filter, true, LeadTimeUnit::Deployment);
+    newest_first(db, condition, params, after, limit)
+}
+
+/// Every deployment of the org in `range` that `filter` keeps (failed ones, and those without
+/// a lead time, too), optionally of one image, newest first (`GET /api/v1/deployments`).
+pub(crate) fn list(
+    db: &dyn Db,
+    org_id: &OrgId,
+    range: &TimeRange,
+    filter: &DoraFilter,
+    image_id: Option<ImageId>,
+    after: Option<(Timestamp, LeadTimeId)>,
+    limit: usize,
+) -> Result<Page<LeadTimeRecord>, Error> {
     let (mut condition, mut params) =
-        where_clause(org_id, range, filter, true, LeadTimeUnit::Deployment);
+        where_clause(org_id, range, filter, false, LeadTimeUnit::Deployment);
+    if let Some(image_id) = image_id {
+        condition.push_str(" AND l.image_id = ?");
+        params.push(image_id.into());
+    }
+    newest_first(db, condition, params, after, limit)
+}
+
+/// A page of the records `condition` keeps, newest deployed first, after the cursor
+/// `{created_at}~{lead_time_id}`.
+fn newest_first(
+    db: &dyn Db,
+    mut condition: String,
+    mut params: Vec<Value>,
+    after: Option<(Timestamp, LeadTimeId)>,
+    limit: usize,
+) -> Result<Page<LeadTimeRecord>, Error> {
     if let Some((created_at, lead_time_id)) = after {
         condition.push_str(" AND (l.created_at < ? OR (l.created_at = ? AND l.lead_time_id < ?))");
         params.push(created_at.into());

@@ -151,6 +151,8 @@ pub(crate) struct Delivery {
     pub(crate) delivery_id: DeliveryId,
     pub(crate) event_type: EventType,
     pub(crate) occurred_at: Timestamp,
+    /// What the event is about: the image (`image.*`) or the deployment (its lead-time id).
+    pub(crate) subject_id: uuid::Uuid,
     pub(crate) status: String,
     pub(crate) attempts: i64,
     pub(crate) next_attempt_at: Option<Timestamp>,
@@ -173,8 +175,7 @@ fn stored_event_type(row: &Row<'_>, index: usize) -> Result<EventType, Error> {
         .map_err(|e| Error::storage(format!("unreadable delivery: {e}")))
 }
 
-const DELIVERY_COLUMNS: &str =
-    "delivery_key, delivery_id, event_type, occurred_at, status, attempts, next_attempt_at";
+const DELIVERY_COLUMNS: &str = "delivery_key, delivery_id, event_type, occurred_at, status, attempts, next_attempt_at, subject_id";
 
 fn delivery_from_row(row: Row<'_>) -> Result<Delivery, Error> {
     Ok(Delivery {
@@ -185,6 +186,7 @@ fn delivery_from_row(row: Row<'_>) -> Result<Delivery, Error> {
         status: row.text(4)?,
         attempts: row.integer(5)?,
         next_attempt_at: row.optional_timestamp(6)?,
+        subject_id: row.id(7)?,
         tries: Vec::new(),
     })
 }

@@ -20,5 +20,5 @@ fn wit_dir() -> PathBuf {
 fn every_app_component_imports_only_what_the_world_provides() {
     let ids = check_manifest_world(&repo().join("spin.toml"), &wit_dir(), WORLD)
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(ids, vec!["images", "lead-time", "registry"]);
+    assert_eq!(ids, vec!["dashboard", "images", "lead-time", "registry"]);
 }

@@ -1,0 +1,99 @@
+//! Text that came from pipelines, shown inert.
+//!
+//! Committer names, commit messages, tags and app names are whatever a pipeline sent. maud
+//! escapes every interpolation, so markup in them is text; what escaping does not stop is a
+//! character that changes how the text *around* it is shown: a U+202E (right-to-left
+//! override) in a committer's name would reverse the rest of the row, a zero-width space
+//! would make two names look alike. Those are shown as a visible marker with their code point,
+//! never passed to the browser, and every such text is isolated (`<bdi>`) so a right-to-left
+//! name stays in its cell.
+
+use maud::{Markup, html};
+
+/// A character that changes how text is laid out without being seen: Unicode's format
+/// characters (bidi embeddings, overrides and isolates, marks, zero-width joiners, the BOM…),
+/// the line and paragraph separators, and control characters.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}')
+}
+
+/// `text` escaped, isolated, with every invisible character shown as `⟨U+XXXX⟩`.
+pub(crate) fn inert(text: &str) -> Markup {
+    if !text.chars().any(is_invisible) {
+        return html! { bdi { (text) } };
+    }
+    let mut parts: Vec<Result<String, char>> = Vec::new();
+    for c in text.chars() {
+        match (is_invisible(c), parts.last_mut()) {
+            (true, _) => parts.push(Err(c)),
+            (false, Some(Ok(run))) => run.push(c),
+            (false, _) => parts.push(Ok(c.to_string())),
+        }
+    }
+    html! {
+        bdi {
+            @for part in &parts {
+                @match part {
+                    Ok(run) => (run),
+                    Err(c) => {
+                        @let code = format!("U+{:04X}", *c as u32);
+                        span.invisible-char title=(code) { "⟨" (code) "⟩" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An optional text, inert, or a dash.
+pub(crate) fn inert_or_dash(text: Option<&str>) -> Markup {
+    match text {
+        Some(text) if !text.is_empty() => inert(text),
+        _ => html! { "—" },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_is_text() {
+        assert_eq!(
+            inert("<script>alert(1)</script>").into_string(),
+            "<bdi>&lt;script&gt;alert(1)&lt;/script&gt;</bdi>"
+        );
+    }
+
+    #[test]
+    fn a_bidi_override_is_shown_not_applied() {
+        let shown = inert("eve\u{202E}gnp.exe").into_string();
+        assert!(!shown.contains('\u{202E}'), "{shown}");
+        assert_eq!(
+            shown,
+            "<bdi>eve<span class=\"invisible-char\" title=\"U+202E\">⟨U+202E⟩</span>gnp.exe</bdi>"
+        );
+    }
+
+    #[test]
+    fn zero_width_and_control_characters_are_shown() {
+        let shown = inert("a\u{200B}b\u{0007}").into_string();
+        assert!(
+            shown.contains("U+200B") && shown.contains("U+0007"),
+            "{shown}"
+        );
+        assert!(!shown.contains('\u{200B}') && !shown.contains('\u{0007}'));
+    }
+
+    #[test]
+    fn right_to_left_letters_are_kept_and_isolated() {
+        // Hebrew is text, not a control: shown as written, inside its own isolate.
+        assert_eq!(inert("שלום").into_string(), "<bdi>שלום</bdi>");
+    }
+}
