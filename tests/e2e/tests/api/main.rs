@@ -11,6 +11,7 @@ mod bad_input;
 mod channels;
 mod commits;
 mod concurrency;
+mod deployment_list;
 mod golden_reference;
 mod health;
 mod hooks;
