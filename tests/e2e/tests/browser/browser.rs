@@ -129,6 +129,15 @@ impl WebDriverCompatibleCommand for ChromedriverCommand {
     }
 }
 
+/// A page's widths in CSS pixels ([`Browser::widths`]).
+pub struct Widths {
+    pub viewport: u64,
+    pub room: u64,
+    pub content: u64,
+    /// The innermost elements whose right edge is past the screen (a few), for a message.
+    pub past_the_edge: Vec<String>,
+}
+
 /// The two widths every page must read well at: a small phone and a desktop.
 pub const WIDTHS: [u32; 2] = [375, 1440];
 
@@ -335,14 +344,38 @@ impl Browser {
         );
     }
 
-    /// The page's layout width and the width of what it lays out: wider content than the
-    /// viewport scrolls sideways.
-    pub fn widths(&self) -> (u64, u64) {
+    /// The page's widths: the layout viewport's (`innerWidth`: the device's with a viewport
+    /// meta, 980 on a phone without), the room for content (`clientWidth`: without a
+    /// vertical scrollbar), and that of the content (`scrollWidth`: when wider than the room,
+    /// the page scrolls sideways), with the innermost elements reaching past `device_width` or
+    /// overflowing their own box (a phone widens its layout viewport to fit content wider than
+    /// the screen).
+    pub fn widths(&self, device_width: u32) -> Widths {
         let widths = self.script(
-            "const d = document.documentElement; return [d.clientWidth, d.scrollWidth]",
-            &[],
+            "const d = document.documentElement;\
+             const edge = Math.min(arguments[0], d.clientWidth);\
+             const wide = e => e.getBoundingClientRect().right > edge + 0.5\
+               || (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === 'visible');\
+             const past = Array.from(document.body.querySelectorAll('*'), e => e)\
+               .filter(e => wide(e) && !Array.from(e.children).some(wide))\
+               .slice(0, 5)\
+               .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')\
+                 + Array.from(e.classList, c => '.' + c).join('')\
+                 + ' (' + e.scrollWidth + ' px wide: ' + e.textContent.trim().slice(0, 40) + ')');\
+             return [innerWidth, d.clientWidth, d.scrollWidth, past]",
+            &[json!(device_width)],
         );
-        (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap())
+        Widths {
+            viewport: widths[0].as_u64().unwrap(),
+            room: widths[1].as_u64().unwrap(),
+            content: widths[2].as_u64().unwrap(),
+            past_the_edge: widths[3]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap().to_owned())
+                .collect(),
+        }
     }
 
     /// Saves the whole page (beyond the viewport) as

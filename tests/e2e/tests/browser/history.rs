@@ -14,7 +14,8 @@
 //! W1 staging 20 and production 19, W2 production 14 *failed*, W3 production 13 *rework*
 //! (resolving W2's failure), A1 12, A2 10, A1 again 9 (a rollback: *rework*, A2 *failed*),
 //! a failure reported on web production 7 days ago and resolved two hours later, B0 8, W4
-//! staging 6 and production 5, B1 3; each deploy started 20 minutes before it finished.
+//! staging 6 and production 5, B1 3; each deploy started 20 minutes before it finished. Last,
+//! W4 to web canary, a second after it was built (the one deployment after its build).
 //!
 //! Every figure the pages show is compared with what the API answers for the same range and
 //! filters, so none is worked out here.
@@ -40,6 +41,7 @@ pub struct Image {
     pub image_id: String,
     pub version: String,
     pub git_hash: String,
+    pub built_at: DateTime<Utc>,
 }
 
 /// The app with the history posted, and the tokens that read and wrote it.
@@ -143,6 +145,9 @@ impl History {
                     image_id: image["image_id"].as_str().unwrap().to_owned(),
                     version: image["version"].as_str().unwrap().to_owned(),
                     git_hash: image["git_hash"].as_str().unwrap().to_owned(),
+                    built_at: DateTime::parse_from_rfc3339(image["built_at"].as_str().unwrap())
+                        .unwrap()
+                        .with_timezone(&Utc),
                 });
             }
             self.registries.push(Registry {
@@ -200,6 +205,31 @@ impl History {
             let lead_time_id = response.json()["lead_time_id"].as_str().unwrap().to_owned();
             self.deployments.push(lead_time_id);
         }
+        self.deploy_after_the_build();
+    }
+
+    /// W4 to web canary, started a second after W4 was built and finished a second later: the
+    /// back-filled deployments above all precede their images' builds (a build's time is the
+    /// server's), so only this one has the build → deploy stage.
+    fn deploy_after_the_build(&mut self) {
+        let started_at = self.images[4].built_at + Duration::seconds(1);
+        let finished_at = started_at + Duration::seconds(1);
+        while Utc::now() <= finished_at {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let body = json!({
+            "image_id": self.images[4].image_id, "project_id": "shop", "app_id": "web",
+            "environment": "canary", "started_at": rfc3339(started_at),
+            "deployed_at": rfc3339(finished_at),
+        });
+        let response = self
+            .app
+            .post("/api/v1/deployments", &body)
+            .bearer(&self.writer)
+            .send();
+        response.assert_status(201);
+        let lead_time_id = response.json()["lead_time_id"].as_str().unwrap().to_owned();
+        self.deployments.push(lead_time_id);
     }
 
     /// Every deployment as the API now tells it (a later rollback or failure marks an earlier

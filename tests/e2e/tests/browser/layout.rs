@@ -54,15 +54,18 @@ fn check_pages(browser: &Browser, pages: &[Page], problems: &mut Vec<String>) {
                 browser.goto(&page.path);
                 let scheme = if dark { "dark" } else { "light" };
                 let at = format!("{} ({}) at {width} px, {scheme}", page.name, page.path);
-                let (client_width, scroll_width) = browser.widths();
-                if u64::from(width) != client_width {
+                let widths = browser.widths(width);
+                // A phone lays a page without a viewport meta out 980 px wide, and widens the
+                // layout to fit content wider than its screen.
+                if width < 600 && widths.viewport == 980 {
                     problems.push(format!(
-                        "{at}: laid out {client_width} px wide (no <meta name=viewport content=\"width=device-width\">?)"
+                        "{at}: laid out 980 px wide: no <meta name=viewport content=\"width=device-width\">"
                     ));
-                }
-                if scroll_width > client_width {
+                } else if widths.content > widths.room || widths.viewport > u64::from(width) {
                     problems.push(format!(
-                        "{at}: {scroll_width} px of content in {client_width} px"
+                        "{at}: {} px of content on a {width} px screen; past its edge: {}",
+                        widths.content.max(widths.viewport),
+                        widths.past_the_edge.join(", ")
                     ));
                 }
                 for error in browser.console_errors() {

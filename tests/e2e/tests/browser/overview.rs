@@ -56,7 +56,9 @@ const STAGES: [&str; 3] = [
 /// its `<data value>` text (`null` where there is none).
 const READ_OVERVIEW: &str = r#"
 const value = (scope, css) => {
-  const data = scope.querySelector(css);
+  let data = scope.querySelector(css);
+  // The class may be on the <data> or on what wraps it.
+  if (data && data.tagName !== 'DATA') data = data.querySelector('data');
   return data && data.hasAttribute('value') ? data.getAttribute('value') : null;
 };
 const range = document.querySelector('p#range');
@@ -64,9 +66,9 @@ const tiles = {};
 for (const id of arguments[0]) {
   const tile = document.querySelector('section.tile#tile-' + id);
   tiles[id] = tile && {
-    value: value(tile, 'data.value'),
-    previous: value(tile, 'data.previous'),
-    count: value(tile, 'data.count'),
+    value: value(tile, '.value'),
+    previous: value(tile, '.previous'),
+    count: value(tile, '.count'),
     level: tile.querySelector('.level') && tile.querySelector('.level').textContent,
   };
 }
@@ -93,6 +95,32 @@ return {
 #[test]
 fn every_tile_and_chart_table_equals_the_api_for_the_same_range_and_filters() {
     let history = History::post();
+    // Not a comparison of nulls: the last 30 days have every metric, the 30 before some.
+    let last_30_days = history.api(&format!(
+        "/api/v1/dora/summary?{}",
+        form(&[
+            ("start", &history.ago(30, 0)),
+            ("end", &crate::history::rfc3339(Utc::now()))
+        ])
+    ));
+    for metric in METRICS {
+        assert!(
+            !last_30_days[metric]["value"].is_null(),
+            "{metric} in the last 30 days: {last_30_days}"
+        );
+    }
+    for metric in ["lead_time", "deployment_frequency"] {
+        assert!(
+            !last_30_days[metric]["previous_value"].is_null(),
+            "{metric} in the 30 days before: {last_30_days}"
+        );
+    }
+    for stage in STAGES {
+        assert!(
+            last_30_days["stages"][stage]["count"].as_u64() > Some(0),
+            "the {stage} stage in the last 30 days: {last_30_days}"
+        );
+    }
     let browser = Browser::open("overview", history.app.host.addr());
     sign_in(&browser, &history.reader);
     let today = history.now.date_naive();
@@ -124,23 +152,34 @@ fn every_tile_and_chart_table_equals_the_api_for_the_same_range_and_filters() {
         let page = read_overview(&browser);
         let start = instant(&page["start"], "#range data-start");
         let end = instant(&page["end"], "#range data-end");
+        let view = format!("/ui/?{query}");
         match days {
             Some(days) => {
                 let length = end - start;
-                assert!(
-                    (length - Duration::days(*days)).num_hours().abs() <= 24,
-                    "days={days} shows {start} – {end}"
-                );
-                assert!(
-                    (end - history.now).num_hours().abs() <= 24,
-                    "the last {days} days end now, not {end}"
-                );
+                if (length - Duration::days(*days)).num_hours().abs() > 24 {
+                    differences.push(format!("{view}: #range {start} – {end} is not {days} days"));
+                }
+                if (end - history.now).num_hours().abs() > 24 {
+                    differences.push(format!("{view}: #range ends {end}, not about now"));
+                }
             }
-            None => assert_eq!(
-                (start.date_naive(), end.date_naive()),
-                (today - Duration::days(35), today),
-                "the dates asked for"
-            ),
+            // The dates' whole days and no more: from the start's midnight to the end's last
+            // instant (the API's end is inclusive).
+            None => {
+                let first = (today - Duration::days(35))
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap()
+                    .and_utc();
+                let last = today
+                    .and_hms_micro_opt(23, 59, 59, 999_999)
+                    .unwrap()
+                    .and_utc();
+                if (start, end) != (first, last) {
+                    differences.push(format!(
+                        "{view}: #range {start} – {end}, the dates asked for are {first} – {last}"
+                    ));
+                }
+            }
         }
         let filters: String = query
             .split('&')
@@ -158,16 +197,7 @@ fn every_tile_and_chart_table_equals_the_api_for_the_same_range_and_filters() {
                 ("end", page["end"].as_str().unwrap())
             ])
         );
-        let view = format!("/ui/?{query}");
         let summary = history.api(&format!("/api/v1/dora/summary?{api_query}"));
-        if query.is_empty() {
-            for metric in METRICS {
-                assert!(
-                    !summary[metric]["value"].is_null(),
-                    "the history gives every metric a value in the last 30 days: {summary}"
-                );
-            }
-        }
         compare_tiles(&view, &page["tiles"], &summary, &mut differences);
         for (id, route, fields) in CHARTS {
             let answer = history.api(&format!("/api/v1/dora/{route}?{api_query}&interval=week"));
@@ -317,11 +347,11 @@ fn compare_stages(view: &str, chart: &Value, stages: &Value, differences: &mut V
     }
 }
 
-/// Notes a difference when the page's raw `<data value>` (a string, or `null` for none or
-/// `-`) is not the API's number (or `null`), compared as `f64` exactly.
+/// Notes a difference when the page's raw `<data value>` (a string; none, empty or `-` for
+/// no figure) is not the API's number (or `null`), compared as `f64` exactly.
 fn compare(what: &str, on_page: &Value, in_api: &Value, differences: &mut Vec<String>) {
     let page_number = match on_page.as_str() {
-        None | Some("-") => None,
+        None | Some("" | "-") => None,
         Some(raw) => match raw.parse::<f64>() {
             Ok(number) => Some(number),
             Err(_) => {
