@@ -138,12 +138,16 @@ fn band(root: &Area<'_>, points: &[Point], y_unit: &str) -> Result<(), String> {
             )))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .draw_series(LineSeries::new(
-            lower.iter().copied(),
-            MEDIAN.stroke_width(2),
-        ))
-        .map_err(|e| e.to_string())?;
+    // The median line joins consecutive weeks only: a week without figures is a gap, not
+    // a straight line across it.
+    let mut run: Vec<(f64, f64)> = Vec::new();
+    for (index, point) in points.iter().enumerate() {
+        match point.value {
+            Some(value) => run.push((index as f64, value)),
+            None => draw_line(&mut chart, &mut run)?,
+        }
+    }
+    draw_line(&mut chart, &mut run)?;
     chart
         .draw_series(
             lower
@@ -151,6 +155,20 @@ fn band(root: &Area<'_>, points: &[Point], y_unit: &str) -> Result<(), String> {
                 .map(|&(x, y)| Circle::new((x, y), 3, MEDIAN.filled())),
         )
         .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Draws the run of points as one line, and empties it.
+fn draw_line(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    run: &mut Vec<(f64, f64)>,
+) -> Result<(), String> {
+    if run.len() > 1 {
+        chart
+            .draw_series(LineSeries::new(run.iter().copied(), MEDIAN.stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+    }
+    run.clear();
     Ok(())
 }
 

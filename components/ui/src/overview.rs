@@ -73,14 +73,10 @@ impl Range {
         format!("{}T00:00:00Z", self.start.format("%Y-%m-%d"))
     }
 
-    /// The midnight after the last day: the API's range is inclusive, and whole UTC days read
-    /// from the daily rollup.
+    /// The last microsecond of the last day: the API's range is inclusive at both ends, and
+    /// a deployment at the next midnight belongs to the next day.
     fn end_rfc3339(&self) -> String {
-        let end = self
-            .last
-            .checked_add_days(Days::new(1))
-            .unwrap_or(self.last);
-        format!("{}T00:00:00Z", end.format("%Y-%m-%d"))
+        format!("{}T23:59:59.999999Z", self.last.format("%Y-%m-%d"))
     }
 }
 
@@ -387,17 +383,17 @@ mod tests {
     }
 
     #[test]
-    fn the_last_30_days_end_at_the_midnight_after_today() {
+    fn the_last_30_days_end_with_today() {
         let today = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
         let range = Range::of(&[], today).unwrap();
         assert_eq!(range.start_rfc3339(), "2026-11-08T00:00:00Z");
-        assert_eq!(range.end_rfc3339(), "2026-12-08T00:00:00Z");
+        assert_eq!(range.end_rfc3339(), "2026-12-07T23:59:59.999999Z");
         let range = Range::of(
             &params(&[("start", "2026-03-01"), ("end", "2026-03-31")]),
             today,
         )
         .unwrap();
-        assert_eq!(range.end_rfc3339(), "2026-04-01T00:00:00Z");
+        assert_eq!(range.end_rfc3339(), "2026-03-31T23:59:59.999999Z");
     }
 
     #[test]

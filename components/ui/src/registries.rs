@@ -233,8 +233,17 @@ pub(crate) fn image(
             " on channel " (inert_or_dash(text(&image["channel"])))
             " · committer " (inert_or_dash(text(&image["committer"])))
         }
+        @if let Some(tags) = image["tags"].as_array().filter(|t| !t.is_empty()) {
+            p #tags {
+                "Tags: "
+                @for (index, tag) in tags.iter().enumerate() {
+                    @if index > 0 { ", " }
+                    code { (inert_or_dash(tag.as_str())) }
+                }
+            }
+        }
         @if let Some(message) = text(&image["commit_msg"]) {
-            blockquote.commit-message { (inert(message)) }
+            blockquote.commit-message { (crate::text::inert_lines(message)) }
         }
         h2 { "Provenance" }
         ol #provenance .provenance {

@@ -25,7 +25,19 @@ fn is_invisible(c: char) -> bool {
 
 /// `text` escaped, isolated, with every invisible character shown as `⟨U+XXXX⟩`.
 pub(crate) fn inert(text: &str) -> Markup {
-    if !text.chars().any(is_invisible) {
+    shown(text, is_invisible)
+}
+
+/// Free text of several lines (a commit message): as [`inert`], but line breaks and tabs
+/// stay what they are (the element shows them with `white-space: pre-wrap`).
+pub(crate) fn inert_lines(text: &str) -> Markup {
+    shown(text, |c| {
+        !matches!(c, '\n' | '\r' | '\t') && is_invisible(c)
+    })
+}
+
+fn shown(text: &str, is_invisible: impl Fn(char) -> bool) -> Markup {
+    if !text.chars().any(&is_invisible) {
         return html! { bdi { (text) } };
     }
     let mut parts: Vec<Result<String, char>> = Vec::new();
@@ -89,6 +101,15 @@ mod tests {
             "{shown}"
         );
         assert!(!shown.contains('\u{200B}') && !shown.contains('\u{0007}'));
+    }
+
+    #[test]
+    fn a_commit_message_keeps_its_lines_but_not_its_overrides() {
+        let shown = inert_lines("fix: x\n\nbody\u{202E}").into_string();
+        assert_eq!(
+            shown,
+            "<bdi>fix: x\n\nbody<span class=\"invisible-char\" title=\"U+202E\">⟨U+202E⟩</span></bdi>"
+        );
     }
 
     #[test]

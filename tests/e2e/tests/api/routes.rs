@@ -113,7 +113,12 @@ fn every_spin_route_leads_to_routes_of_its_component() {
         })
         .collect();
     let mut unused = Vec::new();
-    for spin_route in router.routes() {
+    // The dashboard serves pages, not API routes: it has no table (its routes are cd-ui's).
+    for spin_route in router
+        .routes()
+        .iter()
+        .filter(|route| route.component != "dashboard")
+    {
         let used = served.iter().any(|(path, component)| {
             *component == spin_route.component
                 && router
