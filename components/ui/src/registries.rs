@@ -12,7 +12,7 @@ use crate::Rendered;
 use crate::api::{Api, ApiFailure, segment};
 use crate::format;
 use crate::layout::Section;
-use crate::text::{inert, inert_or_dash};
+use crate::text::inert_or_dash;
 
 /// Recent images a registry page lists.
 const RECENT_IMAGES: usize = 20;

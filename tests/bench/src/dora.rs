@@ -47,6 +47,11 @@ pub const SUMMARY: &str = "GET dora/summary 30d (five metrics, two periods, stag
 /// times): what the commits add to it. Not a prefix of [`SUMMARY`]'s names.
 pub const SUMMARY_PER_DEPLOYMENT: &str =
     "GET dora/summary?unit=deployment 30d (five metrics, two periods)";
+/// Issue 15: the dashboard's pages (signed in as the read token), each within 2× the
+/// summary's p50 and at most 100 KB. The page's name follows.
+pub const PAGE: &str = "GET /ui page:";
+/// Each page scenario's HTML size in bytes, measured once when it is built.
+static PAGE_WEIGHTS: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
 /// Images with a commit time that list commits besides their head, per thousand.
 const COMMIT_LIST_SHARE: u64 = 450;
 const DAY_MS: u64 = 86_400_000;
@@ -142,6 +147,37 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
                 range.deployments,
             ));
         }
+        if Some(records) == largest {
+            for (page, path) in dashboard_pages(&path)? {
+                let call = Call::page(path, &token);
+                let (status, body) = baseline.once(&call);
+                if status != 200 {
+                    bail!("{page}: the dashboard answered {status} in-process");
+                }
+                let name = format!(
+                    "{PAGE} {page}, {} records ({} deployments, {} commits in range)",
+                    size_label(records),
+                    range.deployments,
+                    range.commits
+                );
+                PAGE_WEIGHTS
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("page weights poisoned"))?
+                    .push((name.clone(), body.len()));
+                scenarios.push(Scenario {
+                    name,
+                    via: Via::Http,
+                    transport: transport.clone(),
+                    workload: fixed(call.clone()),
+                    clients: vec![1],
+                    baseline: Some((baseline.clone(), fixed(call))),
+                    variants: Vec::new(),
+                    hold_open: None,
+                    records: Some((records, range.commits)),
+                    _keep_alive: host.clone(),
+                });
+            }
+        }
         for (prefix, route, unit, read) in routes {
             let mut path = query(route);
             if let Some(unit) = unit {
@@ -185,6 +221,40 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
         }
     }
     Ok(scenarios)
+}
+
+/// The dashboard's pages for [`BIG_ORG`]: the overview of the summary's 30 days (as whole
+/// UTC days: the page picks dates), its registries, its first registry, that registry's
+/// newest image, and the deployments.
+fn dashboard_pages(database: &Path) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let db = rusqlite::Connection::open(database)?;
+    let (registry, registry_key): (Vec<u8>, i64) = db.query_row(
+        "SELECT registry_id, registry_key FROM image_registries \
+         WHERE org_key = (SELECT org_key FROM orgs WHERE org_id = ?) ORDER BY registry_key LIMIT 1",
+        [BIG_ORG],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let image: Vec<u8> = db.query_row(
+        "SELECT image_id FROM images WHERE registry_key = ? ORDER BY rowid DESC LIMIT 1",
+        [registry_key],
+        |row| row.get(0),
+    )?;
+    let uuid = |bytes: &[u8]| -> anyhow::Result<String> {
+        Ok(uuid::Uuid::from_slice(bytes)?.hyphenated().to_string())
+    };
+    let (registry, image) = (uuid(&registry)?, uuid(&image)?);
+    let (start, end) = window();
+    let date = |instant: &str| instant.get(..10).unwrap_or("").to_owned();
+    Ok(vec![
+        (
+            "overview 30d",
+            format!("/ui/?start={}&end={}", date(&start), date(&end)),
+        ),
+        ("registries", "/ui/registries".to_owned()),
+        ("registry", format!("/ui/registries/{registry}")),
+        ("image", format!("/ui/registries/{registry}/images/{image}")),
+        ("deployments", "/ui/deployments".to_owned()),
+    ])
 }
 
 /// Issue 6's lead-time targets: on every size, over HTTP at 1 client, ≤ 2× the in-process
@@ -279,6 +349,30 @@ pub fn apply_targets(rows: &mut [Row]) {
                 "p50 ÷ the lead-time query's per deployment",
                 format!("{ratio:.2}×"),
             ));
+        }
+    }
+    // Issue 15: every page within 2× the summary's p50 on the same data, and ≤ 100 KB.
+    let weights = PAGE_WEIGHTS.lock().map(|w| w.clone()).unwrap_or_default();
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.scenario.starts_with(PAGE) && r.via == Via::Http && r.clients == Some(1))
+    {
+        let p50 = row.p50_ms();
+        let summary = summary_vs_lead_time
+            .iter()
+            .find(|(records, ..)| Some(*records) == row.records.map(|(n, _)| n));
+        if let Some((_, summary_p50, ..)) = summary {
+            let ratio = p50 / summary_p50;
+            row.targets.push(
+                Target::check("p50 ≤ 2× the summary's", ratio, 2.0, false)
+                    .showing(format!("{ratio:.2}× ({p50:.2} of {summary_p50:.2} ms)")),
+            );
+        }
+        if let Some((_, bytes)) = weights.iter().find(|(name, _)| *name == row.scenario) {
+            let kb = *bytes as f64 / 1000.0;
+            row.targets.push(
+                Target::check("page ≤ 100 KB", kb, 100.0, false).showing(format!("{kb:.1} KB")),
+            );
         }
     }
     for row in rows.iter_mut().filter(|r| is_lead_time(r)) {

@@ -24,6 +24,8 @@ pub struct Call {
     /// Path and query, from `/`.
     pub path: String,
     pub bearer: Option<String>,
+    /// A `Cookie` header (the dashboard's pages are signed in by cookie, not bearer).
+    pub cookie: Option<String>,
     /// A JSON body.
     pub body: Option<Vec<u8>>,
     /// The statuses that count as success.
@@ -36,8 +38,17 @@ impl Call {
             method: http::Method::GET,
             path: path.into(),
             bearer: bearer.map(str::to_owned),
+            cookie: None,
             body: None,
             expect: &[200],
+        }
+    }
+
+    /// A dashboard page, signed in with `token` as the sign-in form's cookie would be.
+    pub fn page(path: impl Into<String>, token: &str) -> Call {
+        Call {
+            cookie: Some(format!("cd_token={token}")),
+            ..Call::get(path, None)
         }
     }
 
@@ -46,6 +57,7 @@ impl Call {
             method: http::Method::POST,
             path: path.into(),
             bearer: bearer.map(str::to_owned),
+            cookie: None,
             body: Some(serde_json::to_vec(body).expect("JSON values serialise")),
             expect: &[200, 201],
         }
@@ -63,6 +75,9 @@ impl Call {
             .header(http::header::HOST, authority);
         if let Some(token) = &self.bearer {
             builder = builder.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(cookie) = &self.cookie {
+            builder = builder.header(http::header::COOKIE, cookie);
         }
         if self.body.is_some() {
             builder = builder.header(http::header::CONTENT_TYPE, "application/json");
@@ -451,6 +466,9 @@ type EntryPoint = fn(&http::Request<Vec<u8>>, &Env<'_>) -> http::Response<Vec<u8
 /// The cd-core entry point Spin's routing would pick for `path` (the spin.toml routes).
 fn entry_point(path: &str) -> EntryPoint {
     let path = path.split('?').next().unwrap_or(path);
+    if path == "/" || path.starts_with("/ui") {
+        return cd_ui::handle_dashboard_request;
+    }
     let images = path.starts_with("/api/v1/images")
         || path.starts_with("/api/v1/health/images")
         || path

@@ -77,7 +77,8 @@ struct Args {
     /// Build the wasm components first (each component's build command from spin.toml).
     #[arg(long)]
     build: bool,
-    /// Run only the scenarios whose name contains this text (profiling one scenario).
+    /// Run only the scenarios whose name contains this text, or one of several separated by
+    /// `|` (profiling one scenario, or a row and the one its target compares it with).
     #[arg(long)]
     only: Option<String>,
     /// Only these client counts of the HTTP runs, comma-separated (profiling one load).
@@ -298,7 +299,7 @@ fn run(
         if args
             .only
             .as_ref()
-            .is_some_and(|only| !scenario.name.contains(only.as_str()))
+            .is_some_and(|only| !scenarios::matches_only(&scenario.name, only))
         {
             continue;
         }
@@ -307,7 +308,7 @@ fn run(
     let wanted = |name: &str| {
         args.only
             .as_ref()
-            .is_none_or(|only| name.contains(only.as_str()))
+            .is_none_or(|only| scenarios::matches_only(name, only))
     };
     // After the scenarios, so that its hosts and sqld are not running while the others are
     // measured.

@@ -227,7 +227,12 @@ impl Scenario {
 /// With `only`, a group whose scenario names cannot contain it is not even set up (so
 /// `--only dora --base-url …` needs only a DORA database behind that URL).
 pub fn all(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
-    let wanted = |names: &[&str]| only.is_none_or(|only| names.iter().any(|n| n.contains(only)));
+    let wanted = |names: &[&str]| {
+        only.is_none_or(|only| {
+            only.split('|')
+                .any(|part| names.iter().any(|n| n.contains(part) || part.contains(n)))
+        })
+    };
     let mut scenarios = Vec::new();
     if wanted(&[
         CREATE_IMAGE,
@@ -251,10 +256,17 @@ pub fn all(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
         crate::dora::FREQUENCY,
         crate::dora::SUMMARY,
         crate::dora::SUMMARY_PER_DEPLOYMENT,
+        crate::dora::PAGE,
     ]) {
         scenarios.extend(crate::dora::scenarios(ctx)?);
     }
     Ok(scenarios)
+}
+
+/// Whether a scenario named `name` is one `--only` asks for: it contains the text, or one of
+/// the `|`-separated texts.
+pub fn matches_only(name: &str, only: &str) -> bool {
+    only.split('|').any(|part| name.contains(part))
 }
 
 /// A complete CD request for `run_id` (the fields a pipeline sends).

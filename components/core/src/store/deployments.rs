@@ -730,7 +730,7 @@ pub(crate) fn lead_time_values(
     limit: usize,
 ) -> Result<Page<LeadTimeRecord>, Error> {
     let (condition, params) = where_clause(org_id, range, filter, true, LeadTimeUnit::Deployment);
-    newest_first(db, condition, params, after, limit)
+    newest_first(db, FROM, condition, params, after, limit)
 }
 
 /// Every deployment of the org in `range` that `filter` keeps (failed ones, and those without
@@ -746,17 +746,26 @@ pub(crate) fn list(
 ) -> Result<Page<LeadTimeRecord>, Error> {
     let (mut condition, mut params) =
         where_clause(org_id, range, filter, false, LeadTimeUnit::Deployment);
-    if let Some(image_id) = image_id {
-        condition.push_str(" AND l.image_id = ?");
-        params.push(image_id.into());
-    }
-    newest_first(db, condition, params, after, limit)
+    let from = match image_id {
+        Some(image_id) => {
+            condition.push_str(" AND l.image_id = ?");
+            params.push(image_id.into());
+            // An image's few deployments by its own index: the planner would otherwise walk
+            // the org's deployments by time (every one of them, at a million records, for an
+            // image that ran once: 150 ms against 0.1).
+            "image_lead_times AS l INDEXED BY image_lead_times_image_app_environment \
+             JOIN images AS i ON i.image_id = l.image_id"
+        }
+        None => FROM,
+    };
+    newest_first(db, from, condition, params, after, limit)
 }
 
-/// A page of the records `condition` keeps, newest deployed first, after the cursor
-/// `{created_at}~{lead_time_id}`.
+/// A page of the records `condition` keeps (`from`: [`FROM`], or it with an index named),
+/// newest deployed first, after the cursor `{created_at}~{lead_time_id}`.
 fn newest_first(
     db: &dyn Db,
+    from: &str,
     mut condition: String,
     mut params: Vec<Value>,
     after: Option<(Timestamp, LeadTimeId)>,
@@ -775,7 +784,7 @@ fn newest_first(
         &format!(
             "SELECT json_group_array(json_array({PACKED_COLUMNS})) \
              FROM (SELECT l.*, i.git_hash, i.git_hash_commit_timestamp, i.image_name_with_tag \
-                   FROM {FROM} WHERE {condition} \
+                   FROM {from} WHERE {condition} \
                    ORDER BY l.created_at DESC, l.lead_time_id DESC LIMIT ?) AS page"
         ),
         &params,

@@ -220,3 +220,104 @@ fn registries_registry_image_and_deployments_pages_show_the_seeded_history() {
         }
     }
 }
+
+/// The image page of one build as it happens: three commits over the morning, the build now,
+/// the rollout to staging a minute later and to production three minutes later (deployed_at
+/// may be up to 5 minutes ahead). Its provenance lists the steps in that order, each with the
+/// time it took; the screenshot is README's.
+#[test]
+fn an_image_page_shows_its_provenance_in_time_order() {
+    use crate::helpers::{TestApp, cd_request};
+    use chrono::{Duration, Utc};
+
+    let app = TestApp::spawn();
+    let writer = app.token("acme", "write");
+    let reader = app.token("acme", "read");
+    let registry = app.registry(&writer, "shop/checkout", false);
+    let registry_id = registry["registry_id"].as_str().unwrap();
+    let now = Utc::now();
+    let at = |offset: Duration| crate::history::rfc3339(now + offset);
+    let commits: Vec<serde_json::Value> = [("Ann", 190), ("Bo", 95), ("Cy", 42)]
+        .iter()
+        .enumerate()
+        .map(|(k, (author, minutes))| {
+            json!({
+                "sha": crate::history::sha(&format!("checkout/{k}")),
+                "timestamp": at(-Duration::minutes(*minutes)),
+                "author": format!("{author} <{}@example.com>", author.to_lowercase()),
+            })
+        })
+        .collect();
+    let head = commits.last().unwrap();
+    let mut body = cd_request("checkout-run-7");
+    body["image_name"] = json!("ghcr.io/acme/shop/checkout");
+    body["image_name_with_tag"] = json!("ghcr.io/acme/shop/checkout:checkout-run-7");
+    body["git_hash"] = head["sha"].clone();
+    body["git_hash_commit_timestamp"] = head["timestamp"].clone();
+    body["committer"] = head["author"].clone();
+    body["commit_msg"] =
+        json!("Pay with saved cards\n\nThe checkout offers the cards a customer saved.");
+    body["commits"] = json!(commits);
+    let image = app
+        .post(&format!("/api/v1/registries/{registry_id}/images"), &body)
+        .bearer(&writer)
+        .send();
+    image.assert_status(201);
+    let image_id = image.json()["image_id"].as_str().unwrap().to_owned();
+    for (environment, prod, start, finish) in
+        [("staging", false, 20, 75), ("production", true, 120, 200)]
+    {
+        app.post(
+            "/api/v1/deployments",
+            &json!({
+                "image_id": image_id,
+                "project_id": "shop",
+                "app_id": "checkout",
+                "environment": environment,
+                "prod": prod,
+                "started_at": at(Duration::seconds(start)),
+                "deployed_at": at(Duration::seconds(finish)),
+            }),
+        )
+        .bearer(&writer)
+        .send()
+        .assert_status(201);
+    }
+
+    let browser = Browser::open("pages", app.host.addr());
+    sign_in(&browser, &reader);
+    browser.goto(&format!("/ui/registries/{registry_id}/images/{image_id}"));
+    browser.screenshot("image-provenance", 1440, false);
+    let steps = browser.script(
+        "return Array.from(document.querySelectorAll('ol#provenance > li.step'))\
+           .map(step => [step.querySelector('h3').textContent, \
+                         step.querySelector('data.took')?.getAttribute('value') ?? null])",
+        &[],
+    );
+    let steps = steps.as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s[0].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "Commits",
+            "Build",
+            "Deployed to checkout / staging",
+            "Deployed to checkout / production"
+        ]
+    );
+    // Commit → build: the first listed commit, 190 minutes before the build (give or take
+    // the seconds the request took); each deployment from the build to its finish.
+    let took: Vec<f64> = steps[1..]
+        .iter()
+        .map(|s| s[1].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!((took[0] - 190.0).abs() < 1.0, "commit → build {took:?}");
+    assert!(
+        (took[1] - 75.0 / 60.0).abs() < 0.5,
+        "build → staging {took:?}"
+    );
+    assert!(
+        (took[2] - 200.0 / 60.0).abs() < 0.5,
+        "build → production {took:?}"
+    );
+}
