@@ -67,7 +67,7 @@ pub fn handle_dashboard_request(
             }
             overview::page(&api, &query, env.clock.now().instant())
         }
-        (&Method::GET | &Method::HEAD, ["registries"]) => registries::list(&api),
+        (&Method::GET | &Method::HEAD, ["registries"]) => registries::list(&api, &query),
         (&Method::GET | &Method::HEAD, ["registries", registry_id]) => {
             registries::registry(&api, registry_id)
         }

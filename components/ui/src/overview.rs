@@ -231,31 +231,42 @@ fn cell(value: &Value, unit: Unit) -> Markup {
     html! { td.num { (format::figure(value, unit)) } }
 }
 
-fn durations_chart(id: &str, caption: &str, answer: &Value) -> Markup {
-    let periods = series(answer);
-    let points: Vec<Point> = periods
-        .iter()
-        .map(|p| Point {
-            label: week_label(p),
-            value: p["median_mins"].as_f64().map(|m| m / 60.0),
-            upper: p["p90_mins"].as_f64().map(|m| m / 60.0),
-        })
-        .collect();
-    let svg = charts::svg(&Chart::Band(&points), caption, "hours");
+/// One column of a weekly table: its header, the series' field, how it reads.
+struct Column<'a> {
+    header: &'a str,
+    field: &'a str,
+    unit: Unit,
+}
+
+/// A weekly chart: `chart` drawn from `points`, and its numbers, a row per period of the
+/// API's series (`data-period`), in `columns`.
+fn weekly_chart(
+    id: &str,
+    caption: &str,
+    chart: &Chart<'_>,
+    y_unit: &str,
+    periods: &[Value],
+    columns: &[Column<'_>],
+) -> Markup {
+    let svg = charts::svg(chart, caption, y_unit);
     html! {
         figure.chart #{"chart-" (id)} {
             figcaption { (caption) }
             (maud::PreEscaped(svg))
             div.table-wrap {
                 table {
-                    thead { tr { th scope="col" { "Week of" } th.num scope="col" { "Count" } th.num scope="col" { "Median" } th.num scope="col" { "p90" } } }
+                    thead {
+                        tr {
+                            th scope="col" { "Week of" }
+                            @for column in columns { th.num scope="col" { (column.header) } }
+                        }
+                    }
                     tbody {
                         @for p in periods {
-                            tr data-period=(p["period_start"].as_str().unwrap_or("")) {
-                                th scope="row" { (p["period_start"].as_str().unwrap_or("").get(..10).unwrap_or("")) }
-                                (cell(&p["count"], Unit::Count))
-                                (cell(&p["median_mins"], Unit::Minutes))
-                                (cell(&p["p90_mins"], Unit::Minutes))
+                            @let start = p["period_start"].as_str().unwrap_or("");
+                            tr data-period=(start) {
+                                th scope="row" { (start.get(..10).unwrap_or("")) }
+                                @for column in columns { (cell(&p[column.field], column.unit)) }
                             }
                         }
                     }
@@ -263,73 +274,92 @@ fn durations_chart(id: &str, caption: &str, answer: &Value) -> Markup {
             }
         }
     }
+}
+
+/// Each period's `field` as a point, scaled.
+fn points(periods: &[Value], field: &str, scale: f64, upper: Option<&str>) -> Vec<Point> {
+    periods
+        .iter()
+        .map(|p| Point {
+            label: week_label(p),
+            value: p[field].as_f64().map(|v| v * scale),
+            upper: upper.and_then(|u| p[u].as_f64()).map(|v| v * scale),
+        })
+        .collect()
+}
+
+/// Durations (lead time, recovery time): the weekly median in hours with a band to the p90.
+fn durations_chart(id: &str, caption: &str, answer: &Value) -> Markup {
+    let periods = series(answer);
+    let points = points(periods, "median_mins", 1.0 / 60.0, Some("p90_mins"));
+    let columns = [
+        Column {
+            header: "Count",
+            field: "count",
+            unit: Unit::Count,
+        },
+        Column {
+            header: "Median",
+            field: "median_mins",
+            unit: Unit::Minutes,
+        },
+        Column {
+            header: "p90",
+            field: "p90_mins",
+            unit: Unit::Minutes,
+        },
+    ];
+    weekly_chart(
+        id,
+        caption,
+        &Chart::Band(&points),
+        "hours",
+        periods,
+        &columns,
+    )
 }
 
 fn count_chart(answer: &Value) -> Markup {
     let periods = series(answer);
-    let points: Vec<Point> = periods
-        .iter()
-        .map(|p| Point {
-            label: week_label(p),
-            value: p["count"].as_f64(),
-            upper: None,
-        })
-        .collect();
+    let points = points(periods, "count", 1.0, None);
+    let columns = [Column {
+        header: "Deployments",
+        field: "count",
+        unit: Unit::Count,
+    }];
     let caption = "Deployments per week";
-    let svg = charts::svg(&Chart::Bars(&points), caption, "deployments");
-    html! {
-        figure.chart #chart-deployments {
-            figcaption { (caption) }
-            (maud::PreEscaped(svg))
-            div.table-wrap {
-                table {
-                    thead { tr { th scope="col" { "Week of" } th.num scope="col" { "Deployments" } } }
-                    tbody {
-                        @for p in periods {
-                            tr data-period=(p["period_start"].as_str().unwrap_or("")) {
-                                th scope="row" { (p["period_start"].as_str().unwrap_or("").get(..10).unwrap_or("")) }
-                                (cell(&p["count"], Unit::Count))
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    weekly_chart(
+        "deployments",
+        caption,
+        &Chart::Bars(&points),
+        "deployments",
+        periods,
+        &columns,
+    )
 }
 
+/// A rate (change failure, rework) per week, as a percentage.
 fn rate_chart(id: &str, caption: &str, counted: &str, answer: &Value) -> Markup {
     let periods = series(answer);
-    let points: Vec<Point> = periods
-        .iter()
-        .map(|p| Point {
-            label: week_label(p),
-            value: p["rate"].as_f64().map(|r| r * 100.0),
-            upper: None,
-        })
-        .collect();
-    let svg = charts::svg(&Chart::Bars(&points), caption, "%");
-    html! {
-        figure.chart #{"chart-" (id)} {
-            figcaption { (caption) }
-            (maud::PreEscaped(svg))
-            div.table-wrap {
-                table {
-                    thead { tr { th scope="col" { "Week of" } th.num scope="col" { "Deployments" } th.num scope="col" { (counted) } th.num scope="col" { "Rate" } } }
-                    tbody {
-                        @for p in periods {
-                            tr data-period=(p["period_start"].as_str().unwrap_or("")) {
-                                th scope="row" { (p["period_start"].as_str().unwrap_or("").get(..10).unwrap_or("")) }
-                                (cell(&p["deployments"], Unit::Count))
-                                (cell(&p[counted], Unit::Count))
-                                (cell(&p["rate"], Unit::Ratio))
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let points = points(periods, "rate", 100.0, None);
+    let columns = [
+        Column {
+            header: "Deployments",
+            field: "deployments",
+            unit: Unit::Count,
+        },
+        Column {
+            header: counted,
+            field: counted,
+            unit: Unit::Count,
+        },
+        Column {
+            header: "Rate",
+            field: "rate",
+            unit: Unit::Ratio,
+        },
+    ];
+    weekly_chart(id, caption, &Chart::Bars(&points), "%", periods, &columns)
 }
 
 /// The summary's stages (per commit) as one stacked bar of their medians.
