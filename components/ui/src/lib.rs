@@ -24,6 +24,8 @@ mod overview;
 mod registries;
 mod session;
 mod sign_in;
+#[cfg(test)]
+mod tests;
 mod text;
 
 use cd_core::Env;
@@ -75,6 +77,8 @@ pub fn handle_dashboard_request(
             registries::image(&api, registry_id, image_id)
         }
         (&Method::GET | &Method::HEAD, ["deployments"]) => deployments::page(&api, &query),
+        // A bookmarked or typed sign-in URL: the form is on the overview's URL.
+        (&Method::GET | &Method::HEAD, ["sign-in"]) => return layout::see_other("/ui/", &[]),
         (_, ["sign-in" | "sign-out"]) => return not_allowed(&session, "POST"),
         (_, [] | ["registries", ..] | ["deployments"]) => {
             return not_allowed(&session, "GET, HEAD");
