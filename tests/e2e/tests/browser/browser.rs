@@ -18,6 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
 use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -129,6 +131,17 @@ impl WebDriverCompatibleCommand for ChromedriverCommand {
     }
 }
 
+/// Whether pages may run script: the dashboard's pages carry none, and must work for a visitor
+/// whose browser runs none either.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    On,
+    /// Chromium's content setting blocks every page's script, as a visitor's setting would.
+    /// The test's own scripts ([`Browser::script`]) still run: chromedriver runs them through
+    /// DevTools, whatever the page may.
+    Off,
+}
+
 /// A page's widths in CSS pixels ([`Browser::widths`]).
 pub struct Widths {
     pub viewport: u64,
@@ -158,6 +171,11 @@ impl Browser {
     /// A new browser for `test`, at 1440 × 900 in the light colour scheme, whose paths are
     /// on `app_addr`.
     pub fn open(test: &str, app_addr: std::net::SocketAddr) -> Browser {
+        Browser::open_with(test, app_addr, Script::On)
+    }
+
+    /// [`Browser::open`], with page script on or off.
+    pub fn open_with(test: &str, app_addr: std::net::SocketAddr, script: Script) -> Browser {
         let driver = Chromedriver::start();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -166,7 +184,7 @@ impl Browser {
         let client = runtime
             .block_on(
                 ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                    .capabilities(capabilities())
+                    .capabilities(capabilities(script))
                     .connect(&driver.url()),
             )
             .unwrap_or_else(|error| {
@@ -255,6 +273,19 @@ impl Browser {
             .to_owned()
     }
 
+    /// The text each element matching `css` shows, as WebDriver reads it (rendered text:
+    /// what the stylesheet hides is left out), without running anything in the page.
+    pub fn shown_texts(&self, css: &str) -> Vec<String> {
+        let client = self.client();
+        self.run(&format!("shown text of {css}"), async {
+            let mut texts = Vec::new();
+            for element in client.find_all(Locator::Css(css)).await? {
+                texts.push(element.text().await?);
+            }
+            Ok(texts)
+        })
+    }
+
     /// Types `text` into the input matching `css`.
     pub fn fill(&self, css: &str, text: &str) {
         let client = self.client();
@@ -291,6 +322,16 @@ impl Browser {
     /// value.
     pub fn script(&self, script: &str, args: &[Value]) -> Value {
         self.run("script", self.client().execute(script, args.to_vec()))
+    }
+
+    /// Presses and releases `key` where the focus is, as a keyboard would (WebDriver actions,
+    /// not an element's send-keys, which would first move the focus to that element).
+    pub fn press(&self, key: Key) {
+        let key = char::from(key);
+        let keyboard = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.run("press a key", self.client().perform_actions(keyboard));
     }
 
     /// The browser's cookies for the current page, HttpOnly ones included (WebDriver sees
@@ -424,10 +465,14 @@ impl Drop for Browser {
 
 /// Headless Chromium with the console log kept. `--no-sandbox`: Chromium refuses to start as
 /// root otherwise (CI and these machines run as root).
-fn capabilities() -> Capabilities {
+fn capabilities(script: Script) -> Capabilities {
     let mut chrome_options = json!({
         "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1440,900"],
     });
+    if script == Script::Off {
+        // 2 is "block", as an administrator's policy sets it.
+        chrome_options["prefs"] = json!({"profile.managed_default_content_settings.javascript": 2});
+    }
     // Debian's /usr/bin/chromium is a shell wrapper; point at the browser itself when there.
     let debian_binary = "/usr/lib/chromium/chromium";
     if std::path::Path::new(debian_binary).exists() {

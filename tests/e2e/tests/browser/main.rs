@@ -3,11 +3,13 @@
 //! Chromium (`apt-get install chromium chromium-driver`; without them every test fails, naming
 //! the packages).
 //!
-//! Layout: `browser` is the harness (chromedriver, one session per test, console log, colour
-//! scheme, screenshots under `$CARGO_TARGET_DIR/screenshots`); `history` posts what the pages
+//! Layout: `browser` is the harness (chromedriver, one session per test, page script on or
+//! off, keys, console log, colour scheme, screenshots under `$CARGO_TARGET_DIR/screenshots`); `history` posts what the pages
 //! show; `site` is the dashboard as a plain HTTP client sees it. One module per area, each a
 //! test or two that keep one browser for all their pages (a launch is the cost):
 //!
+//! - `access`: the keyboard reaches every control in order and shows its focus; with page
+//!   script blocked, everything still works;
 //! - `sign_in`: the form, the cookie, CSRF, signing out;
 //! - `overview`: every tile and chart table equals the API's figures for the same range and
 //!   filters;
@@ -29,6 +31,7 @@ mod browser;
 mod history;
 mod site;
 
+mod access;
 mod hostile_text;
 mod layout;
 mod overview;
