@@ -83,7 +83,8 @@ pub(crate) fn page(title: &str, section: Section, session: &Session, body: Marku
                         a.sign-in href="/ui/" { "Sign in" }
                     }
                 }
-                main #main {
+                // Focusable by the skip link (not by Tab), so screen readers announce the jump.
+                main #main tabindex="-1" {
                     h1 { (title) }
                     (body)
                 }
