@@ -222,15 +222,17 @@ fn registries_registry_image_and_deployments_pages_show_the_seeded_history() {
 }
 
 /// The image page of one build as it happens: three commits over the morning, the build now,
-/// the rollout to staging a minute later and to production three minutes later (deployed_at
-/// may be up to 5 minutes ahead). Its provenance lists the steps in that order, each with the
-/// time it took; the screenshot is README's.
+/// its push to the registry (a signed generic webhook) right after, the rollout to
+/// staging a minute later and to production three minutes later (deployed_at may be up to 5
+/// minutes ahead). Its provenance lists the steps in that order, each with the time it took,
+/// and the deploy trigger its push raised is among its deliveries; the screenshot is README's.
 #[test]
 fn an_image_page_shows_its_provenance_in_time_order() {
     use crate::helpers::{TestApp, cd_request};
     use chrono::{Duration, Utc};
 
-    let app = TestApp::spawn();
+    // Deliveries may go to loopback: the subscriber below refuses the connection.
+    let app = TestApp::spawn_with(&[("webhook_allowed_hosts", "http://127.0.0.1:*")]);
     let writer = app.token("acme", "write");
     let reader = app.token("acme", "read");
     let registry = app.registry(&writer, "shop/checkout", false);
@@ -264,6 +266,49 @@ fn an_image_page_shows_its_provenance_in_time_order() {
         .send();
     image.assert_status(201);
     let image_id = image.json()["image_id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/v1/registries/{registry_id}/subscriptions"),
+        &json!({"url": "http://127.0.0.1:9/deploy", "events": ["image.pushed"]}),
+    )
+    .bearer(&writer)
+    .send()
+    .assert_status(201);
+    let receiver = app
+        .post(
+            &format!("/api/v1/registries/{registry_id}/receivers"),
+            &json!({"source": "generic"}),
+        )
+        .bearer(&writer)
+        .send();
+    receiver.assert_status(201);
+    let receiver = receiver.json();
+    let push = serde_json::to_vec(&json!({
+        "repository": "ghcr.io/acme/shop/checkout",
+        "tag": "checkout-run-7",
+        "digest": format!("sha256:{}", "c0ffee".repeat(10) + "c0ff"),
+    }))
+    .unwrap();
+    let id = "msg_checkout_run_7";
+    let sent_at = Utc::now().timestamp();
+    let signature = standardwebhooks::Webhook::new(receiver["secret"].as_str().unwrap())
+        .unwrap()
+        .sign(id, sent_at, &push)
+        .unwrap();
+    let pushed = app
+        .request(
+            "POST",
+            &format!(
+                "/api/v1/hooks/{}",
+                receiver["receiver_id"].as_str().unwrap()
+            ),
+        )
+        .header("webhook-id", id)
+        .header("webhook-timestamp", &sent_at.to_string())
+        .header("webhook-signature", &signature)
+        .raw("application/json", push)
+        .send();
+    pushed.assert_status(200);
+    assert_eq!(pushed.json()["pushes"][0]["outcome"], "attached");
     for (environment, prod, start, finish) in
         [("staging", false, 20, 75), ("production", true, 120, 200)]
     {
@@ -301,23 +346,31 @@ fn an_image_page_shows_its_provenance_in_time_order() {
         [
             "Commits",
             "Build",
+            "Push",
             "Deployed to checkout / staging",
             "Deployed to checkout / production"
         ]
     );
     // Commit → build: the first listed commit, 190 minutes before the build (give or take
-    // the seconds the request took); each deployment from the build to its finish.
+    // the seconds the request took); the push when it was received, right after the build;
+    // each deployment from the push (the image was ready to pull then) to its finish.
     let took: Vec<f64> = steps[1..]
         .iter()
         .map(|s| s[1].as_str().unwrap().parse().unwrap())
         .collect();
     assert!((took[0] - 190.0).abs() < 1.0, "commit → build {took:?}");
+    assert!(took[1] < 0.1, "build → push {took:?}");
     assert!(
-        (took[1] - 75.0 / 60.0).abs() < 0.5,
-        "build → staging {took:?}"
+        (took[2] - 75.0 / 60.0).abs() < 0.1,
+        "push → staging {took:?}"
     );
     assert!(
-        (took[2] - 200.0 / 60.0).abs() < 0.5,
-        "build → production {took:?}"
+        (took[3] - 200.0 / 60.0).abs() < 0.1,
+        "push → production {took:?}"
+    );
+    let deliveries = browser.text("table#deliveries");
+    assert!(
+        deliveries.contains("image.pushed"),
+        "the deploy trigger of its push: {deliveries}"
     );
 }
