@@ -26,11 +26,23 @@ impl ApiFailure {
 pub(crate) struct Api<'a> {
     env: &'a Env<'a>,
     token: Option<&'a str>,
+    /// The org a bootstrap admin acts for (the page's `?org_id=`), passed on to every read.
+    org_id: Option<&'a str>,
 }
 
 impl<'a> Api<'a> {
     pub(crate) fn new(env: &'a Env<'a>, token: Option<&'a str>) -> Api<'a> {
-        Api { env, token }
+        Api {
+            env,
+            token,
+            org_id: None,
+        }
+    }
+
+    /// Every read acts for `org_id` (the bootstrap admin's way of naming an org).
+    pub(crate) fn acting_for(mut self, org_id: Option<&'a str>) -> Api<'a> {
+        self.org_id = org_id.filter(|org| !org.is_empty());
+        self
     }
 
     pub(crate) fn signed_in(&self) -> bool {
@@ -39,9 +51,15 @@ impl<'a> Api<'a> {
 
     /// `GET /api/v1{path_and_query}`; the JSON of a 200, or the failure.
     pub(crate) fn get(&self, path_and_query: &str) -> Result<Value, ApiFailure> {
-        let mut request = http::Request::builder()
-            .method(http::Method::GET)
-            .uri(format!("/api/v1{path_and_query}"));
+        let mut uri = format!("/api/v1{path_and_query}");
+        if let Some(org_id) = self.org_id {
+            let separator = if uri.contains('?') { '&' } else { '?' };
+            uri.push_str(&format!(
+                "{separator}{}",
+                &query(&[("org_id", Some(org_id))])[1..]
+            ));
+        }
+        let mut request = http::Request::builder().method(http::Method::GET).uri(uri);
         if let Some(token) = self.token {
             request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
         }

@@ -25,19 +25,12 @@ pub(crate) fn page(api: &Api<'_>, params: &[(String, String)]) -> Result<Rendere
         ("project_id", get("project_id")),
         ("app_id", get("app_id")),
         ("environment", get("environment")),
-        ("org_id", get("org_id")),
     ]);
     let separator = if filters.is_empty() { "?" } else { "&" };
     let deployments = api.get(&format!(
         "/deployments{filters}{separator}limit={DEPLOYMENTS}"
     ))?;
-    let failures = api.get(&format!(
-        "/failures{}",
-        query(&[
-            ("org_id", get("org_id")),
-            ("limit", Some(&FAILURES.to_string()))
-        ])
-    ))?;
+    let failures = api.get(&format!("/failures?limit={FAILURES}"))?;
     let items = deployments["items"]
         .as_array()
         .map_or(&[][..], Vec::as_slice);

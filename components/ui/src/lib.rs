@@ -59,7 +59,11 @@ pub fn handle_dashboard_request(
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    let api = Api::new(env, session.token.as_deref());
+    let org_id = query
+        .iter()
+        .find(|(name, _)| name == "org_id")
+        .map(|(_, value)| value.as_str());
+    let api = Api::new(env, session.token.as_deref()).acting_for(org_id);
     let page = match (method, segments.as_slice()) {
         (&Method::POST, ["sign-in"]) => return sign_in::sign_in(request, &session, env),
         (&Method::POST, ["sign-out"]) => return sign_in::sign_out(request, &session),
@@ -69,7 +73,7 @@ pub fn handle_dashboard_request(
             }
             overview::page(&api, &query, env.clock.now().instant())
         }
-        (&Method::GET | &Method::HEAD, ["registries"]) => registries::list(&api, &query),
+        (&Method::GET | &Method::HEAD, ["registries"]) => registries::list(&api),
         (&Method::GET | &Method::HEAD, ["registries", registry_id]) => {
             registries::registry(&api, registry_id)
         }

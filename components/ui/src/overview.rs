@@ -80,8 +80,8 @@ impl Range {
     }
 }
 
-/// The filters a page passes on to every query.
-const FILTERS: [&str; 4] = ["project_id", "app_id", "environment", "org_id"];
+/// The filters a page passes on to every query (`org_id` goes with every read, `Api`).
+const FILTERS: [&str; 3] = ["project_id", "app_id", "environment"];
 
 pub(crate) fn page(
     api: &Api<'_>,

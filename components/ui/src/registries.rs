@@ -25,16 +25,8 @@ fn text(value: &Value) -> Option<&str> {
     value.as_str()
 }
 
-pub(crate) fn list(api: &Api<'_>, params: &[(String, String)]) -> Result<Rendered, ApiFailure> {
-    // The bootstrap admin names the org it acts for, as on the API.
-    let org_id = params
-        .iter()
-        .find(|(name, _)| name == "org_id")
-        .map(|(_, value)| value.as_str());
-    let registries = api.get(&format!(
-        "/registries{}",
-        crate::api::query(&[("org_id", org_id), ("limit", Some("500"))])
-    ))?;
+pub(crate) fn list(api: &Api<'_>) -> Result<Rendered, ApiFailure> {
+    let registries = api.get("/registries?limit=500")?;
     let body = html! {
         div.table-wrap {
             table #registries {

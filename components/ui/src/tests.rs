@@ -242,3 +242,32 @@ fn every_refusal_has_its_status() {
     assert_eq!(signed_out.status(), StatusCode::UNAUTHORIZED);
     assert!(body(&signed_out).contains(r#"id="sign-in""#));
 }
+
+#[test]
+fn the_bootstrap_admin_names_the_org_on_the_page_url() {
+    let dashboard = Dashboard::new();
+    dashboard.read_token();
+    let cookie = format!("cd_token={ADMIN}");
+    for path in [
+        "/ui/?org_id=acme",
+        "/ui/registries?org_id=acme",
+        "/ui/deployments?org_id=acme&app_id=web",
+    ] {
+        let response = dashboard.get(path, Some(&cookie));
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{path}: {}",
+            body(&response)
+        );
+    }
+    // Without one, the API's refusal (it acts for no org) is the page's, with its reason.
+    let response = dashboard.get("/ui/registries", Some(&cookie));
+    assert_eq!(
+        response.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        body(&response)
+    );
+    assert!(body(&response).contains("org_id"), "{}", body(&response));
+}

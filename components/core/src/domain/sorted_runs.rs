@@ -173,13 +173,48 @@ impl LeadTimes {
         let lower = position.floor() as u64;
         let upper = position.ceil() as u64;
         let fraction = position - lower as f64;
-        let low = micros_to_mins(self.nth(lower)?);
+        let low_micros = self.nth(lower)?;
+        let low = micros_to_mins(low_micros);
         let high = if upper == lower {
             low
         } else {
-            micros_to_mins(self.nth(upper)?)
+            micros_to_mins(self.successor(lower, low_micros)?)
         };
         Some(low + (high - low) * fraction)
+    }
+
+    /// How many lead times are at or below `value`.
+    fn at_most(&self, value: u64) -> i64 {
+        self.runs
+            .iter()
+            .map(|run| {
+                let n = run.ascending.partition_point(|v| *v <= value) as i64;
+                if run.subtracted { -n } else { n }
+            })
+            .sum()
+    }
+
+    /// The lead time of rank `rank + 1`, given `value`, the one of rank `rank`: `value` again
+    /// if more than `rank + 1` are at or below it, else the smallest added value above it that
+    /// the subtractions leave. A pass per distinct candidate (one, unless values above
+    /// `value` were subtracted) where [`LeadTimes::nth`] searches the whole value range: the
+    /// interpolated quantiles read two neighbouring ranks.
+    fn successor(&self, rank: u64, mut value: u64) -> Option<u64> {
+        let wanted = rank as i64 + 1;
+        loop {
+            if self.at_most(value) > wanted {
+                return Some(value);
+            }
+            value = self
+                .runs
+                .iter()
+                .filter(|run| !run.subtracted)
+                .filter_map(|run| {
+                    let at = run.ascending.partition_point(|v| *v <= value);
+                    run.ascending.get(at).copied()
+                })
+                .min()?;
+        }
     }
 
     /// The mean in minutes, from the exact sum.
@@ -282,6 +317,11 @@ mod tests {
             prop_assert_eq!(set.count(), remaining.len() as u64);
             for (rank, value) in remaining.iter().enumerate() {
                 prop_assert_eq!(set.nth(rank as u64), Some(*value));
+                // The next rank from this one's value, as the quantiles read it.
+                prop_assert_eq!(
+                    set.successor(rank as u64, *value),
+                    remaining.get(rank + 1).copied()
+                );
             }
             prop_assert_eq!(set.quantile_mins(q), sorted_quantile(&remaining, q));
             prop_assert_eq!(set.sum_micros(), remaining.iter().map(|v| u128::from(*v)).sum::<u128>());
