@@ -5,7 +5,7 @@ use maud::html;
 use serde_json::Value;
 
 use crate::Rendered;
-use crate::api::{Api, ApiFailure, query};
+use crate::api::{Api, ApiFailure, query, segment};
 use crate::format;
 use crate::layout::Section;
 use crate::text::inert_or_dash;
@@ -69,7 +69,9 @@ pub(crate) fn page(api: &Api<'_>, params: &[(String, String)]) -> Result<Rendere
                         @let rework = d["kind"].as_str() == Some("rework");
                         li.deployment.failed[failed].rework[rework] {
                             (format::instant(&d["created_at"])) " · "
-                            code { (inert_or_dash(d["image_name_with_tag"].as_str())) }
+                            a href={"/ui/registries/" (segment(d["registry_id"].as_str().unwrap_or(""))) "/images/" (segment(d["image_id"].as_str().unwrap_or("")))} {
+                                code { (inert_or_dash(d["image_name_with_tag"].as_str())) }
+                            }
                             " "
                             @if failed { span.badge.failed { "failed" } } @else { span.badge.succeeded { "succeeded" } }
                             @if rework { " " span.badge.rework { "rework" } }

@@ -63,6 +63,8 @@ pub(crate) struct DeploymentRecordBody {
     lead_time_id: String,
     org_id: String,
     image_id: String,
+    /// The image's registry: with `image_id`, where the image's own page is.
+    registry_id: String,
     deployment_id: Option<String>,
     project_id: Option<String>,
     app_id: String,
@@ -90,6 +92,7 @@ impl From<LeadTimeRecord> for DeploymentRecordBody {
             lead_time_id: r.lead_time_id.to_text(),
             org_id: r.org_id.to_string(),
             image_id: r.image_id.to_text(),
+            registry_id: r.registry_id.to_text(),
             deployment_id: r.deployment_id,
             project_id: r.project_id,
             app_id: r.app_id,

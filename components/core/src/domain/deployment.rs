@@ -4,7 +4,7 @@
 use super::failure::FailureId;
 use super::ids::{AppEnvironmentId, LeadTimeId};
 use super::image::{COMMIT_CLOCK_SKEW_SECONDS, ImageId};
-use super::{OrgId, Timestamp, check_text};
+use super::{OrgId, RegistryId, Timestamp, check_text};
 use crate::error::Error;
 
 /// An environment name: 1–63 of ASCII letters, digits, `-`, `_`, `.` (`production`, `eu-1.staging`).
@@ -203,6 +203,8 @@ pub(crate) struct LeadTimeRecord {
     pub(crate) lead_time_id: LeadTimeId,
     pub(crate) org_id: OrgId,
     pub(crate) image_id: ImageId,
+    /// The image's registry (the image's, not stored with the record).
+    pub(crate) registry_id: RegistryId,
     pub(crate) app_environment_id: AppEnvironmentId,
     pub(crate) deployment_id: Option<String>,
     pub(crate) project_id: Option<String>,

@@ -24,7 +24,8 @@ use super::{ORG_KEY, Page};
 const COLUMNS: &str = "l.lead_time_id, (SELECT org_id FROM orgs WHERE orgs.org_key = l.org_key), \
      l.image_id, l.app_environment_id, l.deployment_id, l.project_id, l.app_id, l.environment, l.prod, \
      i.git_hash, i.git_hash_commit_timestamp, i.image_name_with_tag, l.created_at, l.duration_micros, \
-     l.recorded_at, l.status, l.kind, l.started_at, l.fixes_failure_id, l.rollback_of";
+     l.recorded_at, l.status, l.kind, l.started_at, l.fixes_failure_id, l.rollback_of, \
+     (SELECT r.registry_id FROM image_registries AS r WHERE r.registry_key = i.registry_key)";
 
 /// A record and its image: the image holds the git hash, commit time and reference that a
 /// record shows (migration 0007 stopped copying them into every record).
@@ -35,7 +36,8 @@ const FROM: &str = "image_lead_times AS l JOIN images AS i ON i.image_id = l.ima
 const PACKED_COLUMNS: &str = "hex(lead_time_id), (SELECT org_id FROM orgs WHERE orgs.org_key = page.org_key), \
      hex(image_id), hex(app_environment_id), deployment_id, project_id, app_id, environment, prod, \
      git_hash, git_hash_commit_timestamp, image_name_with_tag, created_at, duration_micros, recorded_at, \
-     status, kind, started_at, fixes_failure_id, nullif(hex(rollback_of), '')";
+     status, kind, started_at, fixes_failure_id, nullif(hex(rollback_of), ''), \
+     (SELECT hex(r.registry_id) FROM image_registries AS r WHERE r.registry_key = page.registry_key)";
 
 fn from_row(row: Row<'_>) -> Result<LeadTimeRecord, Error> {
     let stored = |e: Error| Error::storage(format!("unreadable lead-time row: {e}"));
@@ -43,6 +45,7 @@ fn from_row(row: Row<'_>) -> Result<LeadTimeRecord, Error> {
         lead_time_id: row.id(0)?,
         org_id: OrgId::parse("org_id", &row.text(1)?).map_err(stored)?,
         image_id: row.id(2)?,
+        registry_id: row.id(20)?,
         app_environment_id: row.id(3)?,
         deployment_id: row.optional_text(4)?,
         project_id: row.optional_text(5)?,
@@ -153,6 +156,7 @@ pub(crate) fn record(
         lead_time_id: LeadTimeId::new(ids.new_id()),
         org_id: org_id.clone(),
         image_id,
+        registry_id: image.registry_id,
         app_environment_id,
         deployment_id: deployment.deployment_id.clone(),
         project_id: deployment.project_id.clone(),
@@ -783,7 +787,8 @@ fn newest_first(
     let rows = db.execute(
         &format!(
             "SELECT json_group_array(json_array({PACKED_COLUMNS})) \
-             FROM (SELECT l.*, i.git_hash, i.git_hash_commit_timestamp, i.image_name_with_tag \
+             FROM (SELECT l.*, i.git_hash, i.git_hash_commit_timestamp, i.image_name_with_tag, \
+                          i.registry_key \
                    FROM {from} WHERE {condition} \
                    ORDER BY l.created_at DESC, l.lead_time_id DESC LIMIT ?) AS page"
         ),

@@ -26,6 +26,7 @@ return Array.from(document.querySelectorAll('section.timeline')).map(section => 
     failed: item.classList.contains('failed'),
     rework: item.classList.contains('rework'),
     text: item.textContent,
+    image: item.querySelector('a')?.getAttribute('href') ?? null,
   })),
 }));
 "#;
@@ -150,6 +151,27 @@ fn registries_registry_image_and_deployments_pages_show_the_seeded_history() {
     browser.goto("/ui/deployments");
     browser.screenshot("deployments", 1440, false);
     let timelines = browser.script(TIMELINES, &[]);
+    // Each deployment links its image's page (its registry and image, as the API names them).
+    let image_pages: Vec<String> = history
+        .deployment_records()
+        .iter()
+        .map(|r| {
+            format!(
+                "/ui/registries/{}/images/{}",
+                r["registry_id"].as_str().unwrap(),
+                r["image_id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for timeline in timelines.as_array().unwrap() {
+        for deployment in timeline["deployments"].as_array().unwrap() {
+            let link = deployment["image"].as_str().unwrap_or("none");
+            assert!(
+                image_pages.iter().any(|page| page == link),
+                "a deployment links an image page of the history: {link}"
+            );
+        }
+    }
     // What each app environment's timeline must show, from the API's records.
     let mut expected: BTreeMap<(String, String), (usize, usize, usize)> = BTreeMap::new();
     for record in history.deployment_records() {
