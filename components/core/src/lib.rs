@@ -37,7 +37,7 @@ pub mod testing;
 pub use api::outbox::{ATTEMPT_TIMEOUT, Outbound};
 pub use api::routes::{Access, Component, Route};
 pub use db::{Backend, Db, DbError, Rows, Value};
-pub use domain::{Role, Timestamp};
+pub use domain::{Role, Timestamp, is_invisible};
 pub use env::{Clock, Config, Env, Ids, SystemClock, SystemIds};
 pub use error::Error;
 
@@ -46,7 +46,7 @@ pub fn handle_registry_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, &api::routes::REGISTRY_TABLE)
+    api::serve(request, env, &[&api::routes::REGISTRY_TABLE])
 }
 
 /// The images component: image entries (the pipeline trigger), image queries and updates.
@@ -54,7 +54,7 @@ pub fn handle_images_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, &api::routes::IMAGES_TABLE)
+    api::serve(request, env, &[&api::routes::IMAGES_TABLE])
 }
 
 /// The lead-time component: deployments and DORA lead time for changes.
@@ -62,23 +62,17 @@ pub fn handle_lead_time_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    api::serve(request, env, &api::routes::LEAD_TIME_TABLE)
+    api::serve(request, env, &[&api::routes::LEAD_TIME_TABLE])
 }
 
 /// Any route of the API, served by the table that holds it, as if Spin had routed the
 /// request to that component: the dashboard reads its figures through the API's own
-/// handlers. A path no route names is the lead-time component's 404.
+/// handlers. A path no route names is a 404.
 pub fn handle_api_request(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
 ) -> http::Response<Vec<u8>> {
-    let path = request.uri().path();
-    let table = path
-        .strip_prefix(api::BASE_PATH)
-        .map(|rest| rest.trim_end_matches('/'))
-        .and_then(api::routes::table_of)
-        .unwrap_or(&api::routes::LEAD_TIME_TABLE);
-    api::serve(request, env, table)
+    api::serve(request, env, &api::routes::every_table())
 }
 
 /// What a component does after its response is sent and before its connection closes,

@@ -83,6 +83,14 @@ impl<'a> Api<'a> {
     }
 }
 
+/// The value of `name` among a query's or a form's decoded pairs (the first, if repeated).
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// A query string from pairs, each value percent-encoded; empty values are left out.
 pub(crate) fn query(pairs: &[(&str, Option<&str>)]) -> String {
     let mut serializer = form_urlencoded::Serializer::new(String::new());

@@ -5,7 +5,7 @@ use maud::html;
 use serde_json::Value;
 
 use crate::Rendered;
-use crate::api::{Api, ApiFailure, query, segment};
+use crate::api::{Api, ApiFailure, param, query, segment};
 use crate::format;
 use crate::layout::Section;
 use crate::text::inert_or_dash;
@@ -15,12 +15,7 @@ const DEPLOYMENTS: usize = 100;
 const FAILURES: usize = 50;
 
 pub(crate) fn page(api: &Api<'_>, params: &[(String, String)]) -> Result<Rendered, ApiFailure> {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| param(params, name);
     let filters = query(&[
         ("project_id", get("project_id")),
         ("app_id", get("app_id")),

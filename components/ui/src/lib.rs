@@ -59,11 +59,7 @@ pub fn handle_dashboard_request(
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    let org_id = query
-        .iter()
-        .find(|(name, _)| name == "org_id")
-        .map(|(_, value)| value.as_str());
-    let api = Api::new(env, session.token.as_deref()).acting_for(org_id);
+    let api = Api::new(env, session.token.as_deref()).acting_for(api::param(&query, "org_id"));
     let page = match (method, segments.as_slice()) {
         (&Method::POST, ["sign-in"]) => return sign_in::sign_in(request, &session, env),
         (&Method::POST, ["sign-out"]) => return sign_in::sign_out(request, &session),

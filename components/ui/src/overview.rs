@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use crate::Rendered;
-use crate::api::{Api, ApiFailure, query};
+use crate::api::{Api, ApiFailure, param, query};
 use crate::charts::{self, Chart, Point};
 use crate::format::{self, Unit};
 use crate::layout::Section;
@@ -29,13 +29,7 @@ impl Range {
     /// `start`/`end` dates when both are given, else the last `days` (30 by default) up to
     /// and including today.
     fn of(query: &[(String, String)], today: NaiveDate) -> Result<Range, ApiFailure> {
-        let get = |name: &str| {
-            query
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| param(query, name).filter(|v| !v.is_empty());
         let date = |name: &str, value: &str| {
             NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| ApiFailure {
                 status: 400,
@@ -89,12 +83,7 @@ pub(crate) fn page(
     now: DateTime<Utc>,
 ) -> Result<Rendered, ApiFailure> {
     let range = Range::of(params, now.date_naive())?;
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| param(params, name);
     let (start, end) = (range.start_rfc3339(), range.end_rfc3339());
     let mut pairs: Vec<(&str, Option<&str>)> =
         vec![("start", Some(start.as_str())), ("end", Some(end.as_str()))];
@@ -150,13 +139,7 @@ pub(crate) fn page(
 }
 
 fn filters_form(params: &[(String, String)]) -> Markup {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let get = |name: &str| param(params, name).unwrap_or_default().to_owned();
     let days = get("days");
     html! {
         form.filters method="get" action="/ui/" {

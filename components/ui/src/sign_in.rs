@@ -7,7 +7,7 @@ use cd_core::Env;
 use http::{Response, StatusCode};
 use maud::html;
 
-use crate::api::Api;
+use crate::api::{Api, param};
 use crate::layout::{self, Section};
 use crate::session::{Session, is_cookie_value};
 
@@ -50,13 +50,6 @@ fn fields(request: &http::Request<Vec<u8>>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
 fn forbidden(session: &Session) -> Response<Vec<u8>> {
     let body = html! {
         p.error role="alert" { "This form has expired or was not sent from this dashboard. Please try again." }
@@ -77,10 +70,10 @@ pub(crate) fn sign_in(
     env: &Env<'_>,
 ) -> Response<Vec<u8>> {
     let fields = fields(request);
-    if !session.csrf_matches(field(&fields, "csrf")) {
+    if !session.csrf_matches(param(&fields, "csrf")) {
         return forbidden(session);
     }
-    let token = field(&fields, "token").unwrap_or("").trim();
+    let token = param(&fields, "token").unwrap_or("").trim();
     if !is_cookie_value(token) {
         return form(
             session,
@@ -102,7 +95,7 @@ pub(crate) fn sign_in(
 
 /// `POST /ui/sign-out`: `csrf`, form-encoded.
 pub(crate) fn sign_out(request: &http::Request<Vec<u8>>, session: &Session) -> Response<Vec<u8>> {
-    if !session.csrf_matches(field(&fields(request), "csrf")) {
+    if !session.csrf_matches(param(&fields(request), "csrf")) {
         return forbidden(session);
     }
     layout::see_other("/ui/", &[session.sign_out()])

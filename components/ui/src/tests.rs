@@ -23,14 +23,17 @@ impl Dashboard {
         }
     }
 
-    fn send(&self, request: Request<Vec<u8>>) -> Response<Vec<u8>> {
-        let env = Env {
+    fn env(&self) -> Env<'_> {
+        Env {
             db: &self.db,
             clock: &SystemClock,
             ids: &SystemIds,
             config: Config::from_variables(Some(ADMIN.to_owned()), None),
-        };
-        handle_dashboard_request(&request, &env)
+        }
+    }
+
+    fn send(&self, request: Request<Vec<u8>>) -> Response<Vec<u8>> {
+        handle_dashboard_request(&request, &self.env())
     }
 
     fn get(&self, path: &str, cookie: Option<&str>) -> Response<Vec<u8>> {
@@ -62,13 +65,7 @@ impl Dashboard {
             .header(header::CONTENT_TYPE, "application/json")
             .body(br#"{"org_id":"acme","role":"read","name":"dashboard"}"#.to_vec())
             .unwrap();
-        let env = Env {
-            db: &self.db,
-            clock: &SystemClock,
-            ids: &SystemIds,
-            config: Config::from_variables(Some(ADMIN.to_owned()), None),
-        };
-        let response = cd_core::handle_api_request(&request, &env);
+        let response = cd_core::handle_api_request(&request, &self.env());
         assert_eq!(response.status(), StatusCode::CREATED);
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         body["token"].as_str().unwrap().to_owned()

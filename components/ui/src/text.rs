@@ -10,17 +10,11 @@
 
 use maud::{Markup, html};
 
-/// A character that changes how text is laid out without being seen: Unicode's format
-/// characters (bidi embeddings, overrides and isolates, marks, zero-width joiners, the BOM…),
-/// the line and paragraph separators, and control characters.
+/// A character that changes how text is laid out without being seen: what the API refuses in
+/// identifiers (`cd_core::is_invisible`: Unicode's format characters and the line and
+/// paragraph separators), and control characters.
 fn is_invisible(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{00AD}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-            | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}'
-            | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0000}'..='\u{E007F}')
+    c.is_control() || cd_core::is_invisible(c)
 }
 
 /// `text` escaped, isolated, with every invisible character shown as `⟨U+XXXX⟩`.

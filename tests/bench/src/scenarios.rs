@@ -227,12 +227,8 @@ impl Scenario {
 /// With `only`, a group whose scenario names cannot contain it is not even set up (so
 /// `--only dora --base-url …` needs only a DORA database behind that URL).
 pub fn all(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Scenario>> {
-    let wanted = |names: &[&str]| {
-        only.is_none_or(|only| {
-            only.split('|')
-                .any(|part| names.iter().any(|n| n.contains(part) || part.contains(n)))
-        })
-    };
+    let wanted =
+        |names: &[&str]| only.is_none_or(|only| names.iter().any(|n| matches_only(n, only)));
     let mut scenarios = Vec::new();
     if wanted(&[
         CREATE_IMAGE,

@@ -17,7 +17,7 @@ use crate::domain::deployment::{
 };
 use crate::domain::dora::TimeRange;
 use crate::domain::receiver::Digest;
-use crate::domain::{ImageId, OrgId, RegistryId, Timestamp};
+use crate::domain::{ImageId, OrgId, RegistryId};
 use crate::error::Error;
 use crate::store::deployments as store;
 use crate::store::reencode;
@@ -229,24 +229,7 @@ pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     ctx.whole_tables()?;
     let org_id = ctx.acting_org()?;
     let request = ctx.request;
-    let instant = |name: &str, default: i64| -> Result<Timestamp, Error> {
-        match request.query(name)? {
-            Some(value) => Timestamp::parse(name, value)
-                .map_err(|e| Error::malformed_field(name, e.problem().detail)),
-            None => Timestamp::from_micros(default),
-        }
-    };
-    // Unbounded by default: from the epoch to the end of year 9999 (what RFC 3339 can say).
-    let range = TimeRange {
-        start: instant("start", 0)?,
-        end: instant("end", 253_402_300_799_999_999)?,
-    };
-    if range.start > range.end {
-        return Err(Error::malformed_field(
-            "start",
-            "start must not be after end",
-        ));
-    }
+    let range = TimeRange::parse_open(request.query("start")?, request.query("end")?)?;
     let filter = super::dora::site_filter(request)?;
     let image_id = request
         .query("image_id")?
@@ -254,10 +237,12 @@ pub(super) fn list(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
         .transpose()
         .map_err(|e| Error::malformed_field("image_id", e.problem().detail))?;
     let (limit, cursor) = request.page_request()?;
-    let after = cursor
-        .map(super::dora::parse_values_cursor)
-        .transpose()?
-        .map(|(created_at, id, _)| (created_at, id));
+    // `{created_at}~{lead_time_id}`: a commit's `~{sha}` names no deployment.
+    let after = match cursor.map(super::dora::parse_values_cursor).transpose()? {
+        Some((_, _, Some(_))) => return Err(Error::bad_cursor()),
+        Some((created_at, id, None)) => Some((created_at, id)),
+        None => None,
+    };
     let page = store::list(ctx.env.db, &org_id, &range, &filter, image_id, after, limit)?;
     json_response(
         StatusCode::OK,

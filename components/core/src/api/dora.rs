@@ -392,7 +392,7 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
     let series = durations_series(&periods, &by_period.periods);
     let summary = LeadTimeSummary::of(&union(&by_period.periods));
     let standing = summary.median_mins.map(|m| query.benchmark.lead_time(m));
-    let clock_skew_excluded = by_period.clock_skew as usize;
+    let clock_skew_excluded = by_period.clock_skew() as usize;
 
     json_response(
         StatusCode::OK,

@@ -461,7 +461,7 @@ impl<'a> Context<'a> {
 pub(crate) fn serve(
     request: &http::Request<Vec<u8>>,
     env: &Env<'_>,
-    table: &'static Table,
+    tables: &[&'static Table],
 ) -> Response<Vec<u8>> {
     let mut backfilling = false;
     let mut deliveries = false;
@@ -492,6 +492,7 @@ pub(crate) fn serve(
                 known,
             });
         }
+        let table = routes::table_of(tables, api_request.path);
         let matched = table.find(api_request.method, api_request.path);
         // A registry's push proves itself with its receiver's secret (`hooks`), and may carry
         // an `Authorization` that is that secret, not one of our tokens. Elsewhere credentials

@@ -212,13 +212,21 @@ static LEAD_TIME: &[Route] = &[
 /// A component's paths, each with the indexes of its routes in the table.
 type Router = matchit::Router<Vec<usize>>;
 
-/// The table whose routes hold `path` (after `/api/v1`), as `spin.toml` would send it:
-/// every component's table, tried in turn (no path is in two, `tests` check it). `None` for a
-/// path no route names.
-pub(crate) fn table_of(path: &str) -> Option<&'static Table> {
-    [&REGISTRY_TABLE, &IMAGES_TABLE, &LEAD_TIME_TABLE]
-        .into_iter()
+/// Of `tables`, the one whose routes hold `path` (after `/api/v1`), as `spin.toml` would send
+/// it (no path is in two tables, the route tests check it); the first when none does (its
+/// 404 or 405 is the answer).
+pub(crate) fn table_of(tables: &[&'static Table], path: &str) -> &'static Table {
+    tables
+        .iter()
         .find(|table| table.router().at(path).is_ok())
+        .or(tables.first())
+        .copied()
+        .unwrap_or(&LEAD_TIME_TABLE)
+}
+
+/// Every component's table: what `cd_core::handle_api_request` serves.
+pub(crate) fn every_table() -> [&'static Table; 3] {
+    Component::ALL.map(Component::table)
 }
 
 impl Table {

@@ -45,23 +45,51 @@ pub(crate) struct TimeRange {
     pub(crate) end: Timestamp,
 }
 
+/// A query parameter that must be there: a 400 naming it otherwise.
+fn required<'a>(field: &str, value: Option<&'a str>) -> Result<&'a str, Error> {
+    value.ok_or_else(|| {
+        Error::malformed_field(
+            field,
+            format!("{field} is required (RFC 3339 with offset, e.g. 2026-03-01T00:00:00Z)"),
+        )
+    })
+}
+
+/// An instant in a query: a 400 naming `field` when it is not one.
+fn query_instant(field: &str, value: &str) -> Result<Timestamp, Error> {
+    Timestamp::parse(field, value).map_err(|e| Error::malformed_field(field, e.problem().detail))
+}
+
 impl TimeRange {
     /// Parses query values. Every failure is a 400 naming the parameter: these are the query
     /// of a GET, not a body to validate.
     pub(crate) fn parse(start: Option<&str>, end: Option<&str>) -> Result<TimeRange, Error> {
-        let parse = |field: &str, value: Option<&str>| -> Result<Timestamp, Error> {
-            let value = value.ok_or_else(|| {
-                Error::malformed_field(
-                    field,
-                    format!(
-                        "{field} is required (RFC 3339 with offset, e.g. 2026-03-01T00:00:00Z)"
-                    ),
-                )
-            })?;
-            Timestamp::parse(field, value)
-                .map_err(|e| Error::malformed_field(field, e.problem().detail))
+        TimeRange::checked(
+            query_instant("start", required("start", start)?)?,
+            query_instant("end", required("end", end)?)?,
+            ("start", "end"),
+        )
+    }
+
+    /// A range of a list's query: `start` and `end` each optional (the epoch and the end of
+    /// RFC 3339's year 9999 without them), ordered, of any length.
+    pub(crate) fn parse_open(start: Option<&str>, end: Option<&str>) -> Result<TimeRange, Error> {
+        let range = TimeRange {
+            start: start.map_or(Timestamp::from_micros(0), |s| query_instant("start", s))?,
+            end: end.map_or(Ok(Timestamp::last()), |e| query_instant("end", e))?,
         };
-        TimeRange::checked(parse("start", start)?, parse("end", end)?, ("start", "end"))
+        range.ordered(("start", "end"))?;
+        Ok(range)
+    }
+
+    fn ordered(&self, (start_field, end_field): (&str, &str)) -> Result<(), Error> {
+        if self.start > self.end {
+            return Err(Error::malformed_field(
+                start_field,
+                format!("{start_field} must not be after {end_field}"),
+            ));
+        }
+        Ok(())
     }
 
     /// A range of two instants, ordered and at most [`MAX_RANGE_DAYS`] long; errors are 400s
@@ -71,12 +99,7 @@ impl TimeRange {
         end: Timestamp,
         (start_field, end_field): (&str, &str),
     ) -> Result<TimeRange, Error> {
-        if start > end {
-            return Err(Error::malformed_field(
-                start_field,
-                format!("{start_field} must not be after {end_field}"),
-            ));
-        }
+        TimeRange { start, end }.ordered((start_field, end_field))?;
         if end.instant() - start.instant() > Duration::days(MAX_RANGE_DAYS) {
             return Err(Error::malformed_field(
                 end_field,

@@ -63,8 +63,9 @@ pub(crate) fn check_printable(field: &str, value: &str) -> Result<(), crate::Err
     Ok(())
 }
 
-/// A character that changes how text around it is shown without being shown itself.
-fn is_invisible(c: char) -> bool {
+/// A character that changes how text around it is shown without being shown itself: what
+/// identifiers refuse, and what the dashboard shows as a marker in free text.
+pub fn is_invisible(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     c.general_category() == GeneralCategory::Format || matches!(c, '\u{2028}' | '\u{2029}')
 }

@@ -25,6 +25,9 @@ pub(crate) fn mins_to_micros(mins: f64) -> i64 {
     (mins * MICROS_PER_MINUTE).round() as i64
 }
 
+/// Candidates [`LeadTimes::successor`] tries before it searches like [`LeadTimes::nth`].
+const SUCCESSOR_CANDIDATES: usize = 3;
+
 /// One sorted run with the sign it counts with.
 #[derive(Debug, Clone, PartialEq)]
 struct Run {
@@ -196,12 +199,12 @@ impl LeadTimes {
 
     /// The lead time of rank `rank + 1`, given `value`, the one of rank `rank`: `value` again
     /// if more than `rank + 1` are at or below it, else the smallest added value above it that
-    /// the subtractions leave. A pass per distinct candidate (one, unless values above
-    /// `value` were subtracted) where [`LeadTimes::nth`] searches the whole value range: the
-    /// interpolated quantiles read two neighbouring ranks.
+    /// the subtractions leave. A pass per candidate (one, unless values just above `value`
+    /// were subtracted; past [`SUCCESSOR_CANDIDATES`], a search) where [`LeadTimes::nth`]
+    /// searches the whole value range: the interpolated quantiles read two neighbouring ranks.
     fn successor(&self, rank: u64, mut value: u64) -> Option<u64> {
         let wanted = rank as i64 + 1;
-        loop {
+        for _ in 0..SUCCESSOR_CANDIDATES {
             if self.at_most(value) > wanted {
                 return Some(value);
             }
@@ -215,6 +218,8 @@ impl LeadTimes {
                 })
                 .min()?;
         }
+        // Values just above were subtracted (a partial day's outside): search instead.
+        self.nth(rank + 1)
     }
 
     /// The mean in minutes, from the exact sum.

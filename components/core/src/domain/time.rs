@@ -16,6 +16,12 @@ impl Timestamp {
         Timestamp(DateTime::from_timestamp_micros(micros).unwrap_or(instant))
     }
 
+    /// The last microsecond RFC 3339 can write (9999-12-31T23:59:59.999999Z): an open end.
+    pub(crate) fn last() -> Timestamp {
+        let micros = 253_402_300_799_999_999;
+        Timestamp(DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MAX_UTC))
+    }
+
     /// Parses an RFC 3339 instant from a client. The offset is required (`Z` or `+05:30`):
     /// a local time without one names no instant, so it is a 422 naming `field`.
     pub fn parse(field: &str, value: &str) -> Result<Timestamp, Error> {

@@ -29,7 +29,7 @@ use crate::domain::image::ImageId;
 use crate::error::Error;
 
 use super::Page;
-use super::daily_rollup::{BYTES_PER_LEAD_TIME, day_text, decode, encode};
+use super::daily_rollup::{BYTES_PER_LEAD_TIME, CHUNK_LEAD_TIMES, day_text, decode, encode};
 use super::deployments::{DoraFilter, packed_column, where_clause};
 
 /// commit → build, build → deploy start, deploy start → finish.
@@ -38,11 +38,11 @@ pub(crate) const STAGES: usize = 3;
 /// The stages' blob columns in the rollup (and, with `_micros`, in `commit_lead_times`).
 const STAGE_COLUMNS: [&str; STAGES] = ["commit_to_build", "build_to_start", "start_to_finish"];
 
-/// The lead times a chunk takes before a write starts a new one, as in `lead_time_days`. A
-/// chunk holds four blobs (the lead times and three stages), up to 8 KB: more than a page, but
-/// reads cost by the row, and a quarter of it (64, one page) made every commit read 1.7×
-/// slower at 1M records (docs/performance.md), for a write that costs about the same.
-pub(crate) const CHUNK_LEAD_TIMES: usize = 256;
+// A chunk takes as many lead times as one of `lead_time_days` (`CHUNK_LEAD_TIMES`) before a
+// write starts a new one. It holds four blobs (the lead times and three stages), up to 8 KB:
+// more than a page, but reads cost by the row, and a quarter of it (64, one page) made every
+// commit read 1.7× slower at 1M records (docs/performance.md), for a write that costs about
+// the same.
 
 /// The `backfills` row of the head commits of records written before migration 0011.
 const BACKFILL: &str = "commit_lead_times";

@@ -18,16 +18,21 @@ use super::commit_lead_times::{self, STAGES};
 use super::daily_rollup::{self, LeadTimeDay};
 use super::deployments::{DoraFilter, deployment_times, lead_time_durations, outcome_times};
 
-/// The lead times of each period, and the clock-skewed records of the whole range.
+/// The lead times of each period, and its clock-skewed records.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct LeadTimesByPeriod {
     pub(crate) periods: Vec<LeadTimes>,
-    /// Of the whole range.
-    pub(crate) clock_skew: u64,
     /// Of each period.
     pub(crate) clock_skew_by_period: Vec<u64>,
     /// The stages of each period, when read with them.
     pub(crate) stages: Option<Vec<[LeadTimes; STAGES]>>,
+}
+
+impl LeadTimesByPeriod {
+    /// The clock-skewed records of the whole range.
+    pub(crate) fn clock_skew(&self) -> u64 {
+        self.clock_skew_by_period.iter().sum()
+    }
 }
 
 /// How to read `range` for `filter`: the records alone unless `rollup_complete` (no back-fill
@@ -123,6 +128,8 @@ pub(crate) fn lead_times_by_period(
         chrono::DateTime::from_timestamp(second, 0)
             .map_or(NaiveDate::MIN, |instant| instant.date_naive())
     });
+    // The first second whose records' stages are read (the rollup's are read by whole day).
+    let stages_from_second = stages_from_day.map(midnight_second);
     let mut periods = vec![LeadTimes::default(); starts.len()];
     let mut stages: Vec<[LeadTimes; STAGES]> = vec![Default::default(); starts.len()];
     let mut clock_skew: Vec<i64> = vec![0; starts.len()];
@@ -155,7 +162,7 @@ pub(crate) fn lead_times_by_period(
                         by_period[period].push(micros);
                         // By day, as the rollup's stages are read: a partial day's records
                         // are subtracted from its whole day.
-                        if stages_from_day.is_some_and(|day| second < midnight_second(day)) {
+                        if stages_from_second.is_some_and(|from| second < from) {
                             continue;
                         }
                         // A stage's negative durations are left out of that stage only.
@@ -193,7 +200,6 @@ pub(crate) fn lead_times_by_period(
         .collect::<Result<Vec<u64>, Error>>()?;
     Ok(LeadTimesByPeriod {
         periods,
-        clock_skew: clock_skew_by_period.iter().sum(),
         clock_skew_by_period,
         stages: with_stages.then_some(stages),
     })

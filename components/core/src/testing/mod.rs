@@ -19,6 +19,29 @@ mod rollup_tests;
 mod webhook_tests;
 
 pub use properties::{ADMIN_TOKEN, RouterHarness, time_range_parser, version_parser};
+
+/// SplitMix64, the one small seeded generator of every test and generator (cd-core's rollup
+/// tests, the golden history of the end-to-end tests, the benchmark's data): the same seed
+/// gives the same numbers everywhere, the Python golden reference's included.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    // Not an `Iterator`: it never ends, and callers draw numbers one at a time.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (not 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
 pub use sqlite::RusqliteDb;
 
 /// The schema's migrations, in order, as (name, SQL): the benchmark keys its cached databases
@@ -36,7 +59,7 @@ pub fn ensure_schema(db: &dyn crate::Db) -> Result<i64, crate::Error> {
 
 /// The lead times a commit rollup chunk holds, as the write path splits them: bulk loads
 /// lay their rollup out the same, so that reads cost what they do on a database the app wrote.
-pub const COMMIT_ROLLUP_CHUNK: usize = crate::store::commit_lead_times::CHUNK_LEAD_TIMES;
+pub const COMMIT_ROLLUP_CHUNK: usize = crate::store::daily_rollup::CHUNK_LEAD_TIMES;
 
 /// The schema version this build writes.
 pub fn latest_schema_version() -> i64 {

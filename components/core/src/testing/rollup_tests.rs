@@ -17,27 +17,10 @@ use crate::domain::dora::{Interval, LeadTimeSummary, LeadTimeUnit, ReadPlan, Tim
 use crate::domain::{OrgId, Timestamp};
 use crate::store::deployments::DoraFilter;
 use crate::store::dora;
-use crate::testing::RusqliteDb;
 use crate::testing::fixtures::{Handler, SequentialIds, serve};
+use crate::testing::{RusqliteDb, SplitMix};
 
 const ADMIN: &str = "rollup-admin-token";
-
-/// A small deterministic generator (the data of one proptest case comes from its seed).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 struct World {
     db: RusqliteDb,
@@ -277,7 +260,7 @@ impl World {
         let (commits, with_stages) = (read_commits(false), read_commits(true));
         // Read with their stages, the lead times are the same.
         assert_eq!(with_stages.periods, commits.periods);
-        assert_eq!(with_stages.clock_skew, commits.clock_skew);
+        assert_eq!(with_stages.clock_skew(), commits.clock_skew());
         assert_eq!(
             with_stages.clock_skew_by_period,
             commits.clock_skew_by_period
@@ -313,11 +296,11 @@ impl World {
         Figures {
             summary: LeadTimeSummary::of(&all),
             periods,
-            clock_skew: lead_times.clock_skew,
+            clock_skew: lead_times.clock_skew(),
             deployments,
             commit_summary: LeadTimeSummary::of(&all_commits),
             commit_periods,
-            commit_clock_skew: commits.clock_skew,
+            commit_clock_skew: commits.clock_skew(),
             stages,
         }
     }

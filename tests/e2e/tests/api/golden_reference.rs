@@ -20,6 +20,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use serde_json::{Value, json};
 
+use cd_core::testing::SplitMix;
+
 use crate::helpers::{TestApp, cd_request};
 
 /// The generator's seeds, chosen (among 1–96) for covering every case listed above at once —
@@ -28,20 +30,17 @@ use crate::helpers::{TestApp, cd_request};
 /// history instead (the figures are checked the same way; the coverage checks may not hold).
 const SEEDS: [u64; 2] = [15, 35];
 
-/// SplitMix64: small, seeded, the same everywhere.
-struct Rng(u64);
+/// The history's numbers: cd-core's SplitMix64 (the Python reference draws the same), with the
+/// picks the generator makes.
+struct Rng(SplitMix);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next()
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n)
     }
 
     /// One of `items`.
@@ -156,7 +155,7 @@ fn golden(seed: u64) {
         "/api/v1/registries/{}/images",
         registry["registry_id"].as_str().unwrap()
     );
-    let mut rng = Rng(seed);
+    let mut rng = Rng(SplitMix(seed));
     let base = epoch("2026-03-01T00:00:00Z");
 
     // A pool of commits several builds list (a sha listed again by a later build, as a

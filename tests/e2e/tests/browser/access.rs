@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::browser::{Browser, Script, WIDTHS};
 use crate::history::History;
-use crate::site::{Page, TOKEN_COOKIE, sign_in, signed_in_pages};
+use crate::site::{Page, sign_in, sign_out, signed_in_pages};
 
 /// A page script's `describe(e)`: an element as `tag "text"` (`a "Overview"`), a field by its
 /// name (`select "days"`).
@@ -194,15 +194,7 @@ fn without_script_a_visitor_signs_in_reads_the_overview_filters_browses_and_sign
     );
     browser.screenshot("image", 1440, false);
 
-    browser.click("form#sign-out button[type=submit]");
-    browser.wait_for("form#sign-in");
-    assert!(
-        browser
-            .cookies()
-            .iter()
-            .all(|cookie| cookie.name() != TOKEN_COOKIE),
-        "signing out clears the cookie"
-    );
+    sign_out(&browser);
     let errors = browser.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:?}");
 }

@@ -196,14 +196,7 @@ impl History {
             for (key, value) in extra.as_object().unwrap() {
                 body[key] = value.clone();
             }
-            let response = self
-                .app
-                .post("/api/v1/deployments", &body)
-                .bearer(&self.writer)
-                .send();
-            response.assert_status(201);
-            let lead_time_id = response.json()["lead_time_id"].as_str().unwrap().to_owned();
-            self.deployments.push(lead_time_id);
+            self.post_deployment(&body);
         }
         self.deploy_after_the_build();
     }
@@ -222,9 +215,14 @@ impl History {
             "environment": "canary", "started_at": rfc3339(started_at),
             "deployed_at": rfc3339(finished_at),
         });
+        self.post_deployment(&body);
+    }
+
+    /// Records one deployment (201) and keeps its id.
+    fn post_deployment(&mut self, body: &Value) {
         let response = self
             .app
-            .post("/api/v1/deployments", &body)
+            .post("/api/v1/deployments", body)
             .bearer(&self.writer)
             .send();
         response.assert_status(201);

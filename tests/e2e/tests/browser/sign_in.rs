@@ -4,7 +4,7 @@
 
 use crate::browser::Browser;
 use crate::history::History;
-use crate::site::{SignInForm, TOKEN_COOKIE, sign_in};
+use crate::site::{SignInForm, TOKEN_COOKIE, sign_in, sign_out};
 
 #[test]
 fn a_token_signs_in_through_the_form_and_signing_out_forgets_it() {
@@ -84,16 +84,7 @@ fn a_token_signs_in_through_the_form_and_signing_out_forgets_it() {
         );
     }
 
-    browser.click("form#sign-out button[type=submit]");
-    browser.wait_for("form#sign-in");
-    assert!(
-        browser
-            .cookies()
-            .iter()
-            .all(|cookie| cookie.name() != TOKEN_COOKIE),
-        "signing out clears the cookie: {:?}",
-        browser.cookies()
-    );
+    sign_out(&browser);
     browser.goto("/ui/deployments");
     assert!(
         browser.has("form#sign-in"),

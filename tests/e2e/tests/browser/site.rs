@@ -133,3 +133,18 @@ pub fn sign_in(browser: &crate::browser::Browser, token: &str) {
     browser.click("form#sign-in button[type=submit]");
     browser.wait_for("form#sign-out");
 }
+
+/// Signs out through the header's form in `browser`: the sign-in form comes back and the
+/// token's cookie is gone.
+pub fn sign_out(browser: &crate::browser::Browser) {
+    browser.click("form#sign-out button[type=submit]");
+    browser.wait_for("form#sign-in");
+    assert!(
+        browser
+            .cookies()
+            .iter()
+            .all(|cookie| cookie.name() != TOKEN_COOKIE),
+        "signing out clears the cookie: {:?}",
+        browser.cookies()
+    );
+}
