@@ -412,7 +412,24 @@ impl<'a> Row<'a> {
     }
 }
 
+/// Takes the blob out of column `index` of an owned row (leaving `Null`): a reader that keeps
+/// a blob, without a copy.
+pub(crate) fn take_blob(values: &mut [Value], index: usize) -> Result<Vec<u8>, Error> {
+    match values.get_mut(index) {
+        Some(Value::Blob(blob)) => Ok(std::mem::take(blob)),
+        Some(other) => Err(Error::storage(format!(
+            "column {index}: expected a blob, got {other:?}"
+        ))),
+        None => Err(Error::storage(format!("row has no column {index}"))),
+    }
+}
+
 impl Rows {
+    /// Each row's values, owned (see [`take_blob`]).
+    pub(crate) fn into_values(self) -> impl Iterator<Item = Vec<Value>> {
+        self.rows.into_iter()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
         self.rows.iter().map(|values| Row::new(values))
     }

@@ -11,6 +11,8 @@
 //! Lead times are whole microseconds (what `duration_mins` divides by 60,000,000), never
 //! negative: a negative duration is clock skew and is counted apart, not held here.
 
+use std::sync::Arc;
+
 /// Microseconds per minute: lead times are exact microseconds, shown in minutes.
 pub(crate) const MICROS_PER_MINUTE: f64 = 60_000_000.0;
 
@@ -28,10 +30,87 @@ pub(crate) fn mins_to_micros(mins: f64) -> i64 {
 /// Candidates [`LeadTimes::successor`] tries before it searches like [`LeadTimes::nth`].
 const SUCCESSOR_CANDIDATES: usize = 3;
 
-/// One sorted run with the sign it counts with.
+/// Bytes per lead time in the rollups' blobs: big-endian, so that they sort as bytes too.
+pub(crate) const BYTES_PER_LEAD_TIME: usize = 8;
+
+/// Lead times in ascending order, in the buffer a rollup's blob was read into: 8 bytes each,
+/// turned in place from the stored big-endian to little-endian (wasm's own order: a plain
+/// load reads one). A run is kept where it was read, not decoded into a second copy: a summary
+/// selects over a few MB of them per request, and in a wasm component the copy (allocation,
+/// fresh memory pages) cost more than the selection (docs/performance.md).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Ascending(Vec<u8>);
+
+impl Ascending {
+    /// A stored run (big-endian, [`encode`]) in the buffer it was read into; `None` unless it
+    /// is whole lead times in ascending order.
+    pub(crate) fn from_stored(mut bytes: Vec<u8>) -> Option<Ascending> {
+        let (values, rest) = bytes.as_chunks_mut::<BYTES_PER_LEAD_TIME>();
+        if !rest.is_empty() {
+            return None;
+        }
+        let mut previous = 0;
+        for value in values {
+            let micros = u64::from_be_bytes(*value);
+            if micros < previous {
+                return None;
+            }
+            previous = micros;
+            *value = micros.to_le_bytes();
+        }
+        Some(Ascending(bytes))
+    }
+
+    /// Values in any order.
+    pub(crate) fn from_unsorted(mut values: Vec<u64>) -> Ascending {
+        values.sort_unstable();
+        Ascending(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    fn values(&self) -> &[[u8; BYTES_PER_LEAD_TIME]] {
+        self.0.as_chunks().0
+    }
+
+    fn len(&self) -> usize {
+        self.0.len() / BYTES_PER_LEAD_TIME
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn get(&self, index: usize) -> Option<u64> {
+        self.values().get(index).map(|v| u64::from_le_bytes(*v))
+    }
+
+    fn first(&self) -> Option<u64> {
+        self.get(0)
+    }
+
+    fn last(&self) -> Option<u64> {
+        self.len().checked_sub(1).and_then(|last| self.get(last))
+    }
+
+    /// The first position of `start..end` whose value is above `value` (`end` if none).
+    fn split(&self, (start, end): (usize, usize), value: u64) -> usize {
+        start + self.values()[start..end].partition_point(|v| u64::from_le_bytes(*v) <= value)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.values().iter().map(|v| u64::from_le_bytes(*v))
+    }
+}
+
+/// `ascending` as the rollups store it (big-endian).
+pub(crate) fn encode(ascending: &[u64]) -> Vec<u8> {
+    ascending.iter().flat_map(|v| v.to_be_bytes()).collect()
+}
+
+/// One sorted run with the sign it counts with; shared, so the union of a series' periods
+/// costs no copy of their values.
 #[derive(Debug, Clone, PartialEq)]
 struct Run {
-    ascending: Vec<u64>,
+    ascending: Arc<Ascending>,
     subtracted: bool,
 }
 
@@ -46,29 +125,26 @@ pub(crate) struct LeadTimes {
 }
 
 impl LeadTimes {
-    /// Adds a run; `ascending` must be sorted (debug builds check).
-    pub(crate) fn add_sorted(&mut self, ascending: Vec<u64>) {
-        debug_assert!(ascending.is_sorted());
+    /// Adds a run.
+    pub(crate) fn add(&mut self, ascending: Ascending) {
         if !ascending.is_empty() {
             self.runs.push(Run {
-                ascending,
+                ascending: Arc::new(ascending),
                 subtracted: false,
             });
         }
     }
 
     /// Adds values in any order.
-    pub(crate) fn add_unsorted(&mut self, mut values: Vec<u64>) {
-        values.sort_unstable();
-        self.add_sorted(values);
+    pub(crate) fn add_unsorted(&mut self, values: Vec<u64>) {
+        self.add(Ascending::from_unsorted(values));
     }
 
     /// Removes values (in any order) that an added run holds.
-    pub(crate) fn subtract_unsorted(&mut self, mut values: Vec<u64>) {
-        values.sort_unstable();
+    pub(crate) fn subtract_unsorted(&mut self, values: Vec<u64>) {
         if !values.is_empty() {
             self.runs.push(Run {
-                ascending: values,
+                ascending: Arc::new(Ascending::from_unsorted(values)),
                 subtracted: true,
             });
         }
@@ -95,7 +171,7 @@ impl LeadTimes {
     /// The exact sum in microseconds (wide: a year of long lead times overflows `u64`).
     pub(crate) fn sum_micros(&self) -> u128 {
         let (added, subtracted) = self.runs.iter().fold((0u128, 0u128), |(a, s), run| {
-            let sum: u128 = run.ascending.iter().map(|v| u128::from(*v)).sum();
+            let sum: u128 = run.ascending.iter().map(u128::from).sum();
             if run.subtracted {
                 (a, s + sum)
             } else {
@@ -116,17 +192,11 @@ impl LeadTimes {
             return None;
         }
         if let [only] = self.runs.as_slice() {
-            return only.ascending.get(rank as usize).copied();
+            return only.ascending.get(rank as usize);
         }
         let added = || self.runs.iter().filter(|run| !run.subtracted);
-        let mut low = added()
-            .filter_map(|run| run.ascending.first())
-            .min()
-            .copied()?;
-        let mut high = added()
-            .filter_map(|run| run.ascending.last())
-            .max()
-            .copied()?;
+        let mut low = added().filter_map(|run| run.ascending.first()).min()?;
+        let mut high = added().filter_map(|run| run.ascending.last()).max()?;
         // Per run: values before `start` are < low, values from `end` on are > high.
         let mut windows: Vec<(usize, usize)> = self
             .runs
@@ -140,7 +210,7 @@ impl LeadTimes {
             let mut at_most = 0i64;
             splits.clear();
             for (run, (start, end)) in self.runs.iter().zip(&windows) {
-                let split = start + run.ascending[*start..*end].partition_point(|v| *v <= middle);
+                let split = run.ascending.split((*start, *end), middle);
                 splits.push(split);
                 at_most += if run.subtracted {
                     -(split as i64)
@@ -191,7 +261,7 @@ impl LeadTimes {
         self.runs
             .iter()
             .map(|run| {
-                let n = run.ascending.partition_point(|v| *v <= value) as i64;
+                let n = run.ascending.split((0, run.ascending.len()), value) as i64;
                 if run.subtracted { -n } else { n }
             })
             .sum()
@@ -213,8 +283,8 @@ impl LeadTimes {
                 .iter()
                 .filter(|run| !run.subtracted)
                 .filter_map(|run| {
-                    let at = run.ascending.partition_point(|v| *v <= value);
-                    run.ascending.get(at).copied()
+                    let at = run.ascending.split((0, run.ascending.len()), value);
+                    run.ascending.get(at)
                 })
                 .min()?;
         }
@@ -231,7 +301,7 @@ impl LeadTimes {
     pub(crate) fn min_mins(&self) -> Option<f64> {
         if self.runs.iter().all(|run| !run.subtracted) {
             let first = self.runs.iter().filter_map(|run| run.ascending.first());
-            return first.min().copied().map(micros_to_mins);
+            return first.min().map(micros_to_mins);
         }
         self.nth(0).map(micros_to_mins)
     }
@@ -239,7 +309,7 @@ impl LeadTimes {
     pub(crate) fn max_mins(&self) -> Option<f64> {
         if self.runs.iter().all(|run| !run.subtracted) {
             let last = self.runs.iter().filter_map(|run| run.ascending.last());
-            return last.max().copied().map(micros_to_mins);
+            return last.max().map(micros_to_mins);
         }
         self.count()
             .checked_sub(1)
@@ -272,8 +342,8 @@ mod tests {
     #[test]
     fn the_median_of_runs_is_the_median_of_their_union() {
         let mut set = LeadTimes::default();
-        set.add_sorted(vec![60_000_000, 180_000_000]);
-        set.add_sorted(vec![120_000_000, 240_000_000]);
+        set.add_unsorted(vec![60_000_000, 180_000_000]);
+        set.add_unsorted(vec![120_000_000, 240_000_000]);
         assert_eq!(set.count(), 4);
         assert_eq!(set.quantile_mins(0.5), Some(2.5));
         assert_eq!(set.min_mins(), Some(1.0));
@@ -282,9 +352,27 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_run_is_read_as_is_only_when_whole_and_ascending() {
+        let stored = encode(&[3, 7, 7, 1 << 40]);
+        let run = Ascending::from_stored(stored.clone()).unwrap();
+        assert_eq!(run.iter().collect::<Vec<_>>(), [3, 7, 7, 1 << 40]);
+        assert_eq!(run, Ascending::from_unsorted(vec![7, 1 << 40, 3, 7]));
+        assert_eq!((run.first(), run.last()), (Some(3), Some(1 << 40)));
+        assert_eq!(run.split((0, 4), 7), 3);
+        // Big-endian: a byte order mistake would read 256 < 1 here.
+        assert_eq!(
+            Ascending::from_stored(encode(&[1, 256])).map(|r| r.len()),
+            Some(2)
+        );
+        assert_eq!(Ascending::from_stored(encode(&[256, 1])), None);
+        assert_eq!(Ascending::from_stored(stored[..9].to_vec()), None);
+        assert_eq!(Ascending::from_stored(Vec::new()).map(|r| r.len()), Some(0));
+    }
+
+    #[test]
     fn subtracting_the_outside_of_a_partial_day_leaves_the_inside() {
         let mut set = LeadTimes::default();
-        set.add_sorted(vec![1, 5, 5, 9, 12]);
+        set.add_unsorted(vec![1, 5, 5, 9, 12]);
         set.subtract_unsorted(vec![5, 12]);
         assert_eq!(set.count(), 3);
         assert_eq!(

@@ -20,16 +20,19 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::db::{Db, Row, Rows, Value};
+use crate::db::{Db, Row, Rows, Value, take_blob};
 use crate::domain::OrgId;
 use crate::domain::deployment::LeadTimeRecord;
 use crate::domain::dora::{LeadTimeUnit, TimeRange};
 use crate::domain::ids::LeadTimeId;
 use crate::domain::image::ImageId;
+use crate::domain::sorted_runs::Ascending;
 use crate::error::Error;
 
 use super::Page;
-use super::daily_rollup::{BYTES_PER_LEAD_TIME, CHUNK_LEAD_TIMES, day_text, decode, encode};
+use super::daily_rollup::{
+    BYTES_PER_LEAD_TIME, CHUNK_LEAD_TIMES, day_text, decode, encode, stored_lead_times,
+};
 use super::deployments::{DoraFilter, packed_column, where_clause};
 
 /// commit → build, build → deploy start, deploy start → finish.
@@ -335,11 +338,12 @@ fn splice_into(
 /// One chunk of one day of commit lead times.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CommitDay {
-    pub(crate) day: NaiveDate,
+    /// The day's first second (Unix time).
+    pub(crate) midnight: i64,
     pub(crate) clock_skew: u64,
-    pub(crate) lead_times: Vec<u64>,
+    pub(crate) lead_times: Ascending,
     /// Empty unless read with them (`stages_from` its day or before).
-    pub(crate) stages: [Vec<u64>; STAGES],
+    pub(crate) stages: [Ascending; STAGES],
 }
 
 /// The org's chunks of the days from `first` to `last` (inclusive), optionally of one
@@ -370,26 +374,22 @@ pub(crate) fn read_days(
         super::daily_rollup::days_condition(org_id, (first, last), environment, prod);
     let rows = db.execute(
         &format!(
-            "SELECT day, clock_skew, lead_times, {stages} FROM commit_lead_time_days \
+            "SELECT unixepoch(day), clock_skew, lead_times, {stages} FROM commit_lead_time_days \
              WHERE {condition}"
         ),
         &params,
     )?;
-    rows.iter()
-        .map(|row| {
-            let day = NaiveDate::parse_from_str(&row.text(0)?, "%Y-%m-%d").map_err(|e| {
-                Error::storage(format!("unreadable commit_lead_time_days.day: {e}"))
-            })?;
+    rows.into_values()
+        .map(|mut values| {
+            let mut blob = |index| stored_lead_times(take_blob(&mut values, index)?);
+            let (lead_times, stages) = (blob(2)?, [blob(3)?, blob(4)?, blob(5)?]);
+            let row = Row::new(&values);
             Ok(CommitDay {
-                day,
+                midnight: row.integer(0)?,
                 clock_skew: u64::try_from(row.integer(1)?)
                     .map_err(|_| Error::storage("a negative count in commit_lead_time_days"))?,
-                lead_times: decode(row.blob(2)?)?,
-                stages: [
-                    decode(row.blob(3)?)?,
-                    decode(row.blob(4)?)?,
-                    decode(row.blob(5)?)?,
-                ],
+                lead_times,
+                stages,
             })
         })
         .collect()

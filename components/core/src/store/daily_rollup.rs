@@ -24,7 +24,8 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::db::{Db, Value};
+use crate::db::{Db, Row, Value, take_blob};
+use crate::domain::sorted_runs::Ascending;
 use crate::error::Error;
 
 use crate::domain::deployment::{DeploymentKind, DeploymentStatus, LeadTimeRecord};
@@ -32,13 +33,14 @@ use crate::domain::deployment::{DeploymentKind, DeploymentStatus, LeadTimeRecord
 /// One chunk of one day of one environment.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LeadTimeDay {
-    pub(crate) day: NaiveDate,
+    /// The day's first second (Unix time).
+    pub(crate) midnight: i64,
     /// Records the chunk counts (deployment frequency counts them all).
     pub(crate) deployments: u64,
     /// Records that count for lead time but whose commit is later than the deployment.
     pub(crate) clock_skew: u64,
-    /// The lead times (µs) of the other records that count, ascending.
-    pub(crate) lead_times: Vec<u64>,
+    /// The lead times (µs) of the other records that count.
+    pub(crate) lead_times: Ascending,
     /// Deployments that failed (change failure rate) and rework ones (rework rate).
     pub(crate) failed: u64,
     pub(crate) rework: u64,
@@ -49,7 +51,8 @@ pub(crate) fn day_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
-pub(super) const BYTES_PER_LEAD_TIME: usize = 8;
+// The blobs' form is the one the DORA reads select over without decoding it.
+pub(super) use crate::domain::sorted_runs::{BYTES_PER_LEAD_TIME, encode};
 
 /// The lead times a chunk takes before the next write starts a new one: 2 KB of blob, under
 /// SQLite's 4 KB page, so a write reads and writes one page of it, not an overflow chain.
@@ -113,10 +116,6 @@ pub(super) fn decode(blob: &[u8]) -> Result<Vec<u64>, Error> {
         return Err(Error::storage("a lead_time_days blob is not sorted"));
     }
     Ok(values)
-}
-
-pub(super) fn encode(ascending: &[u64]) -> Vec<u8> {
-    ascending.iter().flat_map(|v| v.to_be_bytes()).collect()
 }
 
 /// The lead time a record adds to its day, if it counts (a project and a commit time);
@@ -279,22 +278,21 @@ pub(crate) fn read(
     let (condition, params) = days_condition(org_id, (first, last), environment, prod);
     let rows = db.execute(
         &format!(
-            "SELECT day, deployments, clock_skew, {lead_times}, failed, rework FROM lead_time_days \
-             WHERE {condition} ORDER BY day"
+            "SELECT unixepoch(day), deployments, clock_skew, {lead_times}, failed, rework \
+             FROM lead_time_days WHERE {condition} ORDER BY day"
         ),
         &params,
     )?;
-    rows.iter()
-        .map(|row| {
-            let day = NaiveDate::parse_from_str(&row.text(0)?, "%Y-%m-%d")
-                .map_err(|e| Error::storage(format!("unreadable lead_time_days.day: {e}")))?;
+    rows.into_values()
+        .map(|mut values| {
+            let lead_times = stored_lead_times(take_blob(&mut values, 3)?)?;
+            let row = Row::new(&values);
             let count = |index: usize| {
                 u64::try_from(row.integer(index)?)
                     .map_err(|_| Error::storage("a negative count in lead_time_days"))
             };
-            let lead_times = decode(row.blob(3)?)?;
             Ok(LeadTimeDay {
-                day,
+                midnight: row.integer(0)?,
                 deployments: count(1)?,
                 clock_skew: count(2)?,
                 lead_times,
@@ -303,6 +301,12 @@ pub(crate) fn read(
             })
         })
         .collect()
+}
+
+/// A stored blob of lead times, kept as read; refuses one that is not whole or not sorted.
+pub(super) fn stored_lead_times(blob: Vec<u8>) -> Result<Ascending, Error> {
+    Ascending::from_stored(blob)
+        .ok_or_else(|| Error::storage("a lead-time blob is not whole ascending lead times"))
 }
 
 /// `WHERE` for a rollup's chunks of one org, the days from `first` to `last` (inclusive), and

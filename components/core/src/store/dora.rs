@@ -11,7 +11,7 @@ use crate::domain::OrgId;
 use chrono::NaiveDate;
 
 use crate::domain::dora::{LeadTimeUnit, ReadPlan, TimeRange, period_index};
-use crate::domain::sorted_runs::LeadTimes;
+use crate::domain::sorted_runs::{Ascending, LeadTimes};
 use crate::error::Error;
 
 use super::commit_lead_times::{self, STAGES};
@@ -70,9 +70,9 @@ fn rollup_days(
     }
 }
 
-/// One rollup chunk's lead times: (day, clock-skewed, sorted lead times, sorted stages: empty
-/// unless read with them).
-type RollupChunk = (NaiveDate, u64, Vec<u64>, [Vec<u64>; STAGES]);
+/// One rollup chunk's lead times: (its day's first second, clock-skewed, lead times, stages:
+/// empty unless read with them).
+type RollupChunk = (i64, u64, Ascending, [Ascending; STAGES]);
 
 /// The rollup's chunks for lead times of `unit` (commit chunks with their stages if
 /// `stages_from` a day on).
@@ -91,12 +91,12 @@ fn rollup_lead_times(
     Ok(match unit {
         LeadTimeUnit::Deployment => daily_rollup::read(db, org_id, days, environment, prod, true)?
             .into_iter()
-            .map(|d| (d.day, d.clock_skew, d.lead_times, Default::default()))
+            .map(|d| (d.midnight, d.clock_skew, d.lead_times, Default::default()))
             .collect(),
         LeadTimeUnit::Commit => {
             commit_lead_times::read_days(db, org_id, days, environment, prod, stages_from)?
                 .into_iter()
-                .map(|d| (d.day, d.clock_skew, d.lead_times, d.stages))
+                .map(|d| (d.midnight, d.clock_skew, d.lead_times, d.stages))
                 .collect()
         }
     })
@@ -133,14 +133,14 @@ pub(crate) fn lead_times_by_period(
     let mut periods = vec![LeadTimes::default(); starts.len()];
     let mut stages: Vec<[LeadTimes; STAGES]> = vec![Default::default(); starts.len()];
     let mut clock_skew: Vec<i64> = vec![0; starts.len()];
-    for (day, skewed, lead_times, day_stages) in
+    for (midnight, skewed, lead_times, day_stages) in
         rollup_lead_times(db, org_id, plan, filter, unit, stages_from_day)?
     {
-        let period = period_index(starts, midnight_second(day));
+        let period = period_index(starts, midnight);
         clock_skew[period] += skewed as i64;
-        periods[period].add_sorted(lead_times);
+        periods[period].add(lead_times);
         for (set, values) in stages[period].iter_mut().zip(day_stages) {
-            set.add_sorted(values);
+            set.add(values);
         }
     }
     for (ranges, subtract) in [(&plan.add, false), (&plan.subtract, true)] {
@@ -243,7 +243,7 @@ pub(crate) fn outcomes_by_period(
 ) -> Result<Vec<Outcomes>, Error> {
     let mut counts = vec![[0i64; 3]; starts.len()];
     for day in rollup_days(db, org_id, plan, filter, false)? {
-        let period = &mut counts[period_index(starts, midnight_second(day.day))];
+        let period = &mut counts[period_index(starts, day.midnight)];
         period[0] += day.deployments as i64;
         period[1] += day.failed as i64;
         period[2] += day.rework as i64;
