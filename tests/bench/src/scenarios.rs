@@ -151,8 +151,9 @@ pub struct Scenario {
 
 fn progress(label: &str, clients: usize, m: &crate::load::Measurement) {
     eprintln!(
-        "bench: {label:<60} @{clients:<2} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.1} ms{}",
+        "bench: {label:<60} @{clients:<2} {:>8.0} req/s  p10 {:>7.2} ms  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.1} ms{}",
         m.rps(),
+        m.quantile_ms(0.1),
         m.p50_ms(),
         m.p99_ms(),
         m.max_ms(),

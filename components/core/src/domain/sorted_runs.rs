@@ -33,52 +33,40 @@ const SUCCESSOR_CANDIDATES: usize = 3;
 /// Bytes per lead time in the rollups' blobs: big-endian, so that they sort as bytes too.
 pub(crate) const BYTES_PER_LEAD_TIME: usize = 8;
 
-/// Lead times in ascending order, in the buffer a rollup's blob was read into: 8 bytes each,
-/// turned in place from the stored big-endian to little-endian (wasm's own order: a plain
-/// load reads one). A run is kept where it was read, not decoded into a second copy: a summary
+/// Lead times in ascending order: a stretch (`start..end`, in values) of a shared buffer of
+/// 8-byte little-endian values (wasm's own order: a plain load reads one). A rollup's blobs
+/// are kept in the buffer they were read into, not decoded into a second copy: a summary
 /// selects over a few MB of them per request, and in a wasm component the copy (allocation,
 /// fresh memory pages) cost more than the selection (docs/performance.md).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Ascending(Vec<u8>);
+#[derive(Debug, Clone, PartialEq)]
+struct Ascending {
+    buffer: Arc<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
 
 impl Ascending {
-    /// A stored run (big-endian, [`encode`]) in the buffer it was read into; `None` unless it
-    /// is whole lead times in ascending order.
-    pub(crate) fn from_stored(mut bytes: Vec<u8>) -> Option<Ascending> {
-        let (values, rest) = bytes.as_chunks_mut::<BYTES_PER_LEAD_TIME>();
-        if !rest.is_empty() {
-            return None;
-        }
-        let mut previous = 0;
-        for value in values {
-            let micros = u64::from_be_bytes(*value);
-            if micros < previous {
-                return None;
-            }
-            previous = micros;
-            *value = micros.to_le_bytes();
-        }
-        Some(Ascending(bytes))
-    }
-
-    /// Values in any order.
-    pub(crate) fn from_unsorted(mut values: Vec<u64>) -> Ascending {
+    /// Values in any order, in a buffer of their own.
+    fn from_unsorted(mut values: Vec<u64>) -> Ascending {
         values.sort_unstable();
-        Ascending(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        Ascending {
+            buffer: Arc::new(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            start: 0,
+            end: values.len(),
+        }
     }
 
+    #[inline]
     fn values(&self) -> &[[u8; BYTES_PER_LEAD_TIME]] {
-        self.0.as_chunks().0
+        &self.buffer.as_chunks().0[self.start..self.end]
     }
 
+    #[inline]
     fn len(&self) -> usize {
-        self.0.len() / BYTES_PER_LEAD_TIME
+        self.end - self.start
     }
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
+    #[inline]
     fn get(&self, index: usize) -> Option<u64> {
         self.values().get(index).map(|v| u64::from_le_bytes(*v))
     }
@@ -92,6 +80,7 @@ impl Ascending {
     }
 
     /// The first position of `start..end` whose value is above `value` (`end` if none).
+    #[inline]
     fn split(&self, (start, end): (usize, usize), value: u64) -> usize {
         start + self.values()[start..end].partition_point(|v| u64::from_le_bytes(*v) <= value)
     }
@@ -101,16 +90,49 @@ impl Ascending {
     }
 }
 
+/// A stored blob that is not whole lead times (its length is not a multiple of 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotWholeLeadTimes;
+
 /// `ascending` as the rollups store it (big-endian).
 pub(crate) fn encode(ascending: &[u64]) -> Vec<u8> {
     ascending.iter().flat_map(|v| v.to_be_bytes()).collect()
 }
 
-/// One sorted run with the sign it counts with; shared, so the union of a series' periods
-/// costs no copy of their values.
+/// The values left in the search windows at which [`LeadTimes::nth`] sorts them instead of
+/// halving the interval further.
+const GATHERED: usize = 128;
+
+/// The value of 0-based `rank` among the windows' values: the added ones less the subtracted
+/// ones (each of which an added window holds: both lie inside the search interval).
+fn gathered_nth(windows: &[(&Run, usize, usize)], rank: usize) -> Option<u64> {
+    let (mut added, mut subtracted) = (Vec::new(), Vec::new());
+    for (run, start, end) in windows {
+        let values = run.ascending.values()[*start..*end].iter();
+        let into = if run.subtracted {
+            &mut subtracted
+        } else {
+            &mut added
+        };
+        into.extend(values.map(|v| u64::from_le_bytes(*v)));
+    }
+    added.sort_unstable();
+    subtracted.sort_unstable();
+    let mut subtracted = subtracted.into_iter().peekable();
+    added
+        .into_iter()
+        .filter(|value| {
+            while subtracted.next_if(|s| s < value).is_some() {}
+            subtracted.next_if_eq(value).is_none()
+        })
+        .nth(rank)
+}
+
+/// One sorted run with the sign it counts with; its buffer is shared, so the union of a
+/// series' periods costs no copy of their values.
 #[derive(Debug, Clone, PartialEq)]
 struct Run {
-    ascending: Arc<Ascending>,
+    ascending: Ascending,
     subtracted: bool,
 }
 
@@ -125,26 +147,60 @@ pub(crate) struct LeadTimes {
 }
 
 impl LeadTimes {
-    /// Adds a run.
-    pub(crate) fn add(&mut self, ascending: Ascending) {
-        if !ascending.is_empty() {
+    /// Adds the lead times of stored blobs, concatenated in any order (a day's chunks, as
+    /// `group_concat` joins them): 8 bytes each, big-endian, in ascending runs. They are
+    /// turned to little-endian in the buffer they were read into, and each ascending stretch
+    /// of it becomes a run over that buffer: no copy, and no order assumed of the blobs.
+    pub(crate) fn add_stored(&mut self, mut stored: Vec<u8>) -> Result<(), NotWholeLeadTimes> {
+        let (values, rest) = stored.as_chunks_mut::<BYTES_PER_LEAD_TIME>();
+        if !rest.is_empty() {
+            return Err(NotWholeLeadTimes);
+        }
+        let count = values.len();
+        let mut descents = Vec::new();
+        let mut previous = 0;
+        for (index, value) in values.iter_mut().enumerate() {
+            let micros = u64::from_be_bytes(*value);
+            if micros < previous {
+                descents.push(index);
+            }
+            previous = micros;
+            *value = micros.to_le_bytes();
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        let buffer = Arc::new(stored);
+        let mut start = 0;
+        for end in descents.into_iter().chain([count]) {
             self.runs.push(Run {
-                ascending: Arc::new(ascending),
+                ascending: Ascending {
+                    buffer: Arc::clone(&buffer),
+                    start,
+                    end,
+                },
                 subtracted: false,
             });
+            start = end;
         }
+        Ok(())
     }
 
     /// Adds values in any order.
     pub(crate) fn add_unsorted(&mut self, values: Vec<u64>) {
-        self.add(Ascending::from_unsorted(values));
+        if !values.is_empty() {
+            self.runs.push(Run {
+                ascending: Ascending::from_unsorted(values),
+                subtracted: false,
+            });
+        }
     }
 
     /// Removes values (in any order) that an added run holds.
     pub(crate) fn subtract_unsorted(&mut self, values: Vec<u64>) {
         if !values.is_empty() {
             self.runs.push(Run {
-                ascending: Arc::new(Ascending::from_unsorted(values)),
+                ascending: Ascending::from_unsorted(values),
                 subtracted: true,
             });
         }
@@ -186,7 +242,9 @@ impl LeadTimes {
     /// A binary search over the value: the answer is the smallest value with more than `rank`
     /// lead times at or below it. Each run keeps a window of the positions that may still
     /// hold values inside the search interval, so as the interval narrows, each count is a
-    /// binary search of a few elements, and runs wholly on one side cost nothing.
+    /// binary search of a few elements; a run whose window is empty leaves the search (its
+    /// count no longer changes), and once the windows hold [`GATHERED`] values or fewer, they
+    /// are sorted and the answer read off, instead of halving the interval down to one value.
     pub(crate) fn nth(&self, rank: u64) -> Option<u64> {
         if rank >= self.count() {
             return None;
@@ -197,33 +255,50 @@ impl LeadTimes {
         let added = || self.runs.iter().filter(|run| !run.subtracted);
         let mut low = added().filter_map(|run| run.ascending.first()).min()?;
         let mut high = added().filter_map(|run| run.ascending.last()).max()?;
-        // Per run: values before `start` are < low, values from `end` on are > high.
-        let mut windows: Vec<(usize, usize)> = self
+        let signed = |run: &Run, n: usize| {
+            if run.subtracted {
+                -(n as i64)
+            } else {
+                n as i64
+            }
+        };
+        // Per run still searched: values before `start` are < low, values from `end` on are
+        // > high. `settled`: the lead times ≤ any value of the interval in the other runs.
+        let mut searched: Vec<(&Run, usize, usize)> = self
             .runs
             .iter()
-            .map(|run| (0, run.ascending.len()))
+            .map(|run| (run, 0, run.ascending.len()))
             .collect();
+        let mut settled = 0i64;
         let rank = rank as i64;
-        let mut splits = Vec::with_capacity(windows.len());
-        while low < high {
+        let mut splits = Vec::with_capacity(searched.len());
+        loop {
+            let left: usize = searched.iter().map(|(_, start, end)| end - start).sum();
+            if left <= GATHERED {
+                let below = settled
+                    + searched
+                        .iter()
+                        .map(|(run, start, _)| signed(run, *start))
+                        .sum::<i64>();
+                return gathered_nth(&searched, usize::try_from(rank - below).ok()?);
+            }
+            if low >= high {
+                return Some(low);
+            }
             let middle = low + (high - low) / 2;
-            let mut at_most = 0i64;
+            let mut at_most = settled;
             splits.clear();
-            for (run, (start, end)) in self.runs.iter().zip(&windows) {
+            for (run, start, end) in &searched {
                 let split = run.ascending.split((*start, *end), middle);
                 splits.push(split);
-                at_most += if run.subtracted {
-                    -(split as i64)
-                } else {
-                    split as i64
-                };
+                at_most += signed(run, split);
             }
             let narrow_high = at_most > rank;
-            for (window, split) in windows.iter_mut().zip(&splits) {
+            for ((_, start, end), split) in searched.iter_mut().zip(&splits) {
                 if narrow_high {
-                    window.1 = *split;
+                    *end = *split;
                 } else {
-                    window.0 = *split;
+                    *start = *split;
                 }
             }
             if narrow_high {
@@ -231,8 +306,14 @@ impl LeadTimes {
             } else {
                 low = middle + 1;
             }
+            searched.retain(|(run, start, end)| {
+                let done = start == end;
+                if done {
+                    settled += signed(run, *start);
+                }
+                !done
+            });
         }
-        Some(low)
     }
 
     /// The `q`-quantile (0..=1) in minutes, interpolating linearly between closest ranks (the
@@ -352,21 +433,21 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_run_is_read_as_is_only_when_whole_and_ascending() {
-        let stored = encode(&[3, 7, 7, 1 << 40]);
-        let run = Ascending::from_stored(stored.clone()).unwrap();
-        assert_eq!(run.iter().collect::<Vec<_>>(), [3, 7, 7, 1 << 40]);
-        assert_eq!(run, Ascending::from_unsorted(vec![7, 1 << 40, 3, 7]));
-        assert_eq!((run.first(), run.last()), (Some(3), Some(1 << 40)));
-        assert_eq!(run.split((0, 4), 7), 3);
-        // Big-endian: a byte order mistake would read 256 < 1 here.
-        assert_eq!(
-            Ascending::from_stored(encode(&[1, 256])).map(|r| r.len()),
-            Some(2)
-        );
-        assert_eq!(Ascending::from_stored(encode(&[256, 1])), None);
-        assert_eq!(Ascending::from_stored(stored[..9].to_vec()), None);
-        assert_eq!(Ascending::from_stored(Vec::new()).map(|r| r.len()), Some(0));
+    fn stored_blobs_are_read_in_place_as_their_ascending_runs() {
+        let mut set = LeadTimes::default();
+        // Two chunks of one day, concatenated: 256 < 1 would read here if the byte order were
+        // mistaken, and the second chunk starts below the first's end.
+        let mut stored = encode(&[3, 256, 1 << 40]);
+        stored.extend(encode(&[1, 7, 7]));
+        set.add_stored(stored).unwrap();
+        assert_eq!(set.runs.len(), 2);
+        assert_eq!(set.count(), 6);
+        let ranks: Vec<u64> = (0..6).map(|r| set.nth(r).unwrap()).collect();
+        assert_eq!(ranks, [1, 3, 7, 7, 256, 1 << 40]);
+        assert_eq!(set.sum_micros(), 1 + 3 + 7 + 7 + 256 + (1 << 40));
+        assert_eq!(set.add_stored(Vec::new()), Ok(()));
+        assert_eq!(set.add_stored(vec![0; 9]), Err(NotWholeLeadTimes));
+        assert_eq!(set.count(), 6);
     }
 
     #[test]
@@ -385,22 +466,37 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         /// Any split of any values into runs, with any part of them subtracted again, has the
-        /// order statistics of the values that remain, sorted.
+        /// order statistics of the values that remain, sorted. Up to 600 values, so that the
+        /// search runs before it gathers (`GATHERED`), and values from a narrow range too, so
+        /// that it also ends on an interval of one value.
         #[test]
         fn selection_agrees_with_sorting(
-            values in proptest::collection::vec(0u64..1u64 << 45, 0..200),
-            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
-            removed in proptest::collection::vec(any::<bool>(), 200),
+            values in prop_oneof![
+                proptest::collection::vec(0u64..1u64 << 45, 0..600),
+                proptest::collection::vec(0u64..40, 0..600),
+            ],
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+            removed in proptest::collection::vec(any::<bool>(), 600),
             q in 0.0f64..=1.0,
+            stored in any::<bool>(),
         ) {
             let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(values.len() + 1)).collect();
             bounds.push(0);
             bounds.push(values.len());
             bounds.sort_unstable();
             let mut set = LeadTimes::default();
+            // Each part sorted, as a chunk is; stored: all of them in one blob, as a day's.
+            let mut blob = Vec::new();
             for pair in bounds.windows(2) {
-                set.add_unsorted(values[pair[0]..pair[1]].to_vec());
+                let mut part = values[pair[0]..pair[1]].to_vec();
+                if stored {
+                    part.sort_unstable();
+                    blob.extend(encode(&part));
+                } else {
+                    set.add_unsorted(part);
+                }
             }
+            prop_assert_eq!(set.add_stored(blob), Ok(()));
             let gone: Vec<u64> = (0..values.len()).filter(|i| removed[*i]).map(|i| values[i]).collect();
             let mut remaining: Vec<u64> =
                 (0..values.len()).filter(|i| !removed[*i]).map(|i| values[i]).collect();

@@ -26,12 +26,11 @@ use crate::domain::deployment::LeadTimeRecord;
 use crate::domain::dora::{LeadTimeUnit, TimeRange};
 use crate::domain::ids::LeadTimeId;
 use crate::domain::image::ImageId;
-use crate::domain::sorted_runs::Ascending;
 use crate::error::Error;
 
 use super::Page;
 use super::daily_rollup::{
-    BYTES_PER_LEAD_TIME, CHUNK_LEAD_TIMES, day_text, decode, encode, stored_lead_times,
+    BYTES_PER_LEAD_TIME, CHUNK_LEAD_TIMES, concatenated, day_text, decode, encode,
 };
 use super::deployments::{DoraFilter, packed_column, where_clause};
 
@@ -335,15 +334,16 @@ fn splice_into(
     Ok(())
 }
 
-/// One chunk of one day of commit lead times.
+/// One day of commit lead times: its chunks of every environment asked for, together, their
+/// blobs as stored and concatenated (`LeadTimes::add_stored`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CommitDay {
     /// The day's first second (Unix time).
     pub(crate) midnight: i64,
     pub(crate) clock_skew: u64,
-    pub(crate) lead_times: Ascending,
+    pub(crate) lead_times: Vec<u8>,
     /// Empty unless read with them (`stages_from` its day or before).
-    pub(crate) stages: [Ascending; STAGES],
+    pub(crate) stages: [Vec<u8>; STAGES],
 }
 
 /// The org's chunks of the days from `first` to `last` (inclusive), optionally of one
@@ -362,8 +362,9 @@ pub(crate) fn read_days(
             .iter()
             .map(|column| {
                 format!(
-                    "CASE WHEN day >= '{}' THEN {column} ELSE x'' END",
-                    day_text(from)
+                    "CASE WHEN day >= '{}' THEN {} ELSE x'' END",
+                    day_text(from),
+                    concatenated(column)
                 )
             })
             .collect::<Vec<_>>()
@@ -374,14 +375,15 @@ pub(crate) fn read_days(
         super::daily_rollup::days_condition(org_id, (first, last), environment, prod);
     let rows = db.execute(
         &format!(
-            "SELECT unixepoch(day), clock_skew, lead_times, {stages} FROM commit_lead_time_days \
-             WHERE {condition}"
+            "SELECT unixepoch(day), sum(clock_skew), {}, {stages} FROM commit_lead_time_days \
+             WHERE {condition} GROUP BY day",
+            concatenated("lead_times")
         ),
         &params,
     )?;
     rows.into_values()
         .map(|mut values| {
-            let mut blob = |index| stored_lead_times(take_blob(&mut values, index)?);
+            let mut blob = |index| take_blob(&mut values, index);
             let (lead_times, stages) = (blob(2)?, [blob(3)?, blob(4)?, blob(5)?]);
             let row = Row::new(&values);
             Ok(CommitDay {

@@ -25,12 +25,12 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use crate::db::{Db, Row, Value, take_blob};
-use crate::domain::sorted_runs::Ascending;
+use crate::domain::sorted_runs::LeadTimes;
 use crate::error::Error;
 
 use crate::domain::deployment::{DeploymentKind, DeploymentStatus, LeadTimeRecord};
 
-/// One chunk of one day of one environment.
+/// One day of the rollup: its chunks of every environment asked for, together.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LeadTimeDay {
     /// The day's first second (Unix time).
@@ -39,8 +39,9 @@ pub(crate) struct LeadTimeDay {
     pub(crate) deployments: u64,
     /// Records that count for lead time but whose commit is later than the deployment.
     pub(crate) clock_skew: u64,
-    /// The lead times (µs) of the other records that count.
-    pub(crate) lead_times: Ascending,
+    /// The lead times (µs) of the other records that count: the chunks' blobs as stored,
+    /// concatenated (`LeadTimes::add_stored`).
+    pub(crate) lead_times: Vec<u8>,
     /// Deployments that failed (change failure rate) and rework ones (rework rate).
     pub(crate) failed: u64,
     pub(crate) rework: u64,
@@ -274,18 +275,23 @@ pub(crate) fn read(
     with_lead_times: bool,
 ) -> Result<Vec<LeadTimeDay>, Error> {
     // Deployment frequency needs only the counts: the blobs stay in the database.
-    let lead_times = if with_lead_times { "lead_times" } else { "x''" };
+    let lead_times = if with_lead_times {
+        concatenated("lead_times")
+    } else {
+        "x''".to_owned()
+    };
     let (condition, params) = days_condition(org_id, (first, last), environment, prod);
     let rows = db.execute(
         &format!(
-            "SELECT unixepoch(day), deployments, clock_skew, {lead_times}, failed, rework \
-             FROM lead_time_days WHERE {condition} ORDER BY day"
+            "SELECT unixepoch(day), sum(deployments), sum(clock_skew), {lead_times}, sum(failed), \
+                    sum(rework) \
+             FROM lead_time_days WHERE {condition} GROUP BY day ORDER BY day"
         ),
         &params,
     )?;
     rows.into_values()
         .map(|mut values| {
-            let lead_times = stored_lead_times(take_blob(&mut values, 3)?)?;
+            let lead_times = take_blob(&mut values, 3)?;
             let row = Row::new(&values);
             let count = |index: usize| {
                 u64::try_from(row.integer(index)?)
@@ -303,10 +309,18 @@ pub(crate) fn read(
         .collect()
 }
 
-/// A stored blob of lead times, kept as read; refuses one that is not whole or not sorted.
-pub(super) fn stored_lead_times(blob: Vec<u8>) -> Result<Ascending, Error> {
-    Ascending::from_stored(blob)
-        .ok_or_else(|| Error::storage("a lead-time blob is not whole ascending lead times"))
+/// A day's blobs of `column`, concatenated into one (its rows `GROUP BY day`): a read of a
+/// range moves one value per day into the component instead of one per chunk. SQLite's
+/// `group_concat` reads a blob as text of the same bytes in a UTF-8 database, and the `CAST`
+/// takes them back as they are.
+pub(super) fn concatenated(column: &str) -> String {
+    format!("coalesce(CAST(group_concat({column}, '') AS BLOB), x'')")
+}
+
+/// Adds a read blob of lead times to `set`, refusing one that is not whole.
+pub(crate) fn add_stored(set: &mut LeadTimes, stored: Vec<u8>) -> Result<(), Error> {
+    set.add_stored(stored)
+        .map_err(|_| Error::storage("a lead-time blob is not a whole number of lead times"))
 }
 
 /// `WHERE` for a rollup's chunks of one org, the days from `first` to `last` (inclusive), and

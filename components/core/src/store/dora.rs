@@ -11,7 +11,7 @@ use crate::domain::OrgId;
 use chrono::NaiveDate;
 
 use crate::domain::dora::{LeadTimeUnit, ReadPlan, TimeRange, period_index};
-use crate::domain::sorted_runs::{Ascending, LeadTimes};
+use crate::domain::sorted_runs::LeadTimes;
 use crate::error::Error;
 
 use super::commit_lead_times::{self, STAGES};
@@ -70,11 +70,11 @@ fn rollup_days(
     }
 }
 
-/// One rollup chunk's lead times: (its day's first second, clock-skewed, lead times, stages:
-/// empty unless read with them).
-type RollupChunk = (i64, u64, Ascending, [Ascending; STAGES]);
+/// One rollup day's lead times: (its first second, clock-skewed, lead times and stages as
+/// stored, the stages empty unless read with them).
+type RollupDay = (i64, u64, Vec<u8>, [Vec<u8>; STAGES]);
 
-/// The rollup's chunks for lead times of `unit` (commit chunks with their stages if
+/// The rollup's days for lead times of `unit` (commit chunks with their stages if
 /// `stages_from` a day on).
 fn rollup_lead_times(
     db: &dyn Db,
@@ -83,7 +83,7 @@ fn rollup_lead_times(
     filter: &DoraFilter,
     unit: LeadTimeUnit,
     stages_from: Option<NaiveDate>,
-) -> Result<Vec<RollupChunk>, Error> {
+) -> Result<Vec<RollupDay>, Error> {
     let Some(days) = plan.days else {
         return Ok(Vec::new());
     };
@@ -138,9 +138,9 @@ pub(crate) fn lead_times_by_period(
     {
         let period = period_index(starts, midnight);
         clock_skew[period] += skewed as i64;
-        periods[period].add(lead_times);
-        for (set, values) in stages[period].iter_mut().zip(day_stages) {
-            set.add(values);
+        daily_rollup::add_stored(&mut periods[period], lead_times)?;
+        for (set, stored) in stages[period].iter_mut().zip(day_stages) {
+            daily_rollup::add_stored(set, stored)?;
         }
     }
     for (ranges, subtract) in [(&plan.add, false), (&plan.subtract, true)] {
