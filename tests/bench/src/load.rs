@@ -157,6 +157,24 @@ impl Measurement {
             .map_or(f64::NAN, |l| f64::from(*l) / 1000.0)
     }
 
+    /// Several windows' measurements as one (their latencies pooled, their seconds added).
+    pub fn pooled(parts: Vec<Measurement>) -> Measurement {
+        let mut all = Measurement::default();
+        for part in parts {
+            all.latencies_us.extend(part.latencies_us);
+            all.seconds += part.seconds;
+            all.errors += part.errors;
+            if all.first_error.is_none() {
+                all.first_error = part.first_error;
+            }
+            for (status, count) in part.statuses {
+                *all.statuses.entry(status).or_default() += count;
+            }
+        }
+        all.latencies_us.sort_unstable();
+        all
+    }
+
     fn merge(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
         self.errors += other.errors;

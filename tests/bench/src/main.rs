@@ -295,6 +295,7 @@ fn run(
     }
 
     let mut rows = Vec::new();
+    let mut in_turns = Vec::new();
     for scenario in scenarios::all(&ctx, args.only.as_deref())? {
         if args
             .only
@@ -304,7 +305,12 @@ fn run(
             continue;
         }
         rows.extend(scenario.run(&ctx));
+        if dora::measured_in_turns(&scenario) {
+            in_turns.push(scenario);
+        }
     }
+    rows.extend(dora::in_turns_rows(&ctx, &in_turns));
+    drop(in_turns);
     let wanted = |name: &str| {
         args.only
             .as_ref()

@@ -8,11 +8,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::load::{Baseline, Call, InProcess, Transport, Turn, Window, Workload, drive};
+use crate::load::{
+    Baseline, Call, InProcess, Measurement, Transport, Turn, Window, Workload, drive,
+};
 use crate::report::{Row, Target, Via};
 use crate::seed;
 
@@ -149,7 +152,7 @@ pub struct Scenario {
     pub _keep_alive: Option<Arc<cd_host::RunningHost>>,
 }
 
-fn progress(label: &str, clients: usize, m: &crate::load::Measurement) {
+pub(crate) fn progress(label: &str, clients: usize, m: &crate::load::Measurement) {
     eprintln!(
         "bench: {label:<60} @{clients:<2} {:>8.0} req/s  p10 {:>7.2} ms  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.1} ms{}",
         m.rps(),
@@ -221,6 +224,34 @@ impl Scenario {
         }
         rows
     }
+}
+
+/// Windows of each scenario that [`in_turns`] measures.
+const TURNS: u32 = 8;
+
+/// Two scenarios measured in turns over HTTP with one client: [`TURNS`] short windows of
+/// `first`, each followed by one of `second`, pooled per scenario (each gets twice the usual
+/// measured time). Measured one after the other, the ratio of two p50s moves with whatever
+/// else the machine does meanwhile (1.6–2.8× between runs of one build on this shared 2-core
+/// machine); in turns, both see the same machine.
+pub fn in_turns(ctx: &Ctx, first: &Scenario, second: &Scenario) -> (Measurement, Measurement) {
+    let window = Window {
+        warmup: Duration::from_millis(200),
+        measure: ctx.window.measure * 2 / TURNS,
+    };
+    let (mut firsts, mut seconds) = (Vec::new(), Vec::new());
+    for _ in 0..TURNS {
+        for (scenario, into) in [(first, &mut firsts), (second, &mut seconds)] {
+            into.push(drive(
+                &ctx.runtime,
+                &scenario.transport,
+                &scenario.workload,
+                1,
+                window,
+            ));
+        }
+    }
+    (Measurement::pooled(firsts), Measurement::pooled(seconds))
 }
 
 /// Every scenario, in run order.
