@@ -287,6 +287,24 @@ fn within<T>(
     outcome
 }
 
+/// How much of a database file a DORA read maps into memory (SQLite caps it at its compile-time
+/// `SQLITE_MAX_MMAP_SIZE`, just under 2 GiB by default).
+const MAPPED_READ_BYTES: i64 = 1 << 31;
+
+/// Lets the rest of this request's connection read a database file through memory-mapped I/O
+/// (`PRAGMA mmap_size`): for the DORA reads, which read MBs of rollup pages on a connection
+/// whose page cache starts cold. At 1M records the summary read 2.5 MB in ~2,000 `pread`s; mapped
+/// it is ~18 % faster over HTTP, the lead-time query unchanged (docs/performance.md). Only
+/// reads: SQLite writes through the file as before. SQLite's caveat applies: an I/O error on a
+/// mapped page is a signal, not an error code, so a failing disk ends the process instead of
+/// failing the request. A libSQL server has no such pragma; neither has it files, so nothing
+/// is asked of it. A refusal leaves the reads as they were.
+pub(crate) fn map_for_reading(db: &dyn Db) {
+    if db.backend() == Backend::File {
+        let _ = db.execute(&format!("PRAGMA mmap_size = {MAPPED_READ_BYTES}"), &[]);
+    }
+}
+
 /// Typed access to one row, by column position.
 pub struct Row<'a> {
     values: &'a [Value],

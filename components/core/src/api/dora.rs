@@ -338,6 +338,7 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
 
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
+    crate::db::map_for_reading(env.db);
     ctx.whole_tables()?;
     let plan = dora::plan(ctx.rollup_complete(), &query.range, &query.filter);
     // The figures and the page of values from one snapshot: a deployment recorded meanwhile
@@ -501,6 +502,7 @@ pub(super) fn figures(
     needs: Needs,
 ) -> Result<Figures, Error> {
     let db = ctx.env.db;
+    crate::db::map_for_reading(db);
     ctx.whole_tables()?;
     let plan = dora::plan(ctx.rollup_complete(), range, filter);
     read_snapshot(db, || {
