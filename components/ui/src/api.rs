@@ -54,10 +54,7 @@ impl<'a> Api<'a> {
         let mut uri = format!("/api/v1{path_and_query}");
         if let Some(org_id) = self.org_id {
             let separator = if uri.contains('?') { '&' } else { '?' };
-            uri.push_str(&format!(
-                "{separator}{}",
-                &query(&[("org_id", Some(org_id))])[1..]
-            ));
+            uri.push_str(&format!("{separator}org_id={}", segment(org_id)));
         }
         let mut request = http::Request::builder().method(http::Method::GET).uri(uri);
         if let Some(token) = self.token {

@@ -16,15 +16,14 @@ const FAILURES: usize = 50;
 
 pub(crate) fn page(api: &Api<'_>, params: &[(String, String)]) -> Result<Rendered, ApiFailure> {
     let get = |name: &str| param(params, name);
+    let limit = DEPLOYMENTS.to_string();
     let filters = query(&[
         ("project_id", get("project_id")),
         ("app_id", get("app_id")),
         ("environment", get("environment")),
+        ("limit", Some(&limit)),
     ]);
-    let separator = if filters.is_empty() { "?" } else { "&" };
-    let deployments = api.get(&format!(
-        "/deployments{filters}{separator}limit={DEPLOYMENTS}"
-    ))?;
+    let deployments = api.get(&format!("/deployments{filters}"))?;
     let failures = api.get(&format!("/failures?limit={FAILURES}"))?;
     let items = deployments["items"]
         .as_array()

@@ -338,9 +338,7 @@ pub(super) fn lead_time(ctx: &Context<'_>) -> Result<Response<Vec<u8>>, Error> {
 
     let periods = query.interval.periods(&query.range);
     let starts = period_seconds(&periods);
-    crate::db::map_for_reading(env.db);
-    ctx.whole_tables()?;
-    let plan = dora::plan(ctx.rollup_complete(), &query.range, &query.filter);
+    let plan = ctx.dora_plan(&query.range, &query.filter)?;
     // The figures and the page of values from one snapshot: a deployment recorded meanwhile
     // must be in all of the reads or in none.
     let (by_period, values, next_cursor) = read_snapshot(env.db, || {
@@ -502,9 +500,7 @@ pub(super) fn figures(
     needs: Needs,
 ) -> Result<Figures, Error> {
     let db = ctx.env.db;
-    crate::db::map_for_reading(db);
-    ctx.whole_tables()?;
-    let plan = dora::plan(ctx.rollup_complete(), range, filter);
+    let plan = ctx.dora_plan(range, filter)?;
     read_snapshot(db, || {
         // The stages come with the commit lead times, from the same rows.
         let (lead_times, clock_skew_by_period, stages) = match needs.lead_times {

@@ -324,6 +324,23 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// How a DORA read of `range` for `filter` reads: after finishing any copy under way
+    /// ([`Context::whole_tables`]) and letting the connection map the database file for the
+    /// rollups' pages (`db::map_for_reading`).
+    pub(crate) fn dora_plan(
+        &self,
+        range: &crate::domain::dora::TimeRange,
+        filter: &crate::store::deployments::DoraFilter,
+    ) -> Result<crate::domain::dora::ReadPlan, Error> {
+        crate::db::map_for_reading(self.env.db);
+        self.whole_tables()?;
+        Ok(crate::store::dora::plan(
+            self.rollup_complete(),
+            range,
+            filter,
+        ))
+    }
+
     /// For a read of whole tables: finishes migration 0007's copy if it is under way, or
     /// fails with a 503 to retry.
     pub(crate) fn whole_tables(&self) -> Result<(), Error> {

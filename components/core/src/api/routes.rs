@@ -216,12 +216,16 @@ type Router = matchit::Router<Vec<usize>>;
 /// it (no path is in two tables, the route tests check it); the first when none does (its
 /// 404 or 405 is the answer).
 pub(crate) fn table_of(tables: &[&'static Table], path: &str) -> &'static Table {
-    tables
-        .iter()
-        .find(|table| table.router().at(path).is_ok())
-        .or(tables.first())
-        .copied()
-        .unwrap_or(&LEAD_TIME_TABLE)
+    match tables {
+        // A component's own table: the table's `find` is the one lookup of the path.
+        [only] => only,
+        _ => tables
+            .iter()
+            .find(|table| table.router().at(path).is_ok())
+            .or(tables.first())
+            .copied()
+            .unwrap_or(&LEAD_TIME_TABLE),
+    }
 }
 
 /// Every component's table: what `cd_core::handle_api_request` serves.

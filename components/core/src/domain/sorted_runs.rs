@@ -136,6 +136,17 @@ struct Run {
     subtracted: bool,
 }
 
+impl Run {
+    /// `n` of this run's values, with the sign they count with.
+    fn signed(&self, n: usize) -> i64 {
+        if self.subtracted {
+            -(n as i64)
+        } else {
+            n as i64
+        }
+    }
+}
+
 /// A multiset of lead times (µs): sorted runs added, and sorted runs subtracted from them.
 ///
 /// Invariant (the caller's): every subtracted value is also in an added run, so the multiset
@@ -255,13 +266,6 @@ impl LeadTimes {
         let added = || self.runs.iter().filter(|run| !run.subtracted);
         let mut low = added().filter_map(|run| run.ascending.first()).min()?;
         let mut high = added().filter_map(|run| run.ascending.last()).max()?;
-        let signed = |run: &Run, n: usize| {
-            if run.subtracted {
-                -(n as i64)
-            } else {
-                n as i64
-            }
-        };
         // Per run still searched: values before `start` are < low, values from `end` on are
         // > high. `settled`: the lead times ≤ any value of the interval in the other runs.
         let mut searched: Vec<(&Run, usize, usize)> = self
@@ -278,7 +282,7 @@ impl LeadTimes {
                 let below = settled
                     + searched
                         .iter()
-                        .map(|(run, start, _)| signed(run, *start))
+                        .map(|(run, start, _)| run.signed(*start))
                         .sum::<i64>();
                 return gathered_nth(&searched, usize::try_from(rank - below).ok()?);
             }
@@ -291,7 +295,7 @@ impl LeadTimes {
             for (run, start, end) in &searched {
                 let split = run.ascending.split((*start, *end), middle);
                 splits.push(split);
-                at_most += signed(run, split);
+                at_most += run.signed(split);
             }
             let narrow_high = at_most > rank;
             for ((_, start, end), split) in searched.iter_mut().zip(&splits) {
@@ -309,7 +313,7 @@ impl LeadTimes {
             searched.retain(|(run, start, end)| {
                 let done = start == end;
                 if done {
-                    settled += signed(run, *start);
+                    settled += run.signed(*start);
                 }
                 !done
             });
@@ -341,10 +345,7 @@ impl LeadTimes {
     fn at_most(&self, value: u64) -> i64 {
         self.runs
             .iter()
-            .map(|run| {
-                let n = run.ascending.split((0, run.ascending.len()), value) as i64;
-                if run.subtracted { -n } else { n }
-            })
+            .map(|run| run.signed(run.ascending.split((0, run.ascending.len()), value)))
             .sum()
     }
 
@@ -354,6 +355,9 @@ impl LeadTimes {
     /// were subtracted; past [`SUCCESSOR_CANDIDATES`], a search) where [`LeadTimes::nth`]
     /// searches the whole value range: the interpolated quantiles read two neighbouring ranks.
     fn successor(&self, rank: u64, mut value: u64) -> Option<u64> {
+        if let [only] = self.runs.as_slice() {
+            return only.ascending.get(rank as usize + 1);
+        }
         let wanted = rank as i64 + 1;
         for _ in 0..SUCCESSOR_CANDIDATES {
             if self.at_most(value) > wanted {
