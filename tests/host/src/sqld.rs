@@ -15,6 +15,9 @@ use anyhow::{Context as _, bail};
 
 use crate::runtime_config::RuntimeConfig;
 
+/// How sqld words a port another process holds (`std::io::ErrorKind::AddrInUse`).
+const ADDRESS_IN_USE: &str = "Address already in use";
+
 /// Where the sqld binary is, if anywhere.
 pub fn binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("CD_SQLD").filter(|path| !path.is_empty()) {
@@ -44,13 +47,34 @@ pub struct Sqld {
 
 impl Sqld {
     /// Starts `binary` with its data and log in `dir`, and waits until it listens.
+    ///
+    /// Its ports are picked free, then released for sqld to bind, so another process may take
+    /// one in between (CI saw it once, with tests starting servers side by side): a start that
+    /// fails on a taken address is tried again on new ports, a few times.
     pub fn start(binary: &Path, dir: &Path) -> anyhow::Result<Sqld> {
-        let free_port = || -> anyhow::Result<u16> {
-            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port())
-        };
-        let (port, admin_port) = (free_port()?, free_port()?);
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 1;
+        loop {
+            match Sqld::start_once(binary, dir) {
+                Err(error)
+                    if attempt < ATTEMPTS && format!("{error:#}").contains(ADDRESS_IN_USE) =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(binary: &Path, dir: &Path) -> anyhow::Result<Sqld> {
+        // Both listeners are held until both ports are known, so the two differ.
+        let listeners = [
+            std::net::TcpListener::bind("127.0.0.1:0")?,
+            std::net::TcpListener::bind("127.0.0.1:0")?,
+        ];
+        let port = listeners[0].local_addr()?.port();
+        let admin_port = listeners[1].local_addr()?.port();
+        drop(listeners);
         let log = dir.join("sqld.log");
         let child = Command::new(binary)
             .arg("--db-path")
@@ -106,9 +130,11 @@ impl Sqld {
         Ok(path)
     }
 
-    /// The last 2 KB of its log.
+    /// Its log from the error it stopped on (sqld's banner comes first and says nothing),
+    /// at most the last 2 KB.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = text.rfind("Error:").map_or(&text[..], |at| &text[at..]);
         let mut from = text.len().saturating_sub(2048);
         while !text.is_char_boundary(from) {
             from += 1;
@@ -121,5 +147,57 @@ impl Drop for Sqld {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    /// A stand-in for sqld: a shell script that counts its runs in `runs` and exits as sqld
+    /// does on `error`.
+    fn failing_sqld(dir: &Path, error: &str) -> PathBuf {
+        let script = dir.join("sqld");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho run >> '{}'\necho 'Welcome to sqld!' >&2\necho 'Error: {error}' >&2\nexit 1\n",
+                dir.join("runs").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    fn runs(dir: &Path) -> usize {
+        std::fs::read_to_string(dir.join("runs"))
+            .unwrap()
+            .lines()
+            .count()
+    }
+
+    #[test]
+    fn a_taken_address_is_tried_again_on_new_ports_and_its_error_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = failing_sqld(dir.path(), "Address already in use (os error 98)");
+        let error = Sqld::start(&binary, dir.path()).err().unwrap();
+        assert_eq!(runs(dir.path()), 5);
+        let error = format!("{error:#}");
+        assert!(
+            error.contains("Error: Address already in use") && !error.contains("Welcome"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn any_other_failure_is_told_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = failing_sqld(dir.path(), "invalid database path");
+        let error = Sqld::start(&binary, dir.path()).err().unwrap();
+        assert_eq!(runs(dir.path()), 1);
+        assert!(format!("{error:#}").contains("invalid database path"));
     }
 }

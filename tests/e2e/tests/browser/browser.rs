@@ -36,7 +36,21 @@ struct Chromedriver {
 impl Chromedriver {
     /// Starts `chromedriver` from PATH on a free port and waits until it is ready. A missing
     /// chromedriver fails the test, naming the packages: the browser tests never skip.
+    ///
+    /// The port is picked free and let go for chromedriver to bind, so another process may
+    /// take it in between: a chromedriver that exits before it is ready is started again on
+    /// a new port, a few times.
     fn start() -> Chromedriver {
+        for _ in 0..5 {
+            if let Some(driver) = Chromedriver::start_once() {
+                return driver;
+            }
+        }
+        panic!("chromedriver exited before it was ready, on five free ports in turn");
+    }
+
+    /// A ready chromedriver, or `None` where it exited first.
+    fn start_once() -> Option<Chromedriver> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -49,11 +63,14 @@ impl Chromedriver {
             .unwrap_or_else(|error| {
                 panic!("chromedriver does not start ({error}): the browser tests need `{INSTALL}`")
             });
-        let driver = Chromedriver { child, port };
+        let mut driver = Chromedriver { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if driver.get("/status").contains("\"ready\":true") {
-                return driver;
+                return Some(driver);
+            }
+            if matches!(driver.child.try_wait(), Ok(Some(_))) {
+                return None;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
