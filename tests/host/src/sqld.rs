@@ -97,17 +97,24 @@ impl Sqld {
             admin: ([127, 0, 0, 1], admin_port).into(),
             log,
         };
+        // Ready when both ports answer and it still runs: sqld binds its HTTP port before the
+        // admin one, so an HTTP port that answers alone may be another process's, or be held
+        // by a sqld about to exit on a taken admin port.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            let answers = |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            let listening = answers(port) && answers(admin_port);
             if let Some(status) = sqld.child.try_wait()? {
                 bail!("sqld exited ({status}): {}", sqld.log_tail());
+            }
+            if listening {
+                return Ok(sqld);
             }
             if Instant::now() > deadline {
                 bail!("sqld did not listen in 20 s: {}", sqld.log_tail());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(sqld)
     }
 
     /// The runtime-config text that makes this server the `default` database.
@@ -179,8 +186,16 @@ mod tests {
             .count()
     }
 
+    /// Held by each test from writing its script to running it: a script still open for
+    /// writing in one test's thread while the other forks would be inherited by that child
+    /// until its exec, and running the script would then fail with "text file busy".
+    static SCRIPTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn a_taken_address_is_tried_again_on_new_ports_and_its_error_told() {
+        let _one_at_a_time = SCRIPTS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let binary = failing_sqld(dir.path(), "Address already in use (os error 98)");
         let error = Sqld::start(&binary, dir.path()).err().unwrap();
@@ -194,6 +209,9 @@ mod tests {
 
     #[test]
     fn any_other_failure_is_told_at_once() {
+        let _one_at_a_time = SCRIPTS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let binary = failing_sqld(dir.path(), "invalid database path");
         let error = Sqld::start(&binary, dir.path()).err().unwrap();

@@ -1003,7 +1003,9 @@ fn a_host_header_that_is_no_authority_is_a_400_problem_not_a_500() {
 fn requests_past_the_instance_limit_get_a_503_and_stalled_bodies_free_their_instances() {
     let probe = Probe::with(|options| {
         options.limits.max_instances = 2;
-        options.limits.body_idle_timeout = std::time::Duration::from_millis(800);
+        // Long enough that the stalled requests below surely hold their instances when the
+        // third comes, however late this loaded machine runs the test's thread.
+        options.limits.body_idle_timeout = std::time::Duration::from_secs(3);
     });
     // Two requests that announce a body and never send it: each holds an instance.
     let stalled: Vec<TcpStream> = (0..2)
@@ -1015,7 +1017,10 @@ fn requests_past_the_instance_limit_get_a_503_and_stalled_bodies_free_their_inst
             stream
         })
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sent = std::time::Instant::now();
+    // Time for the host to read both heads; not polled, since a GET that came first would
+    // take an instance and leave one stalled request refused (the test's own race).
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let busy = probe.get("/exact");
     assert_eq!(busy.status, 503, "{}", busy.text());
     let problem = busy.json();
@@ -1024,14 +1029,14 @@ fn requests_past_the_instance_limit_get_a_503_and_stalled_bodies_free_their_inst
         problem["detail"].as_str().unwrap().contains("retry"),
         "{problem}"
     );
-    // The stalled bodies time out (800 ms), their instances end, and the host serves again:
+    // The stalled bodies time out (3 s), their instances end, and the host serves again:
     // polled, since on a loaded 2-core machine the timeout's task may run late.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    std::thread::sleep(std::time::Duration::from_millis(900));
+    let deadline = sent + std::time::Duration::from_secs(15);
+    std::thread::sleep(std::time::Duration::from_secs(3).saturating_sub(sent.elapsed()));
     while probe.get("/exact").status != 200 {
         assert!(
             std::time::Instant::now() < deadline,
-            "still refused 10 s after the stalled bodies' idle timeout"
+            "still refused 12 s after the stalled bodies' idle timeout"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -1042,7 +1047,8 @@ fn requests_past_the_instance_limit_get_a_503_and_stalled_bodies_free_their_inst
 fn connections_past_the_limit_are_refused_with_a_503_and_idle_ones_time_out() {
     let probe = Probe::with(|options| {
         options.limits.max_connections = 3;
-        options.limits.header_timeout = std::time::Duration::from_millis(800);
+        // Long enough that the idle connections surely still count when the fourth comes.
+        options.limits.header_timeout = std::time::Duration::from_secs(3);
     });
     let idle: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(probe.server.addr()).unwrap())
@@ -1061,7 +1067,7 @@ fn connections_past_the_limit_are_refused_with_a_503_and_idle_ones_time_out() {
     // A connection that sends no request head is closed after the header timeout.
     for mut stream in idle {
         stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .set_read_timeout(Some(std::time::Duration::from_secs(15)))
             .unwrap();
         let mut rest = Vec::new();
         let read = stream.read_to_end(&mut rest);
