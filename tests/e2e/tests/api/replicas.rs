@@ -132,14 +132,9 @@ impl Fleet {
 
     /// Sends as a pipeline does (`curl --retry`): a 503 is retried after its `Retry-After`,
     /// a few times. A replica may meet the write lock of a stream that another replica left
-    /// open until the server takes it back; that is a 503 to retry, not a failure.
-    fn post(&self, i: usize, path: &str, body: &Value, token: &str) -> TestResponse {
-        let send = || {
-            self.request(i, "POST", path)
-                .json(body)
-                .bearer(token)
-                .send()
-        };
+    /// open until the server takes it back, or a server busy with the parallel test run's
+    /// other fleets; that is a 503 to retry, not a failure.
+    fn retrying(&self, path: &str, send: impl Fn() -> TestResponse) -> TestResponse {
         let mut response = send();
         for _ in 0..5 {
             if response.status != 503 {
@@ -152,8 +147,17 @@ impl Fleet {
         response
     }
 
+    fn post(&self, i: usize, path: &str, body: &Value, token: &str) -> TestResponse {
+        self.retrying(path, || {
+            self.request(i, "POST", path)
+                .json(body)
+                .bearer(token)
+                .send()
+        })
+    }
+
     fn get(&self, i: usize, path: &str, token: &str) -> TestResponse {
-        self.request(i, "GET", path).bearer(token).send()
+        self.retrying(path, || self.request(i, "GET", path).bearer(token).send())
     }
 }
 
@@ -197,7 +201,9 @@ fn sixteen_pipelines_across_two_replicas_get_consecutive_versions_and_retries_on
             let fleet = Arc::clone(&fleet);
             std::thread::spawn(move || {
                 let path = format!("/api/v1/health/{component}");
-                fleet.request(i, "GET", &path).send().status
+                fleet
+                    .retrying(&path, || fleet.request(i, "GET", &path).send())
+                    .status
             })
         })
         .collect();
