@@ -32,7 +32,7 @@ use super::Page;
 use super::daily_rollup::{
     BYTES_PER_LEAD_TIME, CHUNK_LEAD_TIMES, concatenated, day_text, decode, encode,
 };
-use super::deployments::{DoraFilter, packed_column, where_clause};
+use super::deployments::{DoraFilter, seconds_of, where_clause};
 
 /// commit → build, build → deploy start, deploy start → finish.
 pub(crate) const STAGES: usize = 3;
@@ -402,8 +402,7 @@ pub(crate) fn read_days(
 pub(crate) type RecordDurations = (i64, i64, [Option<i64>; STAGES]);
 
 /// `(created_at in Unix seconds, lead time µs, stages µs)` of every commit lead time of
-/// `range` that counts, in no particular order: one packed text value, as
-/// `deployments::lead_time_durations` reads, for the same reason.
+/// `range` that counts, in no particular order, packed ([`super::packed_numbers`]).
 pub(crate) fn durations_with_stages(
     db: &dyn Db,
     org_id: &OrgId,
@@ -411,26 +410,16 @@ pub(crate) fn durations_with_stages(
     filter: &DoraFilter,
 ) -> Result<Vec<RecordDurations>, Error> {
     let (condition, params) = where_clause(org_id, range, filter, true, LeadTimeUnit::Commit);
-    let packed = packed_column(db, &durations_with_stages_sql(&condition), &params)?;
-    packed
-        .split(',')
-        .filter(|row| !row.is_empty())
-        .map(|row| {
-            let unreadable = || Error::storage(format!("unreadable commit lead time {row:?}"));
-            let mut parts = row.split(' ');
-            let mut number = || -> Result<Option<i64>, Error> {
-                match parts.next() {
-                    Some("") => Ok(None),
-                    Some(n) => n.parse().map(Some).map_err(|_| unreadable()),
-                    None => Err(unreadable()),
-                }
-            };
-            let created = number()?.ok_or_else(unreadable)?;
-            let micros = number()?.ok_or_else(unreadable)?;
-            let stages = [number()?, number()?, number()?];
-            Ok((created.div_euclid(1_000_000), micros, stages))
-        })
-        .collect()
+    let sql = durations_with_stages_sql(&condition);
+    super::packed_numbers(
+        db,
+        &sql,
+        &params,
+        "commit lead time",
+        |[created, micros, build, start, finish]| {
+            Some((seconds_of(created?), micros?, [build, start, finish]))
+        },
+    )
 }
 
 fn durations_with_stages_sql(condition: &str) -> String {

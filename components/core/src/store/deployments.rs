@@ -612,12 +612,8 @@ pub(super) fn where_clause(
 }
 
 /// `(created_at in Unix seconds, lead time in µs)` of every deployment that counts for lead
-/// time, in no particular order (the callers sort and bucket).
-///
-/// Read from the covering index and sent as one text value of `created_µs lead_µs` pairs: a
-/// component receives every value of every row through the wasm boundary, one allocation
-/// each, and at a million records that per-row cost was two thirds of the query. Both are the
-/// stored integers, so the lead times are the ones recorded, exactly.
+/// time, in no particular order (the callers sort and bucket). Read from the covering index,
+/// packed ([`super::packed_numbers`]).
 pub(crate) fn lead_time_durations(
     db: &dyn Db,
     org_id: &OrgId,
@@ -626,26 +622,14 @@ pub(crate) fn lead_time_durations(
     unit: LeadTimeUnit,
 ) -> Result<Vec<(i64, i64)>, Error> {
     let (condition, params) = where_clause(org_id, range, filter, true, unit);
-    let packed = packed_column(db, &lead_time_durations_sql(&condition, unit), &params)?;
-    packed
-        .split(',')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let parsed = pair.split_once(' ').and_then(|(created, micros)| {
-                Some((
-                    seconds_of(created.parse().ok()?),
-                    micros.parse::<i64>().ok()?,
-                ))
-            });
-            let (seconds, micros) =
-                parsed.ok_or_else(|| Error::storage(format!("unreadable lead time {pair:?}")))?;
-            Ok((seconds, micros))
-        })
-        .collect()
+    let sql = lead_time_durations_sql(&condition, unit);
+    super::packed_numbers(db, &sql, &params, "lead time", |[created, micros]| {
+        Some((seconds_of(created?), micros?))
+    })
 }
 
-/// `created_at` (Unix seconds) of every deployment in the range, in no particular order; one
-/// text value for the same reason as [`lead_time_durations`].
+/// `created_at` (Unix seconds) of every deployment in the range, in no particular order,
+/// packed as [`lead_time_durations`] reads.
 pub(crate) fn deployment_times(
     db: &dyn Db,
     org_id: &OrgId,
@@ -653,17 +637,10 @@ pub(crate) fn deployment_times(
     filter: &DoraFilter,
 ) -> Result<Vec<i64>, Error> {
     let (condition, params) = where_clause(org_id, range, filter, false, LeadTimeUnit::Deployment);
-    let packed = packed_column(db, &deployment_times_sql(&condition), &params)?;
-    packed
-        .split(',')
-        .filter(|created| !created.is_empty())
-        .map(|created| {
-            created
-                .parse()
-                .map(seconds_of)
-                .map_err(|_| Error::storage(format!("unreadable deployment time {created:?}")))
-        })
-        .collect()
+    let sql = deployment_times_sql(&condition);
+    super::packed_numbers(db, &sql, &params, "deployment time", |[created]| {
+        created.map(seconds_of)
+    })
 }
 
 /// `(created_at in Unix seconds, failed, rework)` of every failed or rework deployment in the
@@ -675,21 +652,10 @@ pub(crate) fn outcome_times(
     filter: &DoraFilter,
 ) -> Result<Vec<(i64, bool, bool)>, Error> {
     let (condition, params) = where_clause(org_id, range, filter, false, LeadTimeUnit::Deployment);
-    let packed = packed_column(db, &outcome_times_sql(&condition), &params)?;
-    packed
-        .split(',')
-        .filter(|row| !row.is_empty())
-        .map(|row| {
-            let mut parts = row.split(' ');
-            let parsed = (|| {
-                let created: i64 = parts.next()?.parse().ok()?;
-                let failed = parts.next()? == "1";
-                let rework = parts.next()? == "1";
-                Some((seconds_of(created), failed, rework))
-            })();
-            parsed.ok_or_else(|| Error::storage(format!("unreadable outcome {row:?}")))
-        })
-        .collect()
+    let sql = outcome_times_sql(&condition);
+    super::packed_numbers(db, &sql, &params, "outcome", |[created, failed, rework]| {
+        Some((seconds_of(created?), failed? == 1, rework? == 1))
+    })
 }
 
 fn outcome_times_sql(condition: &str) -> String {
@@ -702,7 +668,7 @@ fn outcome_times_sql(condition: &str) -> String {
 }
 
 /// The whole Unix second of a stored instant (floored, as SQLite's `unixepoch` floors).
-fn seconds_of(micros: i64) -> i64 {
+pub(super) fn seconds_of(micros: i64) -> i64 {
     micros.div_euclid(1_000_000)
 }
 
@@ -716,11 +682,6 @@ fn lead_time_durations_sql(condition: &str, unit: LeadTimeUnit) -> String {
 
 fn deployment_times_sql(condition: &str) -> String {
     format!("SELECT group_concat(l.created_at, ',') FROM image_lead_times AS l WHERE {condition}")
-}
-
-/// The one text value of a `group_concat` query ("" when it aggregated no rows).
-pub(super) fn packed_column(db: &dyn Db, sql: &str, params: &[Value]) -> Result<String, Error> {
-    Ok(super::aggregated_text(&db.execute(sql, params)?)?.unwrap_or_default())
 }
 
 /// A page of the lead-time records that count, newest first. The cursor is

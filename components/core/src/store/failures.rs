@@ -409,21 +409,13 @@ pub(crate) fn recovery_times(
     filter: &super::deployments::DoraFilter,
 ) -> Result<Vec<(i64, u64)>, Error> {
     let (condition, params) = resolved_condition(org_id, range, filter);
-    let rows = db.execute(&recovery_times_sql(&condition), &params)?;
-    let packed = super::aggregated_text(&rows)?.unwrap_or_default();
-    packed
-        .split(',')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let parsed = pair.split_once(' ').and_then(|(resolved, micros)| {
-                Some((
-                    resolved.parse::<i64>().ok()?.div_euclid(1_000_000),
-                    micros.parse::<u64>().ok()?,
-                ))
-            });
-            parsed.ok_or_else(|| Error::storage(format!("unreadable recovery time {pair:?}")))
-        })
-        .collect()
+    let sql = recovery_times_sql(&condition);
+    super::packed_numbers(db, &sql, &params, "recovery time", |[resolved, micros]| {
+        Some((
+            super::deployments::seconds_of(resolved?),
+            u64::try_from(micros?).ok()?,
+        ))
+    })
 }
 
 /// How many change failures started by `end` are still open.
