@@ -33,6 +33,7 @@ use super::daily_rollup::{
     BYTES_PER_LEAD_TIME, CHUNK_LEAD_TIMES, concatenated, day_text, decode, encode,
 };
 use super::deployments::{DoraFilter, seconds_of, where_clause};
+use super::reencode::BackfillBatch;
 
 /// commit → build, build → deploy start, deploy start → finish.
 pub(crate) const STAGES: usize = 3;
@@ -438,15 +439,9 @@ fn durations_with_stages_sql(condition: &str) -> String {
 /// A commit already counted in the app environment by a later deployment recorded since the
 /// upgrade keeps that one (the key).
 pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Option<bool>, Error> {
-    let cursor = db.execute(
-        "SELECT next_rowid, last_rowid FROM backfills WHERE derived = ?",
-        &[BACKFILL.into()],
-    )?;
-    let Some(row) = cursor.first() else {
+    let Some(rows) = BackfillBatch::next(db, BACKFILL, batch)? else {
         return Ok(None);
     };
-    let (first, last) = (row.integer(0)?, row.integer(1)?);
-    let end = last.min(first.saturating_add(batch.max(1) - 1));
     let inserted = db.execute(
         &format!(
             "INSERT INTO commit_lead_times \
@@ -465,14 +460,12 @@ pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Option<bool>,
              ON CONFLICT (app_environment_id, sha) DO NOTHING \
              RETURNING {RETURNING}"
         ),
-        &[first.into(), end.into()],
+        &rows.range(),
     )?;
     for ((org_key, day, environment, prod), totals) in totals_of(&inserted)? {
         write_day(db, org_key, day, &environment, prod, totals, false)?;
     }
-    let finished = end >= last;
-    super::reencode::move_cursor(db, BACKFILL, end, last)?;
-    Ok(Some(finished))
+    Ok(Some(rows.done(db, BACKFILL)?))
 }
 
 /// Empties the commit rollup and rebuilds it from `commit_lead_times`, `batch` rows at a time

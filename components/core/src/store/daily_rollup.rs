@@ -25,10 +25,11 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use crate::db::{Db, Row, Value, take_blob};
+use crate::domain::deployment::{DeploymentKind, DeploymentStatus, LeadTimeRecord};
 use crate::domain::sorted_runs::LeadTimes;
 use crate::error::Error;
 
-use crate::domain::deployment::{DeploymentKind, DeploymentStatus, LeadTimeRecord};
+use super::reencode::BackfillBatch;
 
 /// One day of the rollup: its chunks of every environment asked for, together.
 #[derive(Debug, Clone, PartialEq)]
@@ -398,20 +399,14 @@ pub(crate) fn backfill_batch(db: &dyn Db, batch: i64) -> Result<Backfill, Error>
 /// roll up a record twice. Each group of a batch becomes new chunks of its day (its sorted
 /// lead times, [`CHUNK_LEAD_TIMES`] to a chunk).
 pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
-    let cursor = db.execute(
-        "SELECT next_rowid, last_rowid FROM backfills WHERE derived = ?",
-        &[BACKFILL.into()],
-    )?;
-    let Some(row) = cursor.first() else {
+    let Some(rows) = BackfillBatch::next(db, BACKFILL, batch)? else {
         return Ok(Backfill::Complete);
     };
-    let (first, last) = (row.integer(0)?, row.integer(1)?);
-    let end = last.min(first.saturating_add(batch.max(1) - 1));
     let records = db.execute(
         "SELECT org_key, created_at, environment, prod, project_id IS NOT NULL, duration_micros, \
                 status = 'failed', kind = 'rework' \
          FROM image_lead_times WHERE rowid BETWEEN ? AND ?",
-        &[first.into(), end.into()],
+        &rows.range(),
     )?;
     let mut days: BTreeMap<DayKey, DayTotals> = BTreeMap::new();
     for record in records.iter() {
@@ -473,8 +468,7 @@ pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Backfill, Err
             )?;
         }
     }
-    let finished = end >= last;
-    super::reencode::move_cursor(db, BACKFILL, end, last)?;
+    let finished = rows.done(db, BACKFILL)?;
     Ok(Backfill::Batch { finished })
 }
 

@@ -249,8 +249,8 @@ pub(crate) fn step_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
     let find = |derived: &str| pending.iter().find(|(name, ..)| name == derived);
     for copy in COPIES {
         if let Some((_, next, last)) = find(copy.derived) {
-            let end = (*last).min(next.saturating_add(batch.max(1) - 1));
-            let range = [(*next).into(), end.into()];
+            let rows = BackfillBatch::of(*next, *last, batch);
+            let range = rows.range();
             // Belt and braces: an org that only old images or records name is interned first.
             db.execute(
                 &format!(
@@ -269,7 +269,7 @@ pub(crate) fn step_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
                     &range,
                 )?;
             }
-            move_cursor(db, copy.derived, end, *last)?;
+            rows.done(db, copy.derived)?;
             return Ok(Backfill::Batch { finished: false });
         }
     }
@@ -329,8 +329,53 @@ pub(crate) fn next_step(db: &dyn Db) -> Result<Option<String>, Error> {
     }))
 }
 
+/// The rows of a back-fill's next batch: rowids `first..=end`, of the back-fill that runs to
+/// `last`. Read and moved inside the caller's write transaction, so steps running at once in
+/// several components take turns and never do a row twice.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BackfillBatch {
+    pub(super) first: i64,
+    pub(super) end: i64,
+    last: i64,
+}
+
+impl BackfillBatch {
+    fn of(next: i64, last: i64, batch: i64) -> BackfillBatch {
+        BackfillBatch {
+            first: next,
+            end: last.min(next.saturating_add(batch.max(1) - 1)),
+            last,
+        }
+    }
+
+    /// The next `batch` rows of the back-fill `derived`; `None` once it is done (or if it
+    /// never was pending).
+    pub(super) fn next(db: &dyn Db, derived: &str, batch: i64) -> Result<Option<Self>, Error> {
+        let cursor = db.execute(
+            "SELECT next_rowid, last_rowid FROM backfills WHERE derived = ?",
+            &[derived.into()],
+        )?;
+        cursor
+            .first()
+            .map(|row| Ok(BackfillBatch::of(row.integer(0)?, row.integer(1)?, batch)))
+            .transpose()
+    }
+
+    /// The rowid range to bind at `BETWEEN ? AND ?`.
+    pub(super) fn range(self) -> [crate::db::Value; 2] {
+        [self.first.into(), self.end.into()]
+    }
+
+    /// Moves the cursor of `derived` past this batch, or ends the back-fill if it was the
+    /// last; answers whether it was.
+    pub(super) fn done(self, db: &dyn Db, derived: &str) -> Result<bool, Error> {
+        move_cursor(db, derived, self.end, self.last)?;
+        Ok(self.end >= self.last)
+    }
+}
+
 /// Moves a back-fill's cursor past `done`, or ends it at `last`.
-pub(super) fn move_cursor(db: &dyn Db, derived: &str, done: i64, last: i64) -> Result<(), Error> {
+fn move_cursor(db: &dyn Db, derived: &str, done: i64, last: i64) -> Result<(), Error> {
     if done >= last {
         db.execute("DELETE FROM backfills WHERE derived = ?", &[derived.into()])?;
     } else {
