@@ -52,8 +52,6 @@ pub const SUMMARY_PER_DEPLOYMENT: &str =
 /// Issue 15: the dashboard's pages (signed in as the read token), each within 2× the
 /// summary's p50 and at most 100 KB. The page's name follows.
 pub const PAGE: &str = "GET /ui page:";
-/// Each page scenario's HTML size in bytes, measured once when it is built.
-static PAGE_WEIGHTS: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
 /// Images with a commit time that list commits besides their head, per thousand.
 const COMMIT_LIST_SHARE: u64 = 450;
 const DAY_MS: u64 = 86_400_000;
@@ -210,10 +208,6 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
                     range.deployments,
                     range.commits
                 );
-                PAGE_WEIGHTS
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("page weights poisoned"))?
-                    .push((name.clone(), body.len()));
                 scenarios.push(Scenario {
                     name,
                     via: Via::Http,
@@ -224,6 +218,7 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
                     variants: Vec::new(),
                     hold_open: None,
                     records: Some((records, range.commits)),
+                    response_bytes: Some(body.len()),
                     _keep_alive: host.clone(),
                 });
             }
@@ -251,6 +246,7 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
                 variants: vec![("connection per request", InProcess::PER_REQUEST, 1)],
                 hold_open: None,
                 records: Some((records, read)),
+                response_bytes: None,
                 _keep_alive: host.clone(),
             });
             if let (Some(host), true) = (&host, Some(records) == largest && prefix == LEAD_TIME) {
@@ -265,6 +261,7 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
                     variants: Vec::new(),
                     hold_open: None,
                     records: Some((records, read)),
+                    response_bytes: None,
                     _keep_alive: Some(host.clone()),
                 });
             }
@@ -410,7 +407,6 @@ pub fn apply_targets(rows: &mut [Row]) {
         }
     }
     // Issue 15: every page within 2× the summary's p50 on the same data, and ≤ 100 KB.
-    let weights = PAGE_WEIGHTS.lock().map(|w| w.clone()).unwrap_or_default();
     for row in rows
         .iter_mut()
         .filter(|r| r.scenario.starts_with(PAGE) && r.via == Via::Http && r.clients == Some(1))
@@ -426,8 +422,8 @@ pub fn apply_targets(rows: &mut [Row]) {
                     .showing(format!("{ratio:.2}× ({p50:.2} of {summary_p50:.2} ms)")),
             );
         }
-        if let Some((_, bytes)) = weights.iter().find(|(name, _)| *name == row.scenario) {
-            let kb = *bytes as f64 / 1000.0;
+        if let Some(bytes) = row.response_bytes {
+            let kb = bytes as f64 / 1000.0;
             row.targets.push(
                 Target::check("page ≤ 100 KB", kb, 100.0, false).showing(format!("{kb:.1} KB")),
             );

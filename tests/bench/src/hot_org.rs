@@ -172,6 +172,7 @@ pub fn scenarios(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
             variants: Vec::new(),
             hold_open: None,
             records: None,
+            response_bytes: None,
             _keep_alive: None,
         })
         .collect())

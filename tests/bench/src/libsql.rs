@@ -139,6 +139,7 @@ pub fn rows(ctx: &Ctx, only: Option<&str>) -> anyhow::Result<Vec<Row>> {
             variants: Vec::new(),
             hold_open: None,
             records: None,
+            response_bytes: None,
             _keep_alive: None,
         };
     let mut rows = Vec::new();

@@ -100,6 +100,8 @@ pub struct Row {
     pub targets: Vec<Target>,
     /// `(records in the database, rows the query reads)`, for data-size scenarios.
     pub records: Option<(u64, u64)>,
+    /// The scenario's response size in bytes, where it was measured.
+    pub response_bytes: Option<usize>,
 }
 
 impl Row {
@@ -118,6 +120,7 @@ impl Row {
             value: None,
             targets: Vec::new(),
             records: None,
+            response_bytes: None,
         }
     }
 
@@ -132,6 +135,7 @@ impl Row {
             value: Some(value),
             targets: Vec::new(),
             records: None,
+            response_bytes: None,
         }
     }
 

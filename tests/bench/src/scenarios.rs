@@ -148,6 +148,9 @@ pub struct Scenario {
     pub hold_open: Option<PathBuf>,
     /// `(records in the database, rows the query reads)`, for data-size scenarios.
     pub records: Option<(u64, u64)>,
+    /// The size of its one response's body in bytes, measured when it was built (the
+    /// dashboard's pages, whose weight is checked).
+    pub response_bytes: Option<usize>,
     /// A host serving only this scenario, stopped when the scenario is dropped.
     pub _keep_alive: Option<Arc<cd_host::RunningHost>>,
 }
@@ -221,6 +224,7 @@ impl Scenario {
         rows.extend(in_process);
         for row in &mut rows {
             row.records = self.records;
+            row.response_bytes = self.response_bytes;
         }
         rows
     }
@@ -386,6 +390,7 @@ fn create_image(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
         ],
         hold_open: None,
         records: None,
+        response_bytes: None,
         _keep_alive: None,
     }];
     // The same with three subscribers that are down: the answer must not wait for them.
@@ -413,6 +418,7 @@ fn create_image(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
             variants: Vec::new(),
             hold_open: None,
             records: None,
+            response_bytes: None,
             _keep_alive: None,
         });
     }
@@ -429,6 +435,7 @@ fn create_image(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
             variants: Vec::new(),
             hold_open: Some(database.clone()),
             records: None,
+            response_bytes: None,
             _keep_alive: None,
         });
     }
@@ -460,6 +467,7 @@ fn health(ctx: &Ctx) -> Vec<Scenario> {
             variants: Vec::new(),
             hold_open: None,
             records: None,
+            response_bytes: None,
             _keep_alive: None,
         },
         Scenario {
@@ -472,6 +480,7 @@ fn health(ctx: &Ctx) -> Vec<Scenario> {
             variants: vec![("connection per request", InProcess::PER_REQUEST, 1)],
             hold_open: None,
             records: None,
+            response_bytes: None,
             _keep_alive: None,
         },
     ];
@@ -486,6 +495,7 @@ fn health(ctx: &Ctx) -> Vec<Scenario> {
             variants: Vec::new(),
             hold_open: None,
             records: None,
+            response_bytes: None,
             _keep_alive: None,
         });
     }
@@ -517,6 +527,7 @@ fn list_images(ctx: &Ctx) -> anyhow::Result<Vec<Scenario>> {
             variants: vec![("connection per request", InProcess::PER_REQUEST, 1)],
             hold_open: None,
             records: None,
+            response_bytes: None,
             _keep_alive: None,
         });
     }
