@@ -297,6 +297,9 @@ pub(crate) struct Context<'a> {
     params: Vec<(&'static str, std::borrow::Cow<'a, str>)>,
     /// What the schema read said is pending (`migrations::Schema`).
     schema: migrations::Schema,
+    /// Whether this request's connection was asked to map the database file: once is enough
+    /// for a summary that reads its two periods apart.
+    mapped: std::cell::Cell<bool>,
 }
 
 impl<'a> Context<'a> {
@@ -332,7 +335,9 @@ impl<'a> Context<'a> {
         range: &crate::domain::dora::TimeRange,
         filter: &crate::store::deployments::DoraFilter,
     ) -> Result<crate::domain::dora::ReadPlan, Error> {
-        crate::db::map_for_reading(self.env.db);
+        if !self.mapped.replace(true) {
+            crate::db::map_for_reading(self.env.db);
+        }
         self.whole_tables()?;
         Ok(crate::store::dora::plan(
             self.rollup_complete(),
@@ -530,6 +535,7 @@ pub(crate) fn serve(
             access: matched.access,
             params: matched.params,
             schema,
+            mapped: std::cell::Cell::new(false),
         };
         (matched.handler)(&context)
     })();

@@ -18,8 +18,8 @@ impl Timestamp {
 
     /// The last microsecond RFC 3339 can write (9999-12-31T23:59:59.999999Z): an open end.
     pub(crate) fn last() -> Timestamp {
-        let micros = 253_402_300_799_999_999;
-        Timestamp(DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MAX_UTC))
+        const LAST_MICROS: i64 = 253_402_300_799_999_999;
+        Timestamp::from_micros(LAST_MICROS).unwrap_or(Timestamp(DateTime::<Utc>::MAX_UTC))
     }
 
     /// Parses an RFC 3339 instant from a client. The offset is required (`Z` or `+05:30`):
