@@ -97,19 +97,21 @@ impl Sqld {
             admin: ([127, 0, 0, 1], admin_port).into(),
             log,
         };
-        // Ready when both ports answer and it still runs: sqld binds its HTTP port before the
-        // admin one, so an HTTP port that answers alone may be another process's, or be held
-        // by a sqld about to exit on a taken admin port.
+        // Ready when both ports answer and it still runs a moment later: sqld binds its HTTP
+        // port before the admin one, so an HTTP port that answers alone may be another
+        // process's, or be held by a sqld about to exit on a taken admin port (which may
+        // answer too, being another process's).
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut answered = false;
         loop {
             let answers = |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-            let listening = answers(port) && answers(admin_port);
             if let Some(status) = sqld.child.try_wait()? {
-                bail!("sqld exited ({status}): {}", sqld.log_tail());
+                bail!("sqld exited ({status}): {}", sqld.error());
             }
-            if listening {
+            if answered {
                 return Ok(sqld);
             }
+            answered = answers(port) && answers(admin_port);
             if Instant::now() > deadline {
                 bail!("sqld did not listen in 20 s: {}", sqld.log_tail());
             }
@@ -137,11 +139,19 @@ impl Sqld {
         Ok(path)
     }
 
-    /// Its log from the error it stopped on (sqld's banner comes first and says nothing),
-    /// at most the last 2 KB.
+    /// What it said when it stopped: its log from the last error on (sqld's banner comes
+    /// first and says nothing).
+    fn error(&self) -> String {
+        let text = self.log_tail();
+        match text.rfind("Error:") {
+            Some(at) => text[at..].to_owned(),
+            None => text,
+        }
+    }
+
+    /// The last 2 KB of its log.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let text = text.rfind("Error:").map_or(&text[..], |at| &text[at..]);
         let mut from = text.len().saturating_sub(2048);
         while !text.is_char_boundary(from) {
             from += 1;

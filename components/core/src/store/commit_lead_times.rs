@@ -32,8 +32,9 @@ use super::Page;
 use super::daily_rollup::{
     BYTES_PER_LEAD_TIME, CHUNK_LEAD_TIMES, concatenated, day_text, decode, encode,
 };
-use super::deployments::{DoraFilter, seconds_of, where_clause};
+use super::deployments::{DoraFilter, where_clause};
 use super::reencode::BackfillBatch;
+use super::seconds_of;
 
 /// commit → build, build → deploy start, deploy start → finish.
 pub(crate) const STAGES: usize = 3;
@@ -439,7 +440,7 @@ fn durations_with_stages_sql(condition: &str) -> String {
 /// A commit already counted in the app environment by a later deployment recorded since the
 /// upgrade keeps that one (the key).
 pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Option<bool>, Error> {
-    let Some(rows) = BackfillBatch::next(db, BACKFILL, batch)? else {
+    let Some(rowids) = BackfillBatch::next(db, BACKFILL, batch)? else {
         return Ok(None);
     };
     let inserted = db.execute(
@@ -460,12 +461,12 @@ pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Option<bool>,
              ON CONFLICT (app_environment_id, sha) DO NOTHING \
              RETURNING {RETURNING}"
         ),
-        &rows.range(),
+        &rowids.range(),
     )?;
     for ((org_key, day, environment, prod), totals) in totals_of(&inserted)? {
         write_day(db, org_key, day, &environment, prod, totals, false)?;
     }
-    Ok(Some(rows.done(db, BACKFILL)?))
+    Ok(Some(rowids.done(db, BACKFILL)?))
 }
 
 /// Empties the commit rollup and rebuilds it from `commit_lead_times`, `batch` rows at a time

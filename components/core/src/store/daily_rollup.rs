@@ -399,14 +399,14 @@ pub(crate) fn backfill_batch(db: &dyn Db, batch: i64) -> Result<Backfill, Error>
 /// roll up a record twice. Each group of a batch becomes new chunks of its day (its sorted
 /// lead times, [`CHUNK_LEAD_TIMES`] to a chunk).
 pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
-    let Some(rows) = BackfillBatch::next(db, BACKFILL, batch)? else {
+    let Some(rowids) = BackfillBatch::next(db, BACKFILL, batch)? else {
         return Ok(Backfill::Complete);
     };
     let records = db.execute(
         "SELECT org_key, created_at, environment, prod, project_id IS NOT NULL, duration_micros, \
                 status = 'failed', kind = 'rework' \
          FROM image_lead_times WHERE rowid BETWEEN ? AND ?",
-        &rows.range(),
+        &rowids.range(),
     )?;
     let mut days: BTreeMap<DayKey, DayTotals> = BTreeMap::new();
     for record in records.iter() {
@@ -468,7 +468,7 @@ pub(crate) fn backfill_batch_in(db: &dyn Db, batch: i64) -> Result<Backfill, Err
             )?;
         }
     }
-    let finished = rows.done(db, BACKFILL)?;
+    let finished = rowids.done(db, BACKFILL)?;
     Ok(Backfill::Batch { finished })
 }
 

@@ -18,7 +18,7 @@ use crate::domain::{OrgId, Recorded, Timestamp};
 use crate::env::Ids;
 use crate::error::Error;
 
-use super::{ORG_KEY, Page};
+use super::{ORG_KEY, Page, seconds_of};
 
 /// A record's columns, read from the record (`l`) and its image (`i`, [`FROM`]).
 const COLUMNS: &str = "l.lead_time_id, (SELECT org_id FROM orgs WHERE orgs.org_key = l.org_key), \
@@ -665,11 +665,6 @@ fn outcome_times_sql(condition: &str) -> String {
          FROM image_lead_times AS l \
          WHERE {condition} AND (l.status = 'failed' OR l.kind = 'rework')"
     )
-}
-
-/// The whole Unix second of a stored instant (floored, as SQLite's `unixepoch` floors).
-pub(super) fn seconds_of(micros: i64) -> i64 {
-    micros.div_euclid(1_000_000)
 }
 
 fn lead_time_durations_sql(condition: &str, unit: LeadTimeUnit) -> String {

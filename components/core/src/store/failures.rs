@@ -411,10 +411,7 @@ pub(crate) fn recovery_times(
     let (condition, params) = resolved_condition(org_id, range, filter);
     let sql = recovery_times_sql(&condition);
     super::packed_numbers(db, &sql, &params, "recovery time", |[resolved, micros]| {
-        Some((
-            super::deployments::seconds_of(resolved?),
-            u64::try_from(micros?).ok()?,
-        ))
+        Some((super::seconds_of(resolved?), u64::try_from(micros?).ok()?))
     })
 }
 

@@ -79,6 +79,11 @@ pub(crate) fn aggregated_text(rows: &crate::db::Rows) -> Result<Option<String>, 
         .flatten())
 }
 
+/// The whole Unix second of a stored instant in µs (floored, as SQLite's `unixepoch` floors).
+pub(crate) fn seconds_of(micros: i64) -> i64 {
+    micros.div_euclid(1_000_000)
+}
+
 /// The rows of numbers a `group_concat` query packs into its one text value (rows split by
 /// `,`, numbers by ` `, an empty field a NULL), each made a `T` by `read`, which answers `None`
 /// where a number it needs is NULL. A row that is not `N` numbers is refused, named as a

@@ -249,8 +249,8 @@ pub(crate) fn step_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
     let find = |derived: &str| pending.iter().find(|(name, ..)| name == derived);
     for copy in COPIES {
         if let Some((_, next, last)) = find(copy.derived) {
-            let rows = BackfillBatch::of(*next, *last, batch);
-            let range = rows.range();
+            let rowids = BackfillBatch::of(*next, *last, batch);
+            let range = rowids.range();
             // Belt and braces: an org that only old images or records name is interned first.
             db.execute(
                 &format!(
@@ -269,7 +269,7 @@ pub(crate) fn step_in(db: &dyn Db, batch: i64) -> Result<Backfill, Error> {
                     &range,
                 )?;
             }
-            rows.done(db, copy.derived)?;
+            rowids.done(db, copy.derived)?;
             return Ok(Backfill::Batch { finished: false });
         }
     }
@@ -334,8 +334,8 @@ pub(crate) fn next_step(db: &dyn Db) -> Result<Option<String>, Error> {
 /// several components take turns and never do a row twice.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct BackfillBatch {
-    pub(super) first: i64,
-    pub(super) end: i64,
+    first: i64,
+    end: i64,
     last: i64,
 }
 

@@ -130,8 +130,8 @@ impl Fleet {
         RequestBuilder::new(&self.runtime, addr, method, path)
     }
 
-    /// Sends as a pipeline does (`curl --retry`): a 503 is retried after its `Retry-After`,
-    /// a few times. A replica may meet the write lock of a stream that another replica left
+    /// Sends as a pipeline does (`curl --retry`): a 503 is retried a second later (its
+    /// `Retry-After`), a few times. A replica may meet the write lock of a stream that another replica left
     /// open until the server takes it back, or a server busy with the parallel test run's
     /// other fleets; that is a 503 to retry, not a failure.
     fn retrying(&self, path: &str, send: impl Fn() -> TestResponse) -> TestResponse {

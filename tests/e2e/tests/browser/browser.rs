@@ -14,7 +14,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -38,43 +38,56 @@ impl Chromedriver {
     /// chromedriver fails the test, naming the packages: the browser tests never skip.
     ///
     /// The port is picked free and let go for chromedriver to bind, so another process may
-    /// take it in between: a chromedriver that exits before it is ready is started again on
-    /// a new port, a few times.
+    /// take it in between: a chromedriver that exits on a taken address is started again on
+    /// a new port, a few times. Any other exit fails the test with what chromedriver said.
     fn start() -> Chromedriver {
+        let mut said = String::new();
         for _ in 0..5 {
-            if let Some(driver) = Chromedriver::start_once() {
-                return driver;
+            match Chromedriver::start_once() {
+                Ok(driver) => return driver,
+                Err(output) if output.contains("Address already in use") => said = output,
+                Err(output) => panic!("chromedriver exited before it was ready:\n{output}"),
             }
         }
-        panic!("chromedriver exited before it was ready, on five free ports in turn");
+        panic!("chromedriver found its port taken five times in turn:\n{said}");
     }
 
-    /// A ready chromedriver, or `None` where it exited first.
-    fn start_once() -> Option<Chromedriver> {
+    /// A ready chromedriver, or what it printed where it exited first.
+    fn start_once() -> Result<Chromedriver, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
+        let output = tempfile::NamedTempFile::new().expect("a file for chromedriver's output");
+        let to_output = || output.reopen().expect("chromedriver's output file");
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(to_output())
+            .stderr(to_output())
             .spawn()
             .unwrap_or_else(|error| {
                 panic!("chromedriver does not start ({error}): the browser tests need `{INSTALL}`")
             });
+        let printed = || std::fs::read_to_string(output.path()).unwrap_or_default();
         let mut driver = Chromedriver { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if driver.get("/status").contains("\"ready\":true") {
-                return Some(driver);
+            // Its own line, not only a ready `/status`: another process's chromedriver on a
+            // port taken from under this one would answer that too.
+            if printed().contains(&format!("started successfully on port {port}"))
+                && driver.get("/status").contains("\"ready\":true")
+            {
+                return Ok(driver);
             }
             if matches!(driver.child.try_wait(), Ok(Some(_))) {
-                return None;
+                return Err(printed());
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("chromedriver on port {port} was not ready within 10 s");
+        panic!(
+            "chromedriver on port {port} was not ready within 10 s:\n{}",
+            printed()
+        );
     }
 
     fn url(&self) -> String {
@@ -110,6 +123,10 @@ impl Drop for Chromedriver {
     /// `GET /shutdown` quits chromedriver's browsers with it. Killing chromedriver alone would
     /// leave a Chromium running whenever its session was not closed (a test that panicked).
     fn drop(&mut self) {
+        // One that exited (its port taken) has no browsers, and the port is another's now.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         self.get("/shutdown");
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
