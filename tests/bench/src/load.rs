@@ -161,15 +161,13 @@ impl Measurement {
     pub fn pooled(parts: Vec<Measurement>) -> Measurement {
         let mut all = Measurement::default();
         for part in parts {
-            all.latencies_us.extend(part.latencies_us);
             all.seconds += part.seconds;
-            all.errors += part.errors;
-            if all.first_error.is_none() {
-                all.first_error = part.first_error;
-            }
-            for (status, count) in part.statuses {
-                *all.statuses.entry(status).or_default() += count;
-            }
+            all.merge(Tally {
+                latencies_us: part.latencies_us,
+                errors: part.errors,
+                first_error: part.first_error,
+                statuses: part.statuses,
+            });
         }
         all.latencies_us.sort_unstable();
         all

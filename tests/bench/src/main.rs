@@ -305,7 +305,7 @@ fn run(
             continue;
         }
         rows.extend(scenario.run(&ctx));
-        if dora::measured_in_turns(&scenario) {
+        if dora::measured_in_turns(&ctx, &scenario) {
             in_turns.push(scenario);
         }
     }

@@ -24,6 +24,7 @@
 //! - No match is 404 with an empty body; a trap, an error or no response is 500 with an empty
 //!   body; `/.well-known/spin/health` answers before routing.
 
+pub mod free_port;
 pub mod headers;
 pub mod manifest;
 pub mod outbound;

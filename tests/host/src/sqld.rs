@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+use crate::free_port::{free_ports, start_on_free_ports};
 use crate::runtime_config::RuntimeConfig;
-
-/// How sqld words a port another process holds (`std::io::ErrorKind::AddrInUse`).
-const ADDRESS_IN_USE: &str = "Address already in use";
 
 /// Where the sqld binary is, if anywhere.
 pub fn binary() -> Option<PathBuf> {
@@ -46,35 +44,14 @@ pub struct Sqld {
 }
 
 impl Sqld {
-    /// Starts `binary` with its data and log in `dir`, and waits until it listens.
-    ///
-    /// Its ports are picked free, then released for sqld to bind, so another process may take
-    /// one in between (CI saw it once, with tests starting servers side by side): a start that
-    /// fails on a taken address is tried again on new ports, a few times.
+    /// Starts `binary` with its data and log in `dir`, and waits until it listens; started
+    /// again on new ports if one was taken from under it (`free_port`).
     pub fn start(binary: &Path, dir: &Path) -> anyhow::Result<Sqld> {
-        const ATTEMPTS: usize = 5;
-        let mut attempt = 1;
-        loop {
-            match Sqld::start_once(binary, dir) {
-                Err(error)
-                    if attempt < ATTEMPTS && format!("{error:#}").contains(ADDRESS_IN_USE) =>
-                {
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        start_on_free_ports(|| Sqld::start_once(binary, dir))
     }
 
     fn start_once(binary: &Path, dir: &Path) -> anyhow::Result<Sqld> {
-        // Both listeners are held until both ports are known, so the two differ.
-        let listeners = [
-            std::net::TcpListener::bind("127.0.0.1:0")?,
-            std::net::TcpListener::bind("127.0.0.1:0")?,
-        ];
-        let port = listeners[0].local_addr()?.port();
-        let admin_port = listeners[1].local_addr()?.port();
-        drop(listeners);
+        let [port, admin_port] = free_ports()?;
         let log = dir.join("sqld.log");
         let child = Command::new(binary)
             .arg("--db-path")

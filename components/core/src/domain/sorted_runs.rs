@@ -85,8 +85,20 @@ impl Ascending {
         start + self.values()[start..end].partition_point(|v| u64::from_le_bytes(*v) <= value)
     }
 
+    /// How many of its values are at most `value`: the position of the first above it.
+    fn count_at_most(&self, value: u64) -> usize {
+        self.split((0, self.len()), value)
+    }
+
+    /// The values of positions `start..end`.
+    fn window(&self, (start, end): (usize, usize)) -> impl Iterator<Item = u64> + '_ {
+        self.values()[start..end]
+            .iter()
+            .map(|v| u64::from_le_bytes(*v))
+    }
+
     fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.values().iter().map(|v| u64::from_le_bytes(*v))
+        self.window((0, self.len()))
     }
 }
 
@@ -108,13 +120,12 @@ const GATHERED: usize = 128;
 fn gathered_nth(windows: &[(&Run, usize, usize)], rank: usize) -> Option<u64> {
     let (mut added, mut subtracted) = (Vec::new(), Vec::new());
     for (run, start, end) in windows {
-        let values = run.ascending.values()[*start..*end].iter();
         let into = if run.subtracted {
             &mut subtracted
         } else {
             &mut added
         };
-        into.extend(values.map(|v| u64::from_le_bytes(*v)));
+        into.extend(run.ascending.window((*start, *end)));
     }
     added.sort_unstable();
     subtracted.sort_unstable();
@@ -345,7 +356,7 @@ impl LeadTimes {
     fn at_most(&self, value: u64) -> i64 {
         self.runs
             .iter()
-            .map(|run| run.signed(run.ascending.split((0, run.ascending.len()), value)))
+            .map(|run| run.signed(run.ascending.count_at_most(value)))
             .sum()
     }
 
@@ -368,7 +379,7 @@ impl LeadTimes {
                 .iter()
                 .filter(|run| !run.subtracted)
                 .filter_map(|run| {
-                    let at = run.ascending.split((0, run.ascending.len()), value);
+                    let at = run.ascending.count_at_most(value);
                     run.ascending.get(at)
                 })
                 .min()?;

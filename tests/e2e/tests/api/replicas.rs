@@ -130,25 +130,8 @@ impl Fleet {
         RequestBuilder::new(&self.runtime, addr, method, path)
     }
 
-    /// Sends as a pipeline does (`curl --retry`): a 503 is retried a second later (its
-    /// `Retry-After`), a few times. A replica may meet the write lock of a stream that another replica left
-    /// open until the server takes it back, or a server busy with the parallel test run's
-    /// other fleets; that is a 503 to retry, not a failure.
-    fn retrying(&self, path: &str, send: impl Fn() -> TestResponse) -> TestResponse {
-        let mut response = send();
-        for _ in 0..5 {
-            if response.status != 503 {
-                break;
-            }
-            eprintln!("replicas: {path}: 503, retried: {}", response.text());
-            std::thread::sleep(Duration::from_secs(1));
-            response = send();
-        }
-        response
-    }
-
     fn post(&self, i: usize, path: &str, body: &Value, token: &str) -> TestResponse {
-        self.retrying(path, || {
+        retrying(path, || {
             self.request(i, "POST", path)
                 .json(body)
                 .bearer(token)
@@ -157,8 +140,25 @@ impl Fleet {
     }
 
     fn get(&self, i: usize, path: &str, token: &str) -> TestResponse {
-        self.retrying(path, || self.request(i, "GET", path).bearer(token).send())
+        retrying(path, || self.request(i, "GET", path).bearer(token).send())
     }
+}
+
+/// Sends as a pipeline does (`curl --retry`): a 503 is retried a second later (its
+/// `Retry-After`), a few times. A replica may meet the write lock of a stream that another
+/// replica left open until the server takes it back, or a server busy with the parallel test
+/// run's other fleets; that is a 503 to retry, not a failure.
+fn retrying(path: &str, send: impl Fn() -> TestResponse) -> TestResponse {
+    let mut response = send();
+    for _ in 0..5 {
+        if response.status != 503 {
+            break;
+        }
+        eprintln!("replicas: {path}: 503, retried: {}", response.text());
+        std::thread::sleep(Duration::from_secs(1));
+        response = send();
+    }
+    response
 }
 
 /// Mints an org token through replica 0 and creates a registry through replica
@@ -201,9 +201,7 @@ fn sixteen_pipelines_across_two_replicas_get_consecutive_versions_and_retries_on
             let fleet = Arc::clone(&fleet);
             std::thread::spawn(move || {
                 let path = format!("/api/v1/health/{component}");
-                fleet
-                    .retrying(&path, || fleet.request(i, "GET", &path).send())
-                    .status
+                retrying(&path, || fleet.request(i, "GET", &path).send()).status
             })
         })
         .collect();

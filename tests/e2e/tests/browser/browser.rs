@@ -12,7 +12,7 @@
 //! the browser built with one.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -37,27 +37,16 @@ impl Chromedriver {
     /// Starts `chromedriver` from PATH on a free port and waits until it is ready. A missing
     /// chromedriver fails the test, naming the packages: the browser tests never skip.
     ///
-    /// The port is picked free and let go for chromedriver to bind, so another process may
-    /// take it in between: a chromedriver that exits on a taken address is started again on
-    /// a new port, a few times. Any other exit fails the test with what chromedriver said.
+    /// Started again on a new port if its port was taken from under it
+    /// (`cd_host::free_port`); any other exit fails the test with what chromedriver printed.
     fn start() -> Chromedriver {
-        let mut said = String::new();
-        for _ in 0..5 {
-            match Chromedriver::start_once() {
-                Ok(driver) => return driver,
-                Err(output) if output.contains("Address already in use") => said = output,
-                Err(output) => panic!("chromedriver exited before it was ready:\n{output}"),
-            }
-        }
-        panic!("chromedriver found its port taken five times in turn:\n{said}");
+        cd_host::free_port::start_on_free_ports(Chromedriver::start_once)
+            .unwrap_or_else(|output| panic!("chromedriver exited before it was ready:\n{output}"))
     }
 
     /// A ready chromedriver, or what it printed where it exited first.
     fn start_once() -> Result<Chromedriver, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let [port] = cd_host::free_port::free_ports().expect("a free port");
         let output = tempfile::NamedTempFile::new().expect("a file for chromedriver's output");
         let to_output = || output.reopen().expect("chromedriver's output file");
         let child = Command::new("chromedriver")
@@ -380,6 +369,18 @@ impl Browser {
             Ok(text) => Some(text),
             Err(error) if error.is_no_such_alert() => None,
             Err(error) => panic!("alert text: {error}"),
+        }
+    }
+
+    /// The text of a dialog once one opens, waiting up to 5 s as [`Browser::wait_for`] does
+    /// (a page's timer runs when the renderer gets the CPU); `None` if none did.
+    pub fn wait_for_dialog(&self) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.open_dialog() {
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                dialog => return dialog,
+            }
         }
     }
 

@@ -170,17 +170,7 @@ fn pipeline_text_is_shown_as_text_and_bidi_controls_as_visible_markers() {
     );
 
     // The check above is not vacuous: a dialog script does open is seen.
-    // The timer runs when Chromium's renderer gets the CPU: waited for, not slept on.
     browser.script("setTimeout(() => alert('probe'), 0)", &[]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let dialog = loop {
-        match browser.open_dialog() {
-            None if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            dialog => break dialog,
-        }
-    };
-    assert_eq!(dialog.as_deref(), Some("probe"));
+    assert_eq!(browser.wait_for_dialog().as_deref(), Some("probe"));
     browser.dismiss_dialog();
 }
